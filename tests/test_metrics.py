@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold, cross_val_predict, cross_val_score, cross_validate
+
+from skphotoz.metrics import (
+    PHOTOZ_SCORING,
+    bias,
+    delta_z,
+    outlier_fraction,
+    photoz_report,
+    sigma_mad,
+    sigma_mad_scorer,
+)
+
+
+def test_delta_z_hand_computed():
+    dz = delta_z([0.0, 0.1, 0.25], [0.0, 0.122, 0.2])
+    np.testing.assert_allclose(dz, [0.0, 0.02, -0.04], atol=1e-15)
+
+
+def test_sigma_mad_hand_computed():
+    # dz = [0, 0.01, 0.03, -0.02, 0.1]; median 0.01; |dz - med| = [.01, 0, .02, .03, .09]
+    z_spec = np.zeros(5)
+    z_phot = np.array([0.0, 0.01, 0.03, -0.02, 0.1])
+    assert sigma_mad(z_spec, z_phot) == pytest.approx(1.4826 * 0.02, abs=1e-12)
+
+
+def test_sigma_mad_matches_definition_random():
+    rng = np.random.default_rng(0)
+    z_spec = rng.uniform(0, 0.4, 1001)
+    z_phot = z_spec + rng.normal(0, 0.02, 1001)
+    dz = (z_phot - z_spec) / (1 + z_spec)
+    expected = 1.4826 * np.median(np.abs(dz - np.median(dz)))
+    assert abs(sigma_mad(z_spec, z_phot) - expected) < 1e-12
+
+
+def test_sigma_mad_of_gaussian_is_its_sigma():
+    rng = np.random.default_rng(1)
+    z_spec = np.zeros(200_000)
+    assert sigma_mad(z_spec, rng.normal(0, 0.015, z_spec.size)) == pytest.approx(0.015, rel=0.01)
+
+
+def test_bias_and_outliers_hand_computed():
+    z_spec = np.array([0.0, 0.0, 1.0, 1.0])
+    z_phot = np.array([0.01, 0.06, 1.0, 0.8])  # dz = .01, .06, 0, -.1
+    assert bias(z_spec, z_phot) == pytest.approx((0.01 + 0.06 + 0.0 - 0.1) / 4, abs=1e-15)
+    assert outlier_fraction(z_spec, z_phot) == 0.5
+    assert outlier_fraction(z_spec, z_phot, threshold=0.08) == 0.25
+    # A residual exactly at the threshold is not an outlier (strict inequality).
+    assert outlier_fraction([0.0], [0.05]) == 0.0
+
+
+def test_photoz_report_collects_all():
+    z_spec = np.array([0.1, 0.2, 0.3, 0.15])
+    z_phot = np.array([0.11, 0.19, 0.42, 0.15])
+    report = photoz_report(z_spec, z_phot)
+    assert report == {
+        "n": 4,
+        "sigma_mad": sigma_mad(z_spec, z_phot),
+        "bias": bias(z_spec, z_phot),
+        "outlier_fraction": 0.25,
+    }
+
+
+@pytest.mark.parametrize(
+    ("z_spec", "z_phot", "match"),
+    [
+        ([0.1, 0.2], [0.1], "equal lengths; got 2 and 1"),
+        ([0.1, np.nan], [0.1, 0.2], "z_spec must be finite; got 1 NaN"),
+        ([0.1, 0.2], [np.inf, 0.2], "z_phot must be finite"),
+        ([-1.0, 0.2], [0.1, 0.2], "z_spec must be > -1"),
+        ([], [], "at least one galaxy"),
+        (np.zeros((2, 2)), np.zeros((2, 2)), "1-D array of redshifts; got shape"),
+    ],
+)
+def test_invalid_input_messages(z_spec, z_phot, match):
+    with pytest.raises(ValueError, match=match):
+        sigma_mad(z_spec, z_phot)
+
+
+@pytest.mark.parametrize("threshold", [0, -0.1, np.nan, "0.05", True])
+def test_invalid_threshold(threshold):
+    with pytest.raises(ValueError, match="threshold must be a positive finite number"):
+        outlier_fraction([0.1], [0.1], threshold=threshold)
+
+
+def _regression_data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = np.clip(0.1 + X @ [0.03, -0.02, 0.01, 0.0] + rng.normal(0, 0.01, n), 0.0, 0.4)
+    return X, y
+
+
+def test_sigma_mad_scorer_in_cross_val_score():
+    X, y = _regression_data()
+    cv = KFold(5, shuffle=True, random_state=0)
+    scores = cross_val_score(Ridge(), X, y, cv=cv, scoring=sigma_mad_scorer)
+    assert np.all(scores < 0)
+    expected = []
+    for train, test in cv.split(X):
+        model = Ridge().fit(X[train], y[train])
+        expected.append(sigma_mad(y[test], model.predict(X[test])))
+    np.testing.assert_allclose(-scores, expected, rtol=0, atol=1e-12)
+
+
+def test_photoz_scoring_in_cross_validate():
+    X, y = _regression_data()
+    cv = KFold(3, shuffle=True, random_state=0)
+    result = cross_validate(Ridge(), X, y, cv=cv, scoring=PHOTOZ_SCORING)
+    assert set(PHOTOZ_SCORING) == {"neg_sigma_mad", "neg_outlier_fraction", "neg_abs_bias"}
+    pred = cross_val_predict(Ridge(), X, y, cv=cv)
+    for i, (_, test) in enumerate(cv.split(X)):
+        report = photoz_report(y[test], pred[test])
+        assert result["test_neg_sigma_mad"][i] == pytest.approx(-report["sigma_mad"], abs=1e-12)
+        assert result["test_neg_outlier_fraction"][i] == pytest.approx(
+            -report["outlier_fraction"], abs=1e-12
+        )
+        assert result["test_neg_abs_bias"][i] == pytest.approx(-abs(report["bias"]), abs=1e-12)
+
+
+def test_scorer_prefers_better_model():
+    X, y = _regression_data()
+    good = Ridge(alpha=1e-3).fit(X, y)
+    bad = Ridge(alpha=1e5).fit(X, y)
+    assert sigma_mad_scorer(good, X, y) > sigma_mad_scorer(bad, X, y)
