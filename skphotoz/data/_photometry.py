@@ -107,12 +107,12 @@ def redden(images, ebv, coefficients=EXTINCTION_COEFFICIENTS) -> np.ndarray:
     """
     images = _check_images(images)
     ext = _band_axis_extinction(extinction_from_ebv(ebv, coefficients), 4, 1, "ebv")
-    _check_band_count(images, ext)
     if ext.shape[0] not in (1, images.shape[0]):
         raise ValueError(
             f"ebv must be a scalar or have one value per image ({images.shape[0]}); "
             f"got {ext.shape[0]} values."
         )
+    _check_band_count(images, ext)
     dtype = images.dtype if np.issubdtype(images.dtype, np.floating) else np.float32
     return (images * 10.0 ** (-0.4 * ext)).astype(dtype, copy=False)
 
@@ -120,8 +120,7 @@ def redden(images, ebv, coefficients=EXTINCTION_COEFFICIENTS) -> np.ndarray:
 def _check_band_count(images: np.ndarray, ext: np.ndarray) -> None:
     if ext.shape[1] != images.shape[1]:
         raise ValueError(
-            f"extinction has {ext.shape[1]} bands but images have {images.shape[1]} bands "
-            f"(axis 1)."
+            f"extinction has {ext.shape[1]} bands but images have {images.shape[1]} bands (axis 1)."
         )
     if ext.shape[0] not in (1, images.shape[0]):
         raise ValueError(

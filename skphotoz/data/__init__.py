@@ -1,0 +1,39 @@
+"""Galaxy image data: archive formats, lazy HDF5 arrays, extinction and flux units."""
+
+from ._archive import (
+    ArchiveWriter,
+    load_npz_cube,
+    open_archive,
+    save_npz_cube,
+    write_archive,
+)
+from ._display import to_rgb
+from ._lazy import HDF5Images
+from ._photometry import (
+    BANDS,
+    EXTINCTION_COEFFICIENTS,
+    SFD98_EXTINCTION_COEFFICIENTS,
+    deredden,
+    extinction_from_ebv,
+    mag_to_nanomaggies,
+    nanomaggies_to_mag,
+    redden,
+)
+
+__all__ = [
+    "ArchiveWriter",
+    "BANDS",
+    "EXTINCTION_COEFFICIENTS",
+    "HDF5Images",
+    "SFD98_EXTINCTION_COEFFICIENTS",
+    "deredden",
+    "extinction_from_ebv",
+    "load_npz_cube",
+    "mag_to_nanomaggies",
+    "nanomaggies_to_mag",
+    "open_archive",
+    "redden",
+    "save_npz_cube",
+    "to_rgb",
+    "write_archive",
+]

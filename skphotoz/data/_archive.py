@@ -1,0 +1,318 @@
+"""Readers and writers of the galaxy-cutout archive formats.
+
+Two formats are in use for SDSS photo-z images:
+
+- the HDF5 archive of the self-supervised photo-z work (Hayat et al. 2021): ``images``
+  (N, 5, 107, 107) float32 nanomaggies, ``specz_redshift``, ``specz_redshift_err``, ``e_bv``
+  (N, 5) per-band Galactic extinction in magnitudes, ``ra``, ``dec``, ``ObjID``, ``specObjID``;
+- the channels-last ``.npz`` cube of the earlier CNN work (Pasquet et al. 2019): ``cube``
+  (N, 64, 64, 5) and a structured ``labels`` array holding at least the field ``z``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+from sklearn.utils import Bunch
+
+from ._lazy import HDF5Images
+
+#: Per-galaxy columns of the HDF5 archive, their dtype and shape after the sample axis.
+ARCHIVE_COLUMNS = {
+    "specz_redshift": (np.float32, ()),
+    "specz_redshift_err": (np.float32, ()),
+    "e_bv": (np.float32, (None,)),
+    "ra": (np.float64, ()),
+    "dec": (np.float64, ()),
+    "ObjID": (np.int64, ()),
+    "specObjID": (np.int64, ()),
+}
+
+# Archive key -> friendlier Bunch attribute returned by ``open_archive``.
+_COLUMN_ALIASES = {
+    "specz_redshift": "redshift",
+    "specz_redshift_err": "redshift_err",
+    "e_bv": "extinction",
+    "ra": "ra",
+    "dec": "dec",
+    "ObjID": "objid",
+    "specObjID": "specobjid",
+}
+
+_IMAGES_KEY = "images"
+# One stored chunk holds a few galaxies' full stamps: reads of single galaxies touch one chunk.
+_GALAXIES_PER_CHUNK = 8
+
+
+class ArchiveWriter:
+    """Stream galaxies into a new HDF5 archive without holding them all in memory.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File to create (overwritten if present).
+    n_samples : int
+        Number of galaxies the archive will hold.
+    stamp_size : int, default=107
+        Height and width of the stored stamps.
+    n_bands : int, default=5
+        Number of bands (ugriz).
+    compression : {None, "gzip", "lzf"}, default=None
+        HDF5 filter for the images; none by default because float noise compresses poorly
+        and reads are faster without.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.h5")
+    >>> with ArchiveWriter(path, n_samples=2, stamp_size=8) as w:
+    ...     w.append(images=np.ones((2, 5, 8, 8), np.float32), specz_redshift=[0.1, 0.2])
+    >>> open_archive(path).images.shape
+    (2, 5, 8, 8)
+    """
+
+    def __init__(self, path, n_samples, stamp_size=107, n_bands=5, compression=None):
+        self.path = path
+        self.n_samples = n_samples
+        self.stamp_size = stamp_size
+        self.n_bands = n_bands
+        self.compression = compression
+        self._file = None
+        self._n_written = 0
+
+    def __enter__(self) -> ArchiveWriter:
+        _check_positive_int(self.n_samples, "n_samples")
+        _check_positive_int(self.stamp_size, "stamp_size")
+        _check_positive_int(self.n_bands, "n_bands")
+        self._file = h5py.File(self.path, "w")
+        shape = (self.n_samples, self.n_bands, self.stamp_size, self.stamp_size)
+        self._file.create_dataset(
+            _IMAGES_KEY,
+            shape=shape,
+            dtype=np.float32,
+            chunks=(min(_GALAXIES_PER_CHUNK, self.n_samples),) + shape[1:],
+            compression=self.compression,
+        )
+        for key, (dtype, tail) in ARCHIVE_COLUMNS.items():
+            tail = tuple(self.n_bands if t is None else t for t in tail)
+            self._file.create_dataset(key, shape=(self.n_samples,) + tail, dtype=dtype)
+            # Unknown values stay NaN (floats) or -1 (identifiers) when a column is never given.
+            self._file[key][...] = np.nan if np.issubdtype(dtype, np.floating) else -1
+        self._file.attrs["bands"] = "ugriz"
+        self._file.attrs["flux_unit"] = "nanomaggies"
+        return self
+
+    def append(self, images, **columns) -> None:
+        """Write the next batch of galaxies.
+
+        Parameters
+        ----------
+        images : array-like of shape (n_batch, n_bands, stamp_size, stamp_size)
+        **columns : array-like
+            Any of the archive columns (``specz_redshift``, ``specz_redshift_err``, ``e_bv``,
+            ``ra``, ``dec``, ``ObjID``, ``specObjID``), each with ``n_batch`` rows.
+        """
+        if self._file is None:
+            raise RuntimeError("ArchiveWriter.append must be called inside a `with` block.")
+        images = np.asarray(images, dtype=np.float32)
+        expected = (self.n_bands, self.stamp_size, self.stamp_size)
+        if images.ndim != 4 or images.shape[1:] != expected:
+            raise ValueError(
+                f"images must have shape (n_batch, {', '.join(map(str, expected))}); "
+                f"got {images.shape}."
+            )
+        n = images.shape[0]
+        start, stop = self._n_written, self._n_written + n
+        if stop > self.n_samples:
+            raise ValueError(
+                f"append would write galaxies {start}..{stop - 1} but the archive was created "
+                f"for n_samples={self.n_samples}."
+            )
+        unknown = set(columns) - set(ARCHIVE_COLUMNS)
+        if unknown:
+            raise ValueError(
+                f"unknown archive columns {sorted(unknown)}; expected any of "
+                f"{sorted(ARCHIVE_COLUMNS)}."
+            )
+        self._file[_IMAGES_KEY][start:stop] = images
+        for key, values in columns.items():
+            if values is None:
+                continue
+            dataset = self._file[key]
+            values = np.asarray(values, dtype=dataset.dtype)
+            if values.shape != (n,) + dataset.shape[1:]:
+                raise ValueError(
+                    f"{key} must have shape {(n,) + dataset.shape[1:]} for a batch of {n} "
+                    f"images; got {values.shape}."
+                )
+            dataset[start:stop] = values
+        self._n_written = stop
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None and self._n_written != self.n_samples:
+                raise ValueError(
+                    f"the archive was created for n_samples={self.n_samples} but "
+                    f"{self._n_written} galaxies were written."
+                )
+        finally:
+            self._file.close()
+            self._file = None
+
+
+def write_archive(
+    path,
+    images,
+    redshift=None,
+    *,
+    redshift_err=None,
+    extinction=None,
+    ra=None,
+    dec=None,
+    objid=None,
+    specobjid=None,
+    chunk_size: int = 1024,
+) -> None:
+    """Write galaxies to an HDF5 archive in the published format.
+
+    Parameters
+    ----------
+    path : str or path-like
+    images : array-like of shape (n_samples, n_bands, height, width)
+        Any array-like with ``shape`` and slicing (e.g. :class:`HDF5Images`): it is copied
+        ``chunk_size`` galaxies at a time.
+    redshift, redshift_err : array-like of shape (n_samples,), optional
+    extinction : array-like of shape (n_samples, n_bands), optional
+        Per-band Galactic extinction in magnitudes (stored as ``e_bv``).
+    ra, dec : array-like of shape (n_samples,), optional
+    objid, specobjid : array-like of int of shape (n_samples,), optional
+    chunk_size : int, default=1024
+    """
+    shape = getattr(images, "shape", None)
+    if shape is None:
+        images = np.asarray(images, dtype=np.float32)
+        shape = images.shape
+    if len(shape) != 4 or shape[2] != shape[3]:
+        raise ValueError(
+            f"images must have shape (n_samples, n_bands, size, size); got {tuple(shape)}."
+        )
+    _check_positive_int(chunk_size, "chunk_size")
+    columns = {
+        "specz_redshift": redshift,
+        "specz_redshift_err": redshift_err,
+        "e_bv": extinction,
+        "ra": ra,
+        "dec": dec,
+        "ObjID": objid,
+        "specObjID": specobjid,
+    }
+    columns = {k: np.asarray(v) for k, v in columns.items() if v is not None}
+    for key, values in columns.items():
+        if values.shape[0] != shape[0]:
+            raise ValueError(
+                f"{_COLUMN_ALIASES[key]} must have {shape[0]} rows (one per image); "
+                f"got {values.shape[0]}."
+            )
+    with ArchiveWriter(path, shape[0], stamp_size=shape[2], n_bands=shape[1]) as writer:
+        for start in range(0, shape[0], chunk_size):
+            stop = min(start + chunk_size, shape[0])
+            writer.append(
+                images=np.asarray(images[start:stop], dtype=np.float32),
+                **{k: v[start:stop] for k, v in columns.items()},
+            )
+
+
+def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bunch:
+    """Open an HDF5 archive: images stay on disk, per-galaxy columns are loaded.
+
+    Parameters
+    ----------
+    path : str or path-like
+    crop : int, optional
+        Centre-crop the stamps to ``crop × crop`` on read (64 for the published 107-px
+        archive).
+    deredden : bool, default=False
+        Correct the images for Galactic extinction with the ``e_bv`` column on read.
+
+    Returns
+    -------
+    Bunch
+        ``images`` (:class:`HDF5Images`, lazy), ``redshift``, ``redshift_err``,
+        ``extinction`` (n, n_bands), ``ra``, ``dec``, ``objid``, ``specobjid`` (those present
+        in the file).
+    """
+    images = HDF5Images(path, crop=crop, deredden=deredden)
+    bunch = Bunch(images=images)
+    with h5py.File(path, "r") as f:
+        for key, alias in _COLUMN_ALIASES.items():
+            if key in f:
+                bunch[alias] = f[key][...]
+    return bunch
+
+
+def save_npz_cube(path, images, redshift, **labels) -> None:
+    """Write the channels-last ``.npz`` cube format of earlier CNN work.
+
+    Parameters
+    ----------
+    path : str or path-like
+    images : array-like of shape (n_samples, n_bands, height, width)
+        Stored transposed as ``cube`` (n_samples, height, width, n_bands).
+    redshift : array-like of shape (n_samples,)
+        Stored as field ``z`` of the structured array ``labels``.
+    **labels : array-like of shape (n_samples,)
+        Further per-galaxy fields of ``labels`` (e.g. ``ebv``).
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise ValueError(
+            f"images must have shape (n_samples, n_bands, height, width); got {images.shape}."
+        )
+    fields = {"z": np.asarray(redshift, dtype=np.float64), **labels}
+    fields = {k: np.asarray(v) for k, v in fields.items()}
+    for name, values in fields.items():
+        if values.shape[:1] != (images.shape[0],):
+            raise ValueError(
+                f"label {name!r} must have {images.shape[0]} rows; got shape {values.shape}."
+            )
+    table = np.empty(images.shape[0], dtype=[(k, v.dtype, v.shape[1:]) for k, v in fields.items()])
+    for name, values in fields.items():
+        table[name] = values
+    with open(os.fspath(path), "wb") as f:
+        np.savez(f, cube=np.ascontiguousarray(images.transpose(0, 2, 3, 1)), labels=table)
+
+
+def load_npz_cube(path) -> Bunch:
+    """Read a channels-last ``.npz`` cube as channels-first images.
+
+    Returns
+    -------
+    Bunch
+        ``images`` (n, n_bands, height, width) float32, ``redshift`` and every other field of
+        ``labels`` as its own array.
+    """
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as data:
+        if "cube" not in data:
+            raise ValueError(
+                f"{path} is not a cube archive: expected the key 'cube', found {list(data)}."
+            )
+        cube = data["cube"]
+        if cube.ndim != 4:
+            raise ValueError(f"'cube' in {path} must be 4-D (n, H, W, bands); got {cube.shape}.")
+        bunch = Bunch(images=np.ascontiguousarray(cube.transpose(0, 3, 1, 2), dtype=np.float32))
+        if "labels" in data:
+            table = data["labels"]
+            for name in table.dtype.names:
+                bunch["redshift" if name == "z" else name] = np.asarray(table[name])
+        elif "z" in data:
+            bunch["redshift"] = np.asarray(data["z"])
+    return bunch
+
+
+def _check_positive_int(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")

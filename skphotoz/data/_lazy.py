@@ -1,0 +1,202 @@
+"""A lazy, picklable array-like over the images of an HDF5 archive."""
+
+from __future__ import annotations
+
+import numbers
+import os
+
+import h5py
+import numpy as np
+
+# Rows closer than this are read in one contiguous slice (h5py point selections are slow,
+# while reading a few unwanted neighbours from the same chunk costs almost nothing).
+_MAX_GAP = 8
+# ``np.asarray(HDF5Images)`` reads this many galaxies at a time.
+_READ_BLOCK = 512
+
+
+class HDF5Images:
+    """Images of an HDF5 archive, read on demand.
+
+    Behaves like a read-only ``(n_samples, n_bands, size, size)`` float array: ``shape``,
+    ``dtype``, ``ndim``, ``len``, and integer, slice, boolean and integer-array indexing of the
+    first axis (unsorted and repeated indices are returned in the order asked). Only what is
+    indexed is read from disk, so it can stand for ``X`` wherever skphotoz accepts arrays. The
+    file is opened lazily, once per process, and the object pickles without its handle, so it
+    travels to DataLoader and joblib workers.
+
+    Parameters
+    ----------
+    path : str or path-like
+        HDF5 file.
+    key : str, default="images"
+        Dataset of shape (n_samples, n_bands, height, width).
+    crop : int, optional
+        Return the central ``crop × crop`` pixels (64 for the published 107-px stamps).
+    deredden : bool, default=False
+        Multiply band *b* by ``10**(0.4 A_b)`` with ``A_b`` read from ``extinction_key``.
+    extinction_key : str, default="e_bv"
+        Dataset (n_samples, n_bands) of per-band extinction in magnitudes.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from skphotoz.data import write_archive
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.h5")
+    >>> write_archive(path, np.arange(4 * 5 * 9 * 9, dtype=np.float32).reshape(4, 5, 9, 9))
+    >>> X = HDF5Images(path, crop=3)
+    >>> X.shape, X[[2, 0, 2]].shape
+    ((4, 5, 3, 3), (3, 5, 3, 3))
+    """
+
+    def __init__(self, path, key="images", crop=None, deredden=False, extinction_key="e_bv"):
+        self.path = os.fspath(path)
+        self.key = key
+        self.crop = crop
+        self.deredden = deredden
+        self.extinction_key = extinction_key
+        self._file = None
+        self._extinction = None
+        with h5py.File(self.path, "r") as f:
+            if key not in f:
+                raise KeyError(f"{self.path} has no dataset {key!r}; it holds {sorted(f)}.")
+            stored = f[key].shape
+            self._stored_dtype = f[key].dtype
+            if len(stored) != 4:
+                raise ValueError(
+                    f"dataset {key!r} must be 4-D (n_samples, n_bands, height, width); "
+                    f"got shape {stored}."
+                )
+            if deredden and extinction_key not in f:
+                raise KeyError(
+                    f"deredden=True needs the per-band extinction dataset {extinction_key!r}, "
+                    f"which {self.path} lacks."
+                )
+        size = min(stored[2], stored[3])
+        if crop is not None:
+            if isinstance(crop, bool) or not isinstance(crop, numbers.Integral) or crop < 1:
+                raise ValueError(f"crop must be a positive integer or None; got {crop!r}.")
+            if crop > size:
+                raise ValueError(f"crop must be at most the stamp size {size}; got {crop}.")
+        self._stored_shape = stored
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        n, c, h, w = self._stored_shape
+        if self.crop is None:
+            return (n, c, h, w)
+        return (n, c, self.crop, self.crop)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32) if self.deredden else self._stored_dtype
+
+    @property
+    def ndim(self) -> int:
+        return 4
+
+    def __len__(self) -> int:
+        return self._stored_shape[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"HDF5Images({self.path!r}, key={self.key!r}, crop={self.crop!r}, "
+            f"deredden={self.deredden!r}) with shape {self.shape}"
+        )
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_file"] = None
+        state["_extinction"] = None
+        return state
+
+    def _dataset(self) -> h5py.Dataset:
+        if self._file is None or not self._file.id.valid:
+            self._file = h5py.File(self.path, "r")
+        return self._file[self.key]
+
+    def close(self) -> None:
+        """Close the file handle; the next read reopens it."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _window(self) -> tuple[slice, slice]:
+        _, _, h, w = self._stored_shape
+        if self.crop is None:
+            return slice(0, h), slice(0, w)
+        top, left = (h - self.crop) // 2, (w - self.crop) // 2
+        return slice(top, top + self.crop), slice(left, left + self.crop)
+
+    def _read_sorted(self, rows: np.ndarray) -> np.ndarray:
+        """Read strictly increasing rows, as few contiguous slices as the gaps allow."""
+        dataset = self._dataset()
+        ys, xs = self._window()
+        out = np.empty((len(rows),) + self.shape[1:], dtype=self._stored_dtype)
+        if len(rows) == 0:
+            return out
+        breaks = np.flatnonzero(np.diff(rows) > _MAX_GAP) + 1
+        starts = np.concatenate(([0], breaks))
+        stops = np.concatenate((breaks, [len(rows)]))
+        for a, b in zip(starts, stops, strict=True):
+            first, last = int(rows[a]), int(rows[b - 1])
+            block = dataset[first : last + 1, :, ys, xs]
+            out[a:b] = block[rows[a:b] - first]
+        return out
+
+    def _extinction_rows(self, rows: np.ndarray) -> np.ndarray:
+        if self._extinction is None:
+            self._dataset()
+            self._extinction = self._file[self.extinction_key][...].astype(np.float64)
+        return self._extinction[rows]
+
+    def _read_rows(self, rows: np.ndarray) -> np.ndarray:
+        unique, inverse = np.unique(rows, return_inverse=True)
+        images = self._read_sorted(unique)
+        if self.deredden:
+            ext = self._extinction_rows(unique)
+            images = (images * 10.0 ** (0.4 * ext[:, :, None, None])).astype(np.float32)
+        if len(unique) == len(rows) and np.array_equal(unique, rows):
+            return images
+        return images[inverse.reshape(-1)]
+
+    def _rows(self, index) -> np.ndarray | int:
+        n = len(self)
+        if isinstance(index, numbers.Integral) and not isinstance(index, bool):
+            if not -n <= index < n:
+                raise IndexError(f"index {index} is out of bounds for {n} images.")
+            return int(index) % n
+        if isinstance(index, slice):
+            return np.arange(n)[index]
+        index = np.asarray(index)
+        if index.dtype == bool:
+            if index.shape != (n,):
+                raise IndexError(
+                    f"a boolean index must have shape ({n},); got shape {index.shape}."
+                )
+            return np.flatnonzero(index)
+        if not np.issubdtype(index.dtype, np.integer) and index.size:
+            raise IndexError(f"images can be indexed by integers only; got dtype {index.dtype}.")
+        index = index.astype(np.int64).reshape(-1)
+        if index.size and (index.min() < -n or index.max() >= n):
+            raise IndexError(f"indices must lie in [-{n}, {n}); got {index.min()}..{index.max()}.")
+        return index % n if index.size else index
+
+    def __getitem__(self, item) -> np.ndarray:
+        rest = ()
+        if isinstance(item, tuple):
+            item, rest = item[0], item[1:]
+        rows = self._rows(item)
+        if isinstance(rows, int):
+            return self._read_rows(np.array([rows]))[0][rest]
+        return self._read_rows(rows)[(slice(None),) + rest]
+
+    def __iter__(self):
+        for start in range(0, len(self), _READ_BLOCK):
+            yield from self[start : start + _READ_BLOCK]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.empty(self.shape, dtype=self.dtype)
+        for start in range(0, len(self), _READ_BLOCK):
+            out[start : start + _READ_BLOCK] = self[start : start + _READ_BLOCK]
+        return out if dtype is None else out.astype(dtype, copy=False)

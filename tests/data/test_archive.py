@@ -1,0 +1,111 @@
+import h5py
+import numpy as np
+import pytest
+
+from skphotoz.data import (
+    ArchiveWriter,
+    HDF5Images,
+    load_npz_cube,
+    open_archive,
+    save_npz_cube,
+    write_archive,
+)
+
+
+def _galaxies(n=12, size=11, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "images": rng.normal(size=(n, 5, size, size)).astype(np.float32),
+        "redshift": rng.uniform(0, 0.4, n).astype(np.float32),
+        "redshift_err": rng.uniform(0, 1e-4, n).astype(np.float32),
+        "extinction": rng.uniform(0, 0.3, (n, 5)).astype(np.float32),
+        "ra": rng.uniform(0, 360, n),
+        "dec": rng.uniform(-10, 70, n),
+        "objid": rng.integers(0, 2**62, n),
+        "specobjid": rng.integers(0, 2**62, n),
+    }
+
+
+def test_hdf5_round_trip_uses_published_keys(tmp_path):
+    data = _galaxies()
+    path = tmp_path / "archive.h5"
+    write_archive(path, **data, chunk_size=5)
+    with h5py.File(path, "r") as f:
+        assert set(f) == {
+            "images", "specz_redshift", "specz_redshift_err", "e_bv", "ra", "dec", "ObjID",
+            "specObjID",
+        }  # fmt: skip
+        assert f["images"].dtype == np.float32
+        assert f["e_bv"].shape == (12, 5)
+    bunch = open_archive(path)
+    assert isinstance(bunch.images, HDF5Images)
+    np.testing.assert_array_equal(np.asarray(bunch.images), data["images"])
+    for key in ("redshift", "redshift_err", "extinction", "ra", "dec", "objid", "specobjid"):
+        np.testing.assert_array_equal(bunch[key], data[key])
+
+
+def test_missing_columns_are_marked_unknown(tmp_path):
+    path = tmp_path / "a.h5"
+    write_archive(path, np.zeros((3, 5, 4, 4)), [0.1, 0.2, 0.3])
+    bunch = open_archive(path)
+    assert np.isnan(bunch.ra).all()
+    assert (bunch.objid == -1).all()
+    np.testing.assert_allclose(bunch.redshift, [0.1, 0.2, 0.3], rtol=1e-6)
+
+
+def test_streaming_writer_in_batches(tmp_path):
+    data = _galaxies(n=10)
+    path = tmp_path / "s.h5"
+    with ArchiveWriter(path, n_samples=10, stamp_size=11) as writer:
+        for start in (0, 3, 7):
+            stop = {0: 3, 3: 7, 7: 10}[start]
+            writer.append(
+                images=data["images"][start:stop], specz_redshift=data["redshift"][start:stop]
+            )
+    bunch = open_archive(path)
+    np.testing.assert_array_equal(bunch.images[:], data["images"])
+    np.testing.assert_array_equal(bunch.redshift, data["redshift"])
+
+
+def test_writer_errors(tmp_path):
+    path = tmp_path / "e.h5"
+    with pytest.raises(ValueError, match="images must have shape \\(n_batch, 5, 11, 11\\)"):
+        with ArchiveWriter(path, 4, stamp_size=11) as writer:
+            writer.append(images=np.zeros((2, 5, 10, 10)))
+    with pytest.raises(ValueError, match="created for n_samples=2"):
+        with ArchiveWriter(path, 2, stamp_size=4) as writer:
+            writer.append(images=np.zeros((3, 5, 4, 4)))
+    with pytest.raises(ValueError, match="but 1 galaxies were written"):
+        with ArchiveWriter(path, 2, stamp_size=4) as writer:
+            writer.append(images=np.zeros((1, 5, 4, 4)))
+    with pytest.raises(ValueError, match="unknown archive columns \\['redshift'\\]"):
+        with ArchiveWriter(path, 1, stamp_size=4) as writer:
+            writer.append(images=np.zeros((1, 5, 4, 4)), redshift=[0.1])
+    with pytest.raises(ValueError, match="n_samples must be a positive integer; got 0"):
+        with ArchiveWriter(path, 0):
+            pass
+    with pytest.raises(ValueError, match="redshift must have 3 rows"):
+        write_archive(path, np.zeros((3, 5, 4, 4)), [0.1])
+
+
+def test_npz_cube_round_trip_is_channels_last(tmp_path):
+    data = _galaxies(n=4, size=8)
+    path = tmp_path / "cube.npz"
+    save_npz_cube(path, data["images"], data["redshift"], ebv=data["extinction"][:, 2] / 2.285)
+    with np.load(path) as raw:
+        assert raw["cube"].shape == (4, 8, 8, 5)
+        np.testing.assert_array_equal(raw["cube"][..., 2], data["images"][:, 2])
+        assert raw["labels"].dtype.names == ("z", "ebv")
+    bunch = load_npz_cube(path)
+    np.testing.assert_array_equal(bunch.images, data["images"])
+    np.testing.assert_allclose(bunch.redshift, data["redshift"], rtol=1e-7)
+    np.testing.assert_allclose(bunch.ebv, data["extinction"][:, 2] / 2.285, rtol=1e-6)
+
+
+def test_npz_errors(tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, images=np.zeros((1, 4, 4, 5)))
+    with pytest.raises(ValueError, match="expected the key 'cube'"):
+        load_npz_cube(path)
+    with pytest.raises(ValueError, match="label 'z' must have 2 rows"):
+        save_npz_cube(tmp_path / "x.npz", np.zeros((2, 5, 4, 4)), [0.1])
