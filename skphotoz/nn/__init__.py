@@ -1,0 +1,26 @@
+"""PyTorch internals of skphotoz: backbones, MoCo, heads, augmentations and the training engine.
+
+Nothing here imports scikit-learn; the estimators in :mod:`skphotoz` are thin faces over it.
+"""
+
+from .augment import GalaxyAugment, VectorAugment
+from .backbones import MLP, AsinhScaling, Encoder, Standardize, build_backbone, resnet
+from .engine import TrainConfig, fit_module, resolve_device
+from .moco import MoCo, MoCoTask, info_nce
+
+__all__ = [
+    "AsinhScaling",
+    "Encoder",
+    "GalaxyAugment",
+    "MLP",
+    "MoCo",
+    "MoCoTask",
+    "Standardize",
+    "TrainConfig",
+    "VectorAugment",
+    "build_backbone",
+    "fit_module",
+    "info_nce",
+    "resnet",
+    "resolve_device",
+]

@@ -1,0 +1,155 @@
+"""MoCo v2: momentum contrast with an MLP projection head (He et al. 2020; Chen et al. 2020).
+
+A query encoder is trained to pick, among the key of the same galaxy (another augmented view,
+encoded by a slowly moving copy of the query encoder) and a queue of keys of earlier batches,
+the one that belongs to its galaxy.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+
+def info_nce(
+    query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """InfoNCE loss of normalised queries against their positive keys and shared negatives.
+
+    Parameters
+    ----------
+    query, key : tensors of shape (n, d)
+        L2-normalised; row i of ``key`` is the positive of row i of ``query``.
+    negatives : tensor of shape (K, d)
+        L2-normalised negative keys (the queue).
+    temperature : float
+
+    Returns
+    -------
+    Scalar tensor: mean over the batch of ``-log softmax`` of the positive logit among
+    ``[q.k+, q.k-_1, ..., q.k-_K] / temperature``.
+    """
+    positive = (query * key).sum(dim=1, keepdim=True)
+    negative = query @ negatives.T
+    logits = torch.cat([positive, negative], dim=1) / temperature
+    labels = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
+    return F.cross_entropy(logits, labels)
+
+
+def projection_head(in_features: int, out_features: int = 128) -> nn.Sequential:
+    """MoCo v2's 2-layer MLP projection (Chen et al. 2020)."""
+    return nn.Sequential(
+        nn.Linear(in_features, in_features),
+        nn.ReLU(inplace=True),
+        nn.Linear(in_features, out_features),
+    )
+
+
+def _gather(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate a tensor over all ranks (identity without torch.distributed)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
+
+
+class MoCo(nn.Module):
+    """Query encoder, momentum key encoder and queue of MoCo v2.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Backbone with an ``out_features`` attribute; the key encoder is a copy of it.
+    projection_dim : int, default=128
+    queue_size : int, default=65536
+        Number of negative keys kept; need not be a multiple of the batch size.
+    momentum : float, default=0.999
+        Key encoder update ``theta_k <- m theta_k + (1 - m) theta_q``.
+    temperature : float, default=0.2
+    bn_groups : int, default=2
+        Shuffle-BN on one device: keys are encoded in this many random sub-batches, so the
+        BatchNorm statistics of a key never come from the sub-batch of its own query, which
+        would let the network cheat (He et al. 2020, §3.3).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        projection_dim: int = 128,
+        queue_size: int = 65536,
+        momentum: float = 0.999,
+        temperature: float = 0.2,
+        bn_groups: int = 2,
+    ):
+        super().__init__()
+        self.momentum = momentum
+        self.temperature = temperature
+        self.bn_groups = bn_groups
+        self.query_encoder = nn.Sequential(
+            encoder, projection_head(encoder.out_features, projection_dim)
+        )
+        self.key_encoder = copy.deepcopy(self.query_encoder)
+        for param in self.key_encoder.parameters():
+            param.requires_grad_(False)
+        queue = F.normalize(torch.randn(queue_size, projection_dim), dim=1)
+        self.register_buffer("queue", queue)
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The query encoder without its projection: the representation to keep."""
+        return self.query_encoder[0]
+
+    @torch.no_grad()
+    def momentum_update(self) -> None:
+        """Move the key encoder's parameters towards the query encoder's."""
+        pairs = zip(self.key_encoder.parameters(), self.query_encoder.parameters(), strict=True)
+        for p_k, p_q in pairs:
+            p_k.mul_(self.momentum).add_(p_q.detach(), alpha=1.0 - self.momentum)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Replace the oldest keys of the queue by ``keys``, wrapping around its end."""
+        keys = _gather(keys)
+        size = self.queue.shape[0]
+        keys = keys[-size:]
+        slots = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % size
+        self.queue[slots] = keys.to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % size)
+
+    @torch.no_grad()
+    def encode_keys(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        """Normalised keys, encoded in shuffled sub-batches (shuffle-BN on one device)."""
+        n = images.shape[0]
+        groups = max(1, min(self.bn_groups, n // 2))
+        order = torch.randperm(n, generator=generator, device=images.device)
+        keys = torch.cat([self.key_encoder(chunk) for chunk in images[order].chunk(groups)])
+        restored = torch.empty_like(keys)
+        restored[order] = keys
+        return F.normalize(restored.float(), dim=1)
+
+    def forward(self, view_q: torch.Tensor, view_k: torch.Tensor, generator=None) -> torch.Tensor:
+        """InfoNCE loss of one step; updates the key encoder first and the queue after."""
+        self.momentum_update()
+        query = F.normalize(self.query_encoder(view_q).float(), dim=1)
+        key = self.encode_keys(view_k, generator)
+        loss = info_nce(query, key, self.queue.clone().detach(), self.temperature)
+        self.enqueue(key)
+        return loss
+
+
+class MoCoTask(nn.Module):
+    """One MoCo training step: two random views of each sample, then the InfoNCE loss."""
+
+    def __init__(self, moco: MoCo, augment: nn.Module):
+        super().__init__()
+        self.moco = moco
+        self.augment = augment
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.moco(self.augment(x, generator), self.augment(x, generator), generator)

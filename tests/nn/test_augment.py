@@ -1,0 +1,121 @@
+import math
+
+import pytest
+import torch
+
+from skphotoz.nn import GalaxyAugment, VectorAugment
+from skphotoz.nn.augment import (
+    SDSS_EXTINCTION_COEFFICIENTS,
+    add_gaussian_noise,
+    affine_resample,
+    gaussian_blur,
+    redden_images,
+)
+
+
+def _galaxies(n=4, size=48):
+    y, x = torch.meshgrid(
+        torch.arange(size) - (size - 1) / 2, torch.arange(size) - (size - 1) / 2, indexing="ij"
+    )
+    profile = torch.exp(-0.5 * (x**2 / 16.0 + y**2 / 6.0))  # elongated, centred
+    fluxes = torch.tensor([1.0, 2.0, 3.0, 3.5, 4.0]).reshape(1, 5, 1, 1)
+    return (profile * fluxes).expand(n, 5, size, size).clone()
+
+
+def test_rotation_by_any_angle_preserves_total_flux():
+    images = _galaxies()
+    angles = torch.tensor([0.1, 1.0, 2.5, 5.9])
+    out = affine_resample(
+        images, angles, torch.zeros(4, dtype=torch.bool), torch.zeros(4, 2), torch.ones(4), 48
+    )
+    torch.testing.assert_close(out.sum((2, 3)), images.sum((2, 3)), rtol=1e-3, atol=0)
+    # The elongated galaxy really turned: the image changed.
+    assert (out[1] - images[1]).abs().max() > 0.1
+
+
+def test_quarter_turn_and_flip_are_exact_on_the_grid():
+    images = torch.rand(2, 5, 16, 16)
+    none = torch.zeros(2, dtype=torch.bool)
+    turned = affine_resample(
+        images, torch.full((2,), math.pi / 2), none, torch.zeros(2, 2), torch.ones(2), 16
+    )
+    rot_a, rot_b = images.rot90(1, (2, 3)), images.rot90(-1, (2, 3))
+    assert torch.allclose(turned, rot_a, atol=1e-5) or torch.allclose(turned, rot_b, atol=1e-5)
+    flipped = affine_resample(images, torch.zeros(2), ~none, torch.zeros(2, 2), torch.ones(2), 16)
+    torch.testing.assert_close(flipped, images.flip(-1), atol=1e-5, rtol=0)
+
+
+def test_shift_and_crop():
+    images = torch.rand(1, 5, 20, 20)
+    out = affine_resample(
+        images, torch.zeros(1), torch.zeros(1, dtype=torch.bool), torch.tensor([[2.0, -3.0]]),
+        torch.ones(1), 10,
+    )  # fmt: skip
+    # Output centre moves 2 px right and 3 px up: rows 2..12, columns 7..17.
+    torch.testing.assert_close(out, images[:, :, 2:12, 7:17], atol=1e-5, rtol=0)
+
+
+def test_scaling_preserves_flux():
+    images = _galaxies(n=2)
+    out = affine_resample(
+        images, torch.zeros(2), torch.zeros(2, dtype=torch.bool), torch.zeros(2, 2),
+        torch.tensor([0.9, 1.1]), 48,
+    )  # fmt: skip
+    # Bilinear resampling of the peak loses under 1.5% of the flux.
+    torch.testing.assert_close(out.sum((2, 3)), images.sum((2, 3)), rtol=0.015, atol=0)
+
+
+def test_blur_preserves_flux_and_widens():
+    images = _galaxies(n=2)
+    out = gaussian_blur(images, torch.tensor([0.0, 2.0]))
+    torch.testing.assert_close(out[0], images[0])
+    torch.testing.assert_close(out.sum((2, 3)), images.sum((2, 3)), rtol=1e-4, atol=0)
+    assert out[1].max() < images[1].max()
+
+
+def test_reddening_then_dereddening_restores():
+    images = torch.rand(3, 5, 8, 8) + 0.1
+    ebv = torch.tensor([0.0, 0.2, 0.5])
+    red = redden_images(images, ebv, SDSS_EXTINCTION_COEFFICIENTS)
+    r = torch.tensor(SDSS_EXTINCTION_COEFFICIENTS).reshape(1, 5, 1, 1)
+    restored = red * 10 ** (0.4 * ebv.reshape(-1, 1, 1, 1) * r)
+    torch.testing.assert_close(restored, images, rtol=1e-5, atol=0)
+    # u dims most: the u/z flux ratio falls with E(B-V).
+    ratio = red[:, 0].mean((1, 2)) / red[:, 4].mean((1, 2))
+    assert ratio[0] > ratio[1] > ratio[2]
+
+
+def test_noise_has_the_asked_variance():
+    images = torch.zeros(64, 5, 32, 32)
+    std = torch.tensor([0.5, 0.1, 0.05, 0.2, 1.0])
+    out = add_gaussian_noise(images, std, torch.Generator().manual_seed(0))
+    measured = out.transpose(0, 1).reshape(5, -1).std(dim=1)
+    torch.testing.assert_close(measured, std, rtol=0.02, atol=0)
+
+
+def test_augment_pipeline_is_seeded_and_sized():
+    images = _galaxies(n=6)
+    augment = GalaxyAugment(32, noise_sigma=[0.01] * 5, dust_ebv=0.3)
+    a = augment(images, torch.Generator().manual_seed(5))
+    b = augment(images, torch.Generator().manual_seed(5))
+    c = augment(images, torch.Generator().manual_seed(6))
+    assert a.shape == (6, 5, 32, 32)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_augment_needs_noise_level():
+    with pytest.raises(ValueError, match="noise > 0 needs the per-band noise level"):
+        GalaxyAugment(32, noise=1.0)
+
+
+def test_vector_augment_noise_scale():
+    x = torch.zeros(20000, 3)
+    out = VectorAugment(torch.tensor([1.0, 10.0, 0.0]), noise=0.3)(
+        x, torch.Generator().manual_seed(0)
+    )
+    std = out.std(dim=0)
+    # level ~ U(0, 0.3): E[level^2] = 0.03, so std = sqrt(0.03) * scale.
+    torch.testing.assert_close(
+        std, torch.tensor([1.0, 10.0, 0.0]) * 0.03**0.5, rtol=0.05, atol=1e-6
+    )

@@ -1,0 +1,140 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skphotoz.nn import TrainConfig, fit_module, resolve_device
+from skphotoz.nn.engine import epoch_batches
+
+
+class _Regression(nn.Module):
+    """Least squares with a little noise from the generator, to exercise its seeding."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(3, 1)
+
+    def forward(self, x, y, generator=None):
+        noise = 1e-3 * torch.randn(x.shape, generator=generator, device=x.device)
+        return ((self.linear(x + noise).squeeze(1) - y) ** 2).mean()
+
+
+def _data(n=96):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    return X, (X @ np.array([1.0, -2.0, 0.5]) + 0.3).astype(np.float32)
+
+
+def test_epoch_batches_cover_each_sample_once_and_avoid_singletons():
+    batches = epoch_batches(33, 8, seed=1, epoch=0)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(33))
+    assert min(len(b) for b in batches) >= 8
+    assert all(np.all(np.diff(b) > 0) for b in batches)
+    again = epoch_batches(33, 8, seed=1, epoch=0)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+    other = epoch_batches(33, 8, seed=1, epoch=1)
+    assert not all(np.array_equal(a, b) for a, b in zip(batches, other, strict=True))
+
+
+def test_training_reduces_loss_and_follows_schedule():
+    X, y = _data()
+    config = TrainConfig(n_epochs=6, batch_size=16, lr=0.05, warmup_epochs=1, device="cpu")
+    history = fit_module(_Regression(), (X, y), config)
+    assert [h["epoch"] for h in history] == list(range(6))
+    assert history[-1]["loss"] < 0.1 * history[0]["loss"]
+    # Cosine decay ends at zero learning rate; the peak is reached after warm-up.
+    assert history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert history[0]["lr"] == pytest.approx(0.05 * (0.5 * (1 + np.cos(np.pi * 0 / 30))))
+
+
+def test_lr_scale_of_parameter_groups():
+    X, y = _data()
+    task = _Regression()
+    groups = [
+        {"params": [task.linear.weight], "lr_scale": 0.1},
+        {"params": [task.linear.bias]},
+    ]
+    config = TrainConfig(n_epochs=1, batch_size=32, lr=0.2, warmup_epochs=0, device="cpu")
+    captured = {}
+    original = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        captured.setdefault("lrs", [g["lr"] for g in self.param_groups])
+        return original(self, *a, **k)
+
+    torch.optim.SGD.step = spy
+    try:
+        fit_module(task, (X, y), config, param_groups=groups)
+    finally:
+        torch.optim.SGD.step = original
+    assert captured["lrs"] == pytest.approx([0.02, 0.2])
+
+
+def test_checkpoint_resume_equals_uninterrupted_run(tmp_path, monkeypatch):
+    X, y = _data()
+    config = TrainConfig(n_epochs=4, batch_size=16, lr=0.05, device="cpu", seed=3)
+    full = _Regression()
+    fit_module(full, (X, y), config)
+
+    path = tmp_path / "run.pt"
+    checkpointed = TrainConfig(**{**config.__dict__, "checkpoint_path": path})
+
+    class Crash(Exception):
+        pass
+
+    original_save = torch.save
+    saves = []
+
+    def crash_after_second_epoch(obj, f, *a, **k):
+        original_save(obj, f, *a, **k)
+        saves.append(obj["epoch"])
+        if len(saves) == 2:
+            raise Crash
+
+    monkeypatch.setattr(torch, "save", crash_after_second_epoch)
+    with pytest.raises(Crash):
+        fit_module(_Regression(), (X, y), checkpointed)
+    monkeypatch.undo()
+    assert saves == [0, 1] and os.path.exists(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temporary file left
+
+    resumed = _Regression()
+    history = fit_module(resumed, (X, y), checkpointed)
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]
+    assert torch.load(path, weights_only=False)["epoch"] == 3
+    for a, b in zip(resumed.parameters(), full.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    X, y = _data()
+    path = tmp_path / "c.pt"
+    fit_module(_Regression(), (X, y), TrainConfig(n_epochs=1, device="cpu", checkpoint_path=path))
+
+    class Other(_Regression):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(3, 2)
+
+    with pytest.raises(ValueError, match="does not fit this model"):
+        fit_module(Other(), (X, y), TrainConfig(n_epochs=2, device="cpu", checkpoint_path=path))
+
+
+def test_non_finite_loss_is_reported():
+    X, y = _data()
+    X[0, 0] = np.inf
+    with pytest.raises(FloatingPointError, match="training loss became"):
+        fit_module(_Regression(), (X, y), TrainConfig(n_epochs=1, batch_size=96, device="cpu"))
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")

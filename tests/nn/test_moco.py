@@ -1,0 +1,110 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from skphotoz.nn import MoCo, info_nce
+
+
+class _Linear(nn.Module):
+    def __init__(self, d_in=6, d_out=8):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, d_out), nn.BatchNorm1d(d_out))
+        self.out_features = d_out
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _moco(queue_size=10, momentum=0.9, **kw):
+    torch.manual_seed(0)
+    return MoCo(_Linear(), projection_dim=4, queue_size=queue_size, momentum=momentum, **kw)
+
+
+def test_info_nce_matches_hand_computation():
+    torch.manual_seed(1)
+    q = F.normalize(torch.randn(3, 4), dim=1)
+    k = F.normalize(torch.randn(3, 4), dim=1)
+    queue = F.normalize(torch.randn(5, 4), dim=1)
+    t = 0.2
+    expected = 0.0
+    for i in range(3):
+        pos = torch.exp(q[i] @ k[i] / t)
+        neg = sum(torch.exp(q[i] @ queue[j] / t) for j in range(5))
+        expected += -torch.log(pos / (pos + neg))
+    expected /= 3
+    assert info_nce(q, k, queue, t).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_info_nce_is_low_when_positive_dominates():
+    q = torch.eye(4)[:2]
+    good = info_nce(q, q.clone(), torch.eye(4)[2:], 0.1)
+    bad = info_nce(q, torch.eye(4)[2:], q.clone(), 0.1)
+    assert good < 0.01 < bad
+
+
+def test_enqueue_wraps_around():
+    moco = _moco(queue_size=10)
+    first = torch.arange(7 * 4, dtype=torch.float32).reshape(7, 4)
+    moco.enqueue(first)
+    assert moco.queue_ptr.item() == 7
+    torch.testing.assert_close(moco.queue[:7], first)
+    second = -torch.arange(1, 6 * 4 + 1, dtype=torch.float32).reshape(6, 4)
+    old_slot_3 = moco.queue[3].clone()
+    moco.enqueue(second)
+    # Keys 7, 8, 9 then wrap to 0, 1, 2; slot 3 keeps its key from the first batch.
+    torch.testing.assert_close(moco.queue[7:10], second[:3])
+    torch.testing.assert_close(moco.queue[0:3], second[3:])
+    torch.testing.assert_close(moco.queue[3], old_slot_3)
+    assert moco.queue_ptr.item() == 3
+
+
+def test_enqueue_batch_larger_than_queue_keeps_newest():
+    moco = _moco(queue_size=4)
+    keys = torch.arange(6 * 4, dtype=torch.float32).reshape(6, 4)
+    moco.enqueue(keys)
+    assert sorted(moco.queue[:, 0].tolist()) == sorted(keys[2:, 0].tolist())
+
+
+def test_key_encoder_gets_no_gradient_and_follows_momentum_rule():
+    moco = _moco(momentum=0.9)
+    assert all(not p.requires_grad for p in moco.key_encoder.parameters())
+    # Make the encoders differ, then check one step against the rule by hand.
+    with torch.no_grad():
+        for p in moco.query_encoder.parameters():
+            p.add_(torch.randn_like(p))
+    key_before = copy.deepcopy(moco.key_encoder.state_dict())
+    query_before = copy.deepcopy(moco.query_encoder.state_dict())
+    loss = moco(torch.randn(8, 6), torch.randn(8, 6))
+    loss.backward()
+    for name, p in moco.key_encoder.named_parameters():
+        assert p.grad is None
+        expected = 0.9 * key_before[name] + 0.1 * query_before[name]
+        torch.testing.assert_close(p, expected, rtol=0, atol=1e-6)
+    assert any(p.grad is not None for p in moco.query_encoder.parameters())
+
+
+def test_forward_enqueues_normalised_keys():
+    moco = _moco(queue_size=16)
+    moco(torch.randn(8, 6), torch.randn(8, 6))
+    assert moco.queue_ptr.item() == 8
+    torch.testing.assert_close(moco.queue[:8].norm(dim=1), torch.ones(8))
+
+
+def test_shuffle_bn_restores_order():
+    moco = _moco(bn_groups=2)
+    moco.train()
+    x = torch.randn(8, 6)
+    gen = torch.Generator().manual_seed(3)
+    keys = moco.encode_keys(x, gen)
+    # Re-run the same shuffled groups by hand and unshuffle.
+    order = torch.randperm(8, generator=torch.Generator().manual_seed(3))
+    by_hand = torch.cat([moco.key_encoder(c) for c in x[order].chunk(2)])
+    expected = torch.empty_like(by_hand)
+    expected[order] = by_hand
+    torch.testing.assert_close(keys, F.normalize(expected, dim=1))
+    # BatchNorm statistics of a sub-batch differ from the full batch's: groups matter.
+    whole = F.normalize(moco.key_encoder(x), dim=1)
+    assert not torch.allclose(keys, whole, atol=1e-4)
