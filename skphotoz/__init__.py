@@ -1,3 +1,7 @@
 """skphotoz: self-supervised deep learning for multi-band galaxy images in scikit-learn."""
 
+from .embedder import MOCO_PRESETS, MoCoEmbedder
+
 __version__ = "0.1.0.dev0"
+
+__all__ = ["MOCO_PRESETS", "MoCoEmbedder", "__version__"]
