@@ -61,6 +61,8 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         2048-d for ResNet50, 256-d for the MLP) or the ``projection_dim``-d projection.
     projection_dim : int, default=128
     n_epochs : int, default=20
+        Passes over X. ``n_epochs=0`` keeps the randomly initialised encoder: the baseline
+        against which pretraining is judged.
     batch_size : int, default=128
     queue_size : int, default=4096
         Negative keys kept; the published run uses 65,536 on millions of galaxies.
@@ -278,8 +280,10 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 raise ValueError(f"{name} must be {allowed[name]}; got {getattr(self, name)!r}.")
         for name in ("projection_dim", "n_epochs", "batch_size", "queue_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+            low = 0 if name == "n_epochs" else 1
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                kind = "non-negative" if low == 0 else "positive"
+                raise ValueError(f"{name} must be a {kind} integer; got {value!r}.")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be at least 2; got {self.batch_size}.")
         for name, low, high in (
