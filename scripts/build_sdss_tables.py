@@ -27,6 +27,7 @@ kcorrect is BSD-3 licensed (Blanton & Roweis 2007, AJ 133, 734).
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 from pathlib import Path
@@ -52,7 +53,11 @@ MAG_FLOOR = np.array([0.05, 0.02, 0.02, 0.02, 0.03])
 
 
 def _write_csv_gz(path: Path, header: list[str], columns: list[np.ndarray], fmt: list[str]):
-    with gzip.open(path, "wt", compresslevel=9) as f:
+    # mtime=0 keeps the gzip header, and so the file, identical across rebuilds.
+    with (
+        gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as raw,
+        io.TextIOWrapper(raw, encoding="ascii") as f,
+    ):
         f.write(",".join(header) + "\n")
         for row in zip(*columns, strict=True):
             f.write(",".join(fm % v for fm, v in zip(fmt, row, strict=True)) + "\n")
@@ -135,14 +140,15 @@ def build_population(cat: dict[str, np.ndarray], kc) -> None:
     # Coefficients normalised to the galaxy at D_L = 10 pc (absolute scale): maggies at z are
     # A(z) @ coeffs_10pc * (10 pc / D_L(z))**2.
     coeffs_10pc = coeffs * (dl[:, None] * 1e5) ** 2
-    header = ["z", "petro_minus_model_r", "z_max"] + [f"c{t}" for t in range(coeffs.shape[1])]
-    columns = [z[keep], petro_offset[keep], z_max[keep]]
+    header = ["catalog_row", "z", "petro_minus_model_r", "z_max"]
+    header += [f"c{t}" for t in range(coeffs.shape[1])]
+    columns = [np.nonzero(keep)[0], z[keep], petro_offset[keep], z_max[keep]]
     columns += [coeffs_10pc[keep, t] for t in range(coeffs.shape[1])]
     _write_csv_gz(
         OUT / "sdss_population.csv.gz",
         header,
         columns,
-        ["%.5f", "%.4f", "%.3f"] + ["%.5e"] * coeffs.shape[1],
+        ["%d", "%.5f", "%.4f", "%.3f"] + ["%.5e"] * coeffs.shape[1],
     )
     chi = (fit_maggies - maggies) * np.sqrt(ivar)
     print(

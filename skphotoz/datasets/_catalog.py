@@ -110,10 +110,12 @@ def _template_fluxes() -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def _population() -> dict[str, np.ndarray]:
-    """Per real galaxy: template coefficients at 10 pc, Petrosian offset, redshift window."""
+    """Per real galaxy: catalogue row, template coefficients at 10 pc, Petrosian offset, and
+    the redshift up to which it passes the Main Galaxy Sample cut."""
     table = _read_csv_gz("sdss_population.csv.gz")
-    n_templates = sum(key.startswith("c") for key in table)
+    n_templates = sum(key.startswith("c") and key[1:].isdigit() for key in table)
     return {
+        "catalog_row": table["catalog_row"].astype(np.int64),
         "redshift": table["z"],
         "petro_minus_model_r": table["petro_minus_model_r"],
         "z_max": table["z_max"],

@@ -316,7 +316,7 @@ def _draw_block(rng: np.random.Generator, stamp_size: int) -> dict[str, np.ndarr
         "psf_fwhm": psf_fwhm,
         "offset": offset,
         "coeffs": coeffs,
-        "source_index": source,
+        "source_index": pop["catalog_row"][source],
     }
 
 
@@ -565,8 +565,9 @@ Shen et al. (2003) size-luminosity relations. Physics and validation: docs/simul
   circularised) and ``half_light_radius_kpc``, ``bulge_radius`` and ``disk_radius``
   (major-axis arcsec), ``bulge_axis_ratio``, ``disk_axis_ratio``, ``position_angle``
   (degrees), ``psf_fwhm`` (n, 5, arcsec), ``offset`` (n, 2, pixels, x then y, from the stamp
-  centre at pixel S//2), ``coeffs`` (template coefficients), ``source_index`` (row of the real
-  population the galaxy was drawn from), ``sky_sigma`` (5,) per-pixel sky noise.
+  centre at pixel S//2), ``coeffs`` (template coefficients), ``source_index`` (row of
+  ``load_sdss_catalog()`` of the real galaxy it was drawn from), ``sky_sigma`` (5,) per-pixel
+  sky noise.
 """
 
 

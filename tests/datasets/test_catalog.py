@@ -1,0 +1,33 @@
+import numpy as np
+
+from skphotoz.datasets import load_sdss_catalog
+
+
+def test_catalog_shapes_and_redshifts():
+    cat = load_sdss_catalog()
+    n = 10000
+    for key in ("ra", "dec", "redshift", "ebv"):
+        assert cat[key].shape == (n,)
+    for key in ("modelflux", "modelflux_ivar", "petroflux", "petroflux_ivar", "extinction"):
+        assert cat[key].shape == (n, 5)
+    assert cat.band_names == ("u", "g", "r", "i", "z")
+    assert abs(np.median(cat.redshift) - 0.099) < 0.001
+    assert "kcorrect" in cat.DESCR
+
+
+def test_catalog_physical_values():
+    cat = load_sdss_catalog()
+    # Extinction follows the SFD98 coefficients of the archive: A_b / A_r = R_b / R_r.
+    ratio = cat.extinction[:, 0] / cat.extinction[:, 2]
+    np.testing.assert_allclose(np.median(ratio), 5.155 / 2.751, rtol=1e-2)
+    np.testing.assert_allclose(cat.ebv, cat.extinction[:, 2] / 2.751)
+    # Main Galaxy Sample: dereddened Petrosian r mostly brighter than 17.77.
+    petro_r = 22.5 - 2.5 * np.log10(cat.petroflux[:, 2]) - cat.extinction[:, 2]
+    assert np.mean(petro_r < 17.8) > 0.97
+    assert np.all(cat.modelflux_ivar >= 0)
+
+
+def test_catalog_returns_copies():
+    cat = load_sdss_catalog()
+    cat.redshift[:] = -1
+    assert np.all(load_sdss_catalog().redshift > 0)

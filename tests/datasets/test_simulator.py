@@ -1,0 +1,227 @@
+import h5py
+import numpy as np
+import pytest
+
+from skphotoz.data import EXTINCTION_COEFFICIENTS, deredden
+from skphotoz.datasets import make_sdss_galaxies, write_sdss_galaxies
+from skphotoz.datasets._catalog import _sersic_mixtures
+from skphotoz.datasets._simulator import (
+    _FWHM_PER_SIGMA,
+    PIXEL_SCALE,
+    PSF_WING_FRACTION,
+    PSF_WING_WIDTH,
+    _block_generator,
+    _draw_block,
+    _render,
+    _root_seed,
+)
+
+
+@pytest.fixture(scope="module")
+def galaxies():
+    return make_sdss_galaxies(1000, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def noiseless():
+    return make_sdss_galaxies(200, random_state=3, noise=False)
+
+
+def test_bunch_shapes_and_dtypes(galaxies):
+    n = 1000
+    assert galaxies.images.shape == (n, 5, 64, 64)
+    assert galaxies.images.dtype == np.float32
+    for key in ("redshift", "redshift_err", "ebv", "ra", "dec"):
+        assert galaxies[key].shape == (n,)
+    assert galaxies.extinction.shape == (n, 5)
+    assert galaxies.truth.mag.shape == (n, 5)
+    assert galaxies.truth.psf_fwhm.shape == (n, 5)
+    for key in ("half_light_radius", "bulge_fraction", "disk_axis_ratio", "position_angle"):
+        assert galaxies.truth[key].shape == (n,)
+    assert galaxies.band_names == ("u", "g", "r", "i", "z")
+    assert "nanomaggies" in galaxies.DESCR
+    assert np.all(np.isfinite(galaxies.images))
+
+
+def test_return_X_y_and_stamp_size():
+    X, y = make_sdss_galaxies(5, random_state=1, return_X_y=True, stamp_size=32)
+    assert X.shape == (5, 5, 32, 32)
+    np.testing.assert_array_equal(y, make_sdss_galaxies(5, random_state=1).redshift)
+
+
+def test_same_seed_same_galaxies_and_prefix():
+    a = make_sdss_galaxies(70, random_state=7)
+    b = make_sdss_galaxies(70, random_state=7)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.redshift, b.redshift)
+    # The first galaxies of a larger run are those of a smaller one (blocks have own seeds).
+    c = make_sdss_galaxies(130, random_state=7)
+    np.testing.assert_array_equal(a.images, c.images[:70])
+    d = make_sdss_galaxies(70, random_state=8)
+    assert not np.array_equal(a.redshift, d.redshift)
+
+
+def test_generator_random_state_is_reproducible():
+    a = make_sdss_galaxies(3, random_state=np.random.default_rng(5))
+    b = make_sdss_galaxies(3, random_state=np.random.default_rng(5))
+    np.testing.assert_array_equal(a.images, b.images)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_samples": 0}, "n_samples must be a positive int; got 0"),
+        ({"n_samples": 2.5}, "n_samples must be a positive int; got 2.5"),
+        ({"n_samples": True}, "n_samples must be a positive int"),
+        ({"n_samples": 2, "stamp_size": 4}, "stamp_size must be at least 8"),
+        ({"n_samples": 2, "noise": "yes"}, "noise must be True or False"),
+        ({"n_samples": 2, "random_state": -3}, "random_state must be a non-negative int"),
+        ({"n_samples": 2, "random_state": "x"}, "random_state must be None, an int"),
+    ],
+)
+def test_argument_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_sdss_galaxies(**kwargs)
+
+
+def test_writer_rejects_bad_chunk_size(tmp_path):
+    with pytest.raises(ValueError, match="chunk_size must be a positive int; got 0"):
+        write_sdss_galaxies(tmp_path / "a.h5", 3, chunk_size=0)
+
+
+def test_writer_round_trip_independent_of_chunk_size(tmp_path):
+    n = 70
+    ref = make_sdss_galaxies(n, random_state=11)
+    paths = [tmp_path / "a.h5", tmp_path / "b.h5"]
+    write_sdss_galaxies(paths[0], n, random_state=11, chunk_size=16)
+    write_sdss_galaxies(paths[1], n, random_state=11, chunk_size=1000)
+    with h5py.File(paths[0], "r") as a, h5py.File(paths[1], "r") as b:
+        for key in (
+            "images",
+            "specz_redshift",
+            "specz_redshift_err",
+            "e_bv",
+            "ra",
+            "dec",
+            "ObjID",
+            "specObjID",
+        ):
+            np.testing.assert_array_equal(a[key][...], b[key][...])
+        assert a["images"].shape == (n, 5, 64, 64)
+        assert a["e_bv"].shape == (n, 5)
+        np.testing.assert_array_equal(a["images"][...], ref.images)
+        np.testing.assert_allclose(a["specz_redshift"][...], ref.redshift, rtol=1e-6)
+        np.testing.assert_allclose(a["e_bv"][...], ref.extinction, rtol=1e-6)
+        np.testing.assert_array_equal(a["ObjID"][...], np.arange(n))
+
+
+def test_redshift_and_magnitude_distribution(galaxies):
+    z = galaxies.redshift
+    assert 0.08 < np.median(z) < 0.12
+    assert z.min() >= 0.01 and z.max() < 0.6
+    assert np.mean(z < 0.3) > 0.97
+    # The Main Galaxy Sample cut holds for every galaxy.
+    assert np.all(galaxies.truth.petro_mag_r <= 17.77 + 1e-6)
+    g_r = galaxies.truth.mag[:, 1] - galaxies.truth.mag[:, 2]
+    assert 0.8 < np.median(g_r) < 1.0
+
+
+def test_u_and_z_noisier_than_r(galaxies):
+    border = np.concatenate(
+        [
+            galaxies.images[:, :, :4, :].reshape(1000, 5, -1),
+            galaxies.images[:, :, -4:, :].reshape(1000, 5, -1),
+        ],
+        axis=2,
+    )
+    mad = 1.4826 * np.median(np.abs(border - np.median(border, axis=2, keepdims=True)), axis=(0, 2))
+    assert mad[0] > mad[2] and mad[4] > mad[2] and mad[4] > mad[0]
+    # Signal-to-noise of the galaxy light in u is far below r.
+    flux = galaxies.images.sum(axis=(2, 3))
+    snr = np.median(flux / (mad * 64), axis=0)
+    assert snr[0] < 0.5 * snr[2]
+
+
+def test_extinction_recorded_and_applied(noiseless):
+    np.testing.assert_allclose(
+        noiseless.extinction, noiseless.ebv[:, None] * EXTINCTION_COEFFICIENTS
+    )
+    compact = noiseless.truth.half_light_radius < 2.0
+    assert compact.sum() > 20
+    observed = noiseless.images.sum(axis=(2, 3))[compact]
+    true_flux = 10 ** (-0.4 * (noiseless.truth.mag[compact] - 22.5))
+    ratio = observed / true_flux
+    expected = 10 ** (-0.4 * noiseless.extinction[compact])
+    np.testing.assert_allclose(ratio / expected, 1, atol=0.04)
+    dered = deredden(noiseless.images, noiseless.extinction).sum(axis=(2, 3))[compact]
+    assert np.all(dered > observed)
+    np.testing.assert_allclose(dered / true_flux, 1, atol=0.04)
+
+
+def test_flux_conservation_of_render():
+    params = _draw_block(_block_generator(_root_seed(4), 0, 0), 64)
+    images = _render(params, 64)
+    compact = params["half_light_radius"] < 2.0
+    ratio = images.sum(axis=(2, 3))[compact] / params["flux"][compact]
+    np.testing.assert_allclose(ratio, 1, atol=0.03)
+    # Bulge and disk are both there and have different colours (bulge redder in g - r).
+    has_both = (params["bulge_fraction"] > 0.2) & (params["bulge_fraction"] < 0.8)
+    gr = -2.5 * np.log10(params["bulge_flux"][:, 1] / params["bulge_flux"][:, 2])
+    gr_disk = -2.5 * np.log10(params["disk_flux"][:, 1] / params["disk_flux"][:, 2])
+    assert np.all(gr[has_both] >= gr_disk[has_both] - 1e-9)
+    assert np.mean(gr[has_both] > gr_disk[has_both] + 0.02) > 0.5
+
+
+def _truncated_de_vaucouleurs(r):
+    """Sersic n=4 with SDSS's smooth truncation between 7 and 8 r_e (the reference profile)."""
+    b = 7.669
+    taper = np.clip((8 - r) / 1.0, 0, 1)
+    return np.exp(-b * (r**0.25 - 1)) * np.where(r < 7, 1.0, (1 - (1 - taper) ** 2) ** 2)
+
+
+def test_de_vaucouleurs_centre_matches_oversampled_reference():
+    # An even oversampling keeps fine samples off the singular centre of the n=4 cusp.
+    size, over = 32, 40
+    r_e_arcsec, fwhm_arcsec = 0.8, 1.0
+    params = _draw_block(_block_generator(_root_seed(0), 0, 0), size)
+    params = {key: value[:1].copy() for key, value in params.items()}
+    params["bulge_flux"][:] = 100.0
+    params["disk_flux"][:] = 0.0
+    params["bulge_radius"][:] = r_e_arcsec
+    params["bulge_axis_ratio"][:] = 1.0
+    params["psf_fwhm"][:] = fwhm_arcsec
+    params["offset"][:] = 0.0
+    image = _render(params, size)[0, 2]
+
+    # Reference: the truncated profile (rescaled to unit half-light radius, like the
+    # mixture) sampled 40x40 per pixel, convolved with the PSF on the fine grid, then binned.
+    radii = np.linspace(0, 8, 200001)
+    cumulative = np.cumsum(_truncated_de_vaucouleurs(radii) * radii)
+    r_half = np.interp(0.5, cumulative / cumulative[-1], radii)
+    fine = (np.arange(size * over) + 0.5) / over - 0.5 - size // 2
+    yy, xx = np.meshgrid(fine, fine, indexing="ij")
+    r_e_pix = r_e_arcsec / PIXEL_SCALE
+    galaxy = _truncated_de_vaucouleurs(np.hypot(yy, xx) / r_e_pix * r_half)
+    galaxy *= 100.0 / galaxy.sum()
+    sigma = fwhm_arcsec / PIXEL_SCALE / _FWHM_PER_SIGMA
+    w, s = PSF_WING_FRACTION, PSF_WING_WIDTH
+    k2 = (2 * np.pi * np.fft.fftfreq(size * over, 1 / over))[:, None] ** 2 + (
+        2 * np.pi * np.fft.rfftfreq(size * over, 1 / over)
+    )[None, :] ** 2
+    otf = (1 - w) * np.exp(-0.5 * sigma**2 * k2) + w * np.exp(-0.5 * (s * sigma) ** 2 * k2)
+    shift = np.fft.ifftshift(galaxy)
+    blurred = np.fft.fftshift(np.fft.irfft2(np.fft.rfft2(shift) * otf, s=shift.shape))
+    reference = blurred.reshape(size, over, size, over).sum(axis=(1, 3))
+    centre = size // 2
+    np.testing.assert_allclose(image[centre, centre], reference[centre, centre], rtol=0.01)
+    np.testing.assert_allclose(
+        image[centre - 2 : centre + 3, centre - 2 : centre + 3],
+        reference[centre - 2 : centre + 3, centre - 2 : centre + 3],
+        rtol=0.01,
+    )
+
+
+def test_mixtures_have_unit_flux():
+    for amp, var in _sersic_mixtures().values():
+        assert abs(amp.sum() - 1) < 1e-9
+        assert np.all(var > 0)
