@@ -1,0 +1,215 @@
+"""Command line: ``skphotoz demo|simulate|pretrain|embed``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _photometry_features(catalog) -> np.ndarray:
+    """Dereddened model colours and r magnitude: the photometry-only photo-z inputs."""
+    from .data import nanomaggies_to_mag
+
+    mags = nanomaggies_to_mag(np.clip(catalog.modelflux, 1e-3, None)) - catalog.extinction
+    return np.column_stack([mags[:, :-1] - mags[:, 1:], mags[:, 2]])
+
+
+def _print_report(name: str, scores: dict) -> None:
+    sigma = -scores["test_neg_sigma_mad"]
+    eta = -scores["test_neg_outlier_fraction"]
+    bias = scores["test_neg_abs_bias"]
+    print(
+        f"  {name:<42} sigma_MAD {sigma.mean():.4f} ± {sigma.std():.4f}   "
+        f"eta {100 * eta.mean():.1f}%   |bias| {-bias.mean():.4f}"
+    )
+
+
+def demo(args) -> int:
+    """The showcase on the embedded data; every number printed is computed here and now."""
+    import torch
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.model_selection import KFold, cross_validate
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from . import MoCoEmbedder
+    from .data import open_archive, to_rgb
+    from .datasets import load_sdss_catalog, write_sdss_galaxies
+    from .metrics import PHOTOZ_SCORING
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cv = KFold(5, shuffle=True, random_state=0)
+    started = time.perf_counter()
+
+    print("1. Real SDSS catalogue (kcorrect test data): photometry-only photo-z")
+    catalog = load_sdss_catalog()
+    features = _photometry_features(catalog)
+    print(f"  {len(catalog.redshift)} galaxies, median z = {np.median(catalog.redshift):.3f}")
+    forest = RandomForestRegressor(n_estimators=100, min_samples_leaf=3, n_jobs=args.threads)
+    scores = cross_validate(forest, features, catalog.redshift, cv=cv, scoring=PHOTOZ_SCORING)
+    _print_report("random forest, colours + r (5-fold CV)", scores)
+
+    print(f"\n2. Simulated SDSS-like images -> HDF5 archive ({args.n} galaxies)")
+    path = out / "demo_galaxies.h5"
+    tick = time.perf_counter()
+    write_sdss_galaxies(path, args.n, random_state=0, stamp_size=64)
+    size_mb = os.path.getsize(path) / 2**20
+    print(f"  wrote {path} ({size_mb:.0f} MB) in {time.perf_counter() - tick:.1f} s")
+    archive = open_archive(path, deredden=True)
+    X, z = archive.images, archive.redshift
+    print(f"  lazy images: {X!r}")
+    picks = [int(i) for i in np.argsort(z)[np.linspace(0, len(z) - 1, 8).astype(int)]]
+    _save_gallery(to_rgb(X[picks]), z[picks], out / "demo_gallery.png")
+
+    print(f"\n3. MoCo v2 pretraining on the unlabelled images ({args.epochs} epochs, CPU)")
+    embedder = MoCoEmbedder(n_epochs=args.epochs, random_state=0, verbose=args.verbose)
+    tick = time.perf_counter()
+    embedder.fit(X)
+    rate = np.mean([h["images_per_s"] for h in embedder.history_])
+    print(
+        f"  {time.perf_counter() - tick:.0f} s, {rate:.0f} img/s, InfoNCE loss "
+        f"{embedder.history_[0]['loss']:.3f} -> {embedder.history_[-1]['loss']:.3f}"
+    )
+    random_encoder = MoCoEmbedder(n_epochs=0, random_state=0).fit(X)
+    probe = make_pipeline(StandardScaler(), KNeighborsRegressor(10, weights="distance"))
+    print("  kNN photo-z probe (labels used only here, 5-fold CV):")
+    for name, model in (
+        ("pretrained embeddings", embedder),
+        ("random-init encoder", random_encoder),
+    ):
+        scores = cross_validate(probe, model.transform(X), z, cv=cv, scoring=PHOTOZ_SCORING)
+        _print_report(name, scores)
+    print(f"\nDone in {time.perf_counter() - started:.0f} s; outputs in {out}/")
+    return 0
+
+
+def _save_gallery(rgb: np.ndarray, z: np.ndarray, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("  (matplotlib not installed: no gallery)")
+        return
+    fig, axes = plt.subplots(1, len(rgb), figsize=(1.6 * len(rgb), 1.9))
+    for ax, image, redshift in zip(axes, rgb, z, strict=True):
+        ax.imshow(image, origin="lower")
+        ax.set_title(f"z = {redshift:.3f}", fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    print(f"  gallery (g,r,i asinh composites, by redshift): {path}")
+
+
+def simulate(args) -> int:
+    from .datasets import write_sdss_galaxies
+
+    tick = time.perf_counter()
+    write_sdss_galaxies(
+        args.output, args.n, random_state=args.seed, stamp_size=args.stamp_size,
+        chunk_size=args.chunk_size,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - tick
+    print(f"wrote {args.n} galaxies to {args.output} in {elapsed:.1f} s ({args.n / elapsed:.0f}/s)")
+    return 0
+
+
+def pretrain(args) -> int:
+    import joblib
+
+    from . import MOCO_PRESETS, MoCoEmbedder
+    from .data import open_archive
+
+    params = dict(MOCO_PRESETS[args.preset]) if args.preset else {}
+    for name in ("backbone", "stem", "n_epochs", "batch_size", "device", "crop_size"):
+        value = getattr(args, name)
+        if value is not None:
+            params[name] = value
+    archive = open_archive(args.archive, deredden=args.deredden)
+    embedder = MoCoEmbedder(
+        **params, random_state=args.seed, checkpoint_dir=args.checkpoint_dir, verbose=True,
+        num_workers=args.num_workers,
+    )  # fmt: skip
+    embedder.fit(archive.images)
+    joblib.dump(embedder, args.output)
+    print(f"saved {args.output}; final loss {embedder.history_[-1]['loss']:.4f}")
+    return 0
+
+
+def embed(args) -> int:
+    import joblib
+
+    from .data import open_archive
+
+    embedder = joblib.load(args.model)
+    archive = open_archive(args.archive, deredden=args.deredden)
+    embeddings = embedder.transform(archive.images)
+    np.save(args.output, embeddings)
+    print(f"saved {embeddings.shape} embeddings to {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skphotoz", description="Self-supervised photo-z for SDSS galaxy images."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="showcase on the embedded data")
+    p.add_argument("--n", type=int, default=2000, help="simulated galaxies (default 2000)")
+    p.add_argument("--epochs", type=int, default=8, help="MoCo epochs (default 8)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="demo_output")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=demo)
+
+    p = sub.add_parser("simulate", help="write simulated galaxies to an HDF5 archive")
+    p.add_argument("output")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stamp-size", type=int, default=64)
+    p.add_argument("--chunk-size", type=int, default=1024)
+    p.set_defaults(func=simulate)
+
+    p = sub.add_parser("pretrain", help="MoCo pretraining on an HDF5 archive")
+    p.add_argument("archive")
+    p.add_argument("--output", required=True, help="joblib file of the fitted embedder")
+    p.add_argument("--preset", choices=["published"], default=None)
+    p.add_argument("--backbone", default=None)
+    p.add_argument("--stem", default=None)
+    p.add_argument("--epochs", dest="n_epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--crop-size", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--deredden", action="store_true", help="deredden with the e_bv column")
+    p.add_argument("--checkpoint-dir", default=None)
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=pretrain)
+
+    p = sub.add_parser("embed", help="embeddings of an archive with a fitted embedder")
+    p.add_argument("model")
+    p.add_argument("archive")
+    p.add_argument("--output", required=True, help=".npy file")
+    p.add_argument("--deredden", action="store_true")
+    p.set_defaults(func=embed)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
