@@ -110,44 +110,68 @@ def cv_photoz(X, z) -> np.ndarray:
 
 
 def cnn_inputs(images, extinction) -> np.ndarray:
-    """Dereddened central 48x48 crops binned 2x2 to 24x24, asinh-scaled in units of the
-    sky noise of each band (binning costs little: the PSF FWHM is ~3.5 pixels)."""
+    """Dereddened central 48x48 crops binned 2x2 to 24x24, in units of each band's sky noise
+    (binning costs little: the PSF FWHM is ~3.5 pixels)."""
     img = deredden(images, extinction)
     lo = img.shape[-1] // 2 - 24
     crop = img[..., lo : lo + 48, lo : lo + 48]
     binned = crop.reshape(*crop.shape[:2], 24, 2, 24, 2).sum(axis=(3, 5))
-    scale = 2 * SKY_SIGMA.astype(np.float32)[None, :, None, None]
-    return np.arcsinh(binned / scale).astype(np.float32)
+    return (binned / (2 * SKY_SIGMA.astype(np.float32)[None, :, None, None])).astype(np.float32)
 
 
-def train_cnn(x_train, z_train, x_test, epochs: int, seed: int = 0) -> np.ndarray:
-    """Train a small CNN with a binned-redshift softmax head; return test predictions."""
+def build_cnn(n_maps: int = 8):
+    """A small CNN whose pooling layer is learned photometry.
+
+    Convolutions on asinh-scaled pixels give (a) ``n_maps`` spatial weight maps (softmax over
+    pixels) with which the *linear* fluxes of every band are summed, i.e. learned apertures,
+    and (b) a pooled morphology vector. Both feed an MLP with a 180-bin redshift softmax.
+    """
     import torch
     from torch import nn
 
-    torch.set_num_threads(2)
-    torch.manual_seed(seed)
-
-    def block(c_in, c_out):
+    def conv(c_in, c_out):
         return [
             nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
             nn.BatchNorm2d(c_out),
             nn.ReLU(inplace=True),
         ]
 
-    model = nn.Sequential(
-        *block(5, 32),
-        *block(32, 32),
-        nn.AvgPool2d(2),
-        *block(32, 64),
-        nn.AvgPool2d(2),
-        *block(64, 128),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(128, 256),
-        nn.ReLU(inplace=True),
-        nn.Linear(256, N_BINS),
-    ).to(memory_format=torch.channels_last)
+    class PhotometricCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = nn.Sequential(*conv(5, 32), *conv(32, 32))
+            self.maps = nn.Conv2d(32, n_maps, 3, padding=1)
+            self.morphology = nn.Sequential(
+                nn.AvgPool2d(2),
+                *conv(32, 64),
+                nn.AvgPool2d(2),
+                *conv(64, 64),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+            )
+            self.head = nn.Sequential(
+                nn.Linear(n_maps * 5 + 64, 256), nn.ReLU(inplace=True), nn.Linear(256, N_BINS)
+            )
+
+        def forward(self, flux):
+            features = self.trunk(torch.asinh(flux))
+            weights = self.maps(features).flatten(2).softmax(-1)  # (n, maps, pixels)
+            photometry = torch.einsum("nmp,nbp->nmb", weights, flux.flatten(2))
+            photometry = torch.asinh(photometry).flatten(1)
+            return self.head(torch.cat([photometry, self.morphology(features)], dim=1))
+
+    return PhotometricCNN()
+
+
+def train_cnn(x_train, z_train, x_test, epochs: int, seed: int = 0) -> np.ndarray:
+    """Train the CNN with cross-entropy on redshift bins; return test predictions (the mean
+    of the softmax PDF averaged over the 8 right-angle rotations and flips)."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(2)
+    torch.manual_seed(seed)
+    model = build_cnn()
     centres = torch.linspace(0, Z_TOP, N_BINS + 1)[:-1] + Z_TOP / N_BINS / 2
     labels = torch.from_numpy(np.clip((z_train / Z_TOP * N_BINS).astype(int), 0, N_BINS - 1))
     x_train = torch.from_numpy(x_train)
@@ -167,29 +191,24 @@ def train_cnn(x_train, z_train, x_test, epochs: int, seed: int = 0) -> np.ndarra
             xb = torch.rot90(xb, int(torch.randint(4, (1,), generator=gen)), dims=(2, 3))
             if torch.rand(1, generator=gen) < 0.5:
                 xb = torch.flip(xb, dims=(3,))
-            loss = nn.functional.cross_entropy(
-                model(xb.contiguous(memory_format=torch.channels_last)), labels[idx]
-            )
+            loss = nn.functional.cross_entropy(model(xb.contiguous()), labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-        print(
-            f"  CNN epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, "
-            f"{time.perf_counter() - start:.0f} s"
-        )
+        elapsed = time.perf_counter() - start
+        print(f"  CNN epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, {elapsed:.0f} s")
     model.eval()
     preds = []
     with torch.no_grad():
         for i in range(0, len(x_test), 512):
             xb = torch.from_numpy(x_test[i : i + 512])
-            # Average the softmax over the 8 right-angle rotations and flips.
             prob = 0
             for k in range(4):
                 for flip in (False, True):
                     xr = torch.rot90(xb, k, dims=(2, 3))
                     xr = torch.flip(xr, dims=(3,)) if flip else xr
-                    prob = prob + model(xr.contiguous(memory_format=torch.channels_last)).softmax(1)
+                    prob = prob + model(xr.contiguous()).softmax(1)
             preds.append((prob / 8) @ centres)
     return torch.cat(preds).numpy()
 

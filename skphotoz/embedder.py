@@ -64,8 +64,10 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Passes over X. ``n_epochs=0`` keeps the randomly initialised encoder: the baseline
         against which pretraining is judged.
     batch_size : int, default=128
-    queue_size : int, default=4096
-        Negative keys kept; the published run uses 65,536 on millions of galaxies.
+    queue_size : int or "auto", default="auto"
+        Negative keys kept. "auto" keeps ``min(65536, n_samples // 2)``: a queue shorter than
+        an epoch never holds an older key of the query's own galaxy, which would act as a
+        false negative on small data sets. The published run uses 65,536.
     momentum : float, default=0.99
         Key-encoder momentum; shorter runs need a faster key encoder than the published 0.999.
     temperature : float, default=0.2
@@ -87,12 +89,15 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     noise : float, default=1.0
         Augmentation: largest added Gaussian noise in units of each band's sky noise (for
         2-D input, of each feature's standard deviation times 0.1).
-    dust_ebv : float, default=0.1
-        Augmentation: largest E(B-V) of the Galactic reddening applied to each view. For
-        dereddened input (``open_archive(..., deredden=True)``) Hayat et al. draw up to 0.5.
+    dust_ebv : float, default=0.05
+        Augmentation: largest E(B-V) of the Galactic reddening applied to each view (5-band
+        input only). The SDSS main sample has a median E(B-V) near 0.03; much stronger
+        reddening teaches invariance to colour, the main redshift signal. For dereddened input
+        (``open_archive(..., deredden=True)``) Hayat et al. (2021) draw up to 0.5.
     crop_size : int, optional
-        Side of the views and of the centre crop in ``transform``; defaults to the stamp size
-        (pixels rotated in from outside are reflected).
+        Side of the views and of the centre crop in ``transform``. Defaults to three quarters
+        of the stamp (48 px of a 64-px stamp): the galaxy stays in, rotations and jitter expose
+        few pixels from outside the stamp (those are reflected), and steps are ~1.7x faster.
     device : str, default="auto"
         "auto" (CUDA if available), "cpu", "cuda" or "cuda:<i>".
     num_workers : int, default=0
@@ -118,6 +123,8 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Bands (images) or features (2-D input).
     input_shape_ : tuple of int
         Shape of one training sample.
+    crop_size_ : int or None
+        Side of the centre crop of images in ``transform`` (None for 2-D input).
 
     See Also
     --------
@@ -141,7 +148,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         projection_dim=128,
         n_epochs=20,
         batch_size=128,
-        queue_size=4096,
+        queue_size="auto",
         momentum=0.99,
         temperature=0.2,
         lr=0.06,
@@ -153,7 +160,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         scale=1.1,
         psf_fwhm=1.5,
         noise=1.0,
-        dust_ebv=0.1,
+        dust_ebv=0.05,
         crop_size=None,
         device="auto",
         num_workers=0,
@@ -216,6 +223,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             moco = self.moco_
         else:
             self.input_shape_ = input_shape(X)
+            self.crop_size_ = self._resolve_crop_size(X)
             with seeded(seed):
                 moco = self._build_moco(X, seed)
         task = MoCoTask(moco, self._build_augment(X, moco))
@@ -261,7 +269,11 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_sample_shape(self, X)
         module = self.encoder_ if self.embedding == "backbone" else self.moco_.query_encoder
         return predict_batches(
-            module, X, batch_size=max(self.batch_size, 256), device=self.device, crop=self.crop_size
+            module,
+            X,
+            batch_size=max(self.batch_size, 256),
+            device=self.device,
+            crop=self.crop_size_,
         )
 
     def _check_params(self) -> None:
@@ -278,7 +290,10 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"{name} must be {allowed[name]}; got {getattr(self, name)!r}.")
-        for name in ("projection_dim", "n_epochs", "batch_size", "queue_size"):
+        names = ["projection_dim", "n_epochs", "batch_size"]
+        if self.queue_size != "auto":
+            names.append("queue_size")
+        for name in names:
             value = getattr(self, name)
             low = 0 if name == "n_epochs" else 1
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
@@ -301,6 +316,18 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if not isinstance(self.scale, float | int) or self.scale < 1:
             raise ValueError(f"scale must be a number >= 1; got {self.scale!r}.")
 
+    def _resolve_crop_size(self, X) -> int | None:
+        if len(input_shape(X)) != 3:
+            return None
+        size = input_shape(X)[-1]
+        if self.crop_size is None:
+            return max(1, round(0.75 * size))
+        if isinstance(self.crop_size, bool) or not 1 <= self.crop_size <= size:
+            raise ValueError(
+                f"crop_size must be between 1 and the stamp size {size}; got {self.crop_size!r}."
+            )
+        return int(self.crop_size)
+
     def _backbone_name(self, X) -> str:
         if self.backbone != "auto":
             return self.backbone
@@ -308,17 +335,14 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _build_moco(self, X, seed: int) -> MoCo:
         body = build_backbone(self._backbone_name(X), input_shape(X), stem=self.stem)
-        if len(input_shape(X)) == 3 and self.crop_size is not None:
-            size = input_shape(X)[-1]
-            if not 1 <= self.crop_size <= size:
-                raise ValueError(
-                    f"crop_size must be between 1 and the stamp size {size}; got {self.crop_size}."
-                )
         encoder = Encoder(input_scaling(X, seed), body)
+        queue_size = (
+            min(65536, max(1, len(X) // 2)) if self.queue_size == "auto" else self.queue_size
+        )
         return MoCo(
             encoder,
             projection_dim=self.projection_dim,
-            queue_size=self.queue_size,
+            queue_size=queue_size,
             momentum=self.momentum,
             temperature=self.temperature,
         )
@@ -328,7 +352,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if len(input_shape(X)) == 1:
             return VectorAugment(scaling.scale.reshape(-1) * 0.1, noise=self.noise)
         return GalaxyAugment(
-            self.crop_size or input_shape(X)[-1],
+            self.crop_size_,
             rotation=self.rotation,
             flip=self.flip,
             jitter=self.jitter,
