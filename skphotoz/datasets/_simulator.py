@@ -486,36 +486,148 @@ def _check_positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _check_options(stamp_size, noise) -> int:
+def _check_options(stamp_size, noise, realism: dict[str, float]) -> int:
     stamp_size = _check_positive_int(stamp_size, "stamp_size")
     if stamp_size < 8:
         raise ValueError(f"stamp_size must be at least 8 pixels; got {stamp_size}.")
     if not isinstance(noise, bool | np.bool_):
         raise ValueError(f"noise must be True or False; got {noise!r}.")
+    for name, value in realism.items():
+        if not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+            raise ValueError(f"{name} must be a fraction in [0, 1]; got {value!r}.")
     return stamp_size
 
 
+def _shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Images (..., S, S) moved by whole pixels, zero-filled (light leaving the stamp is lost)."""
+    out = np.zeros_like(images)
+    size = images.shape[-1]
+    ys, yd = (
+        (slice(0, size - dy), slice(dy, size))
+        if dy >= 0
+        else (slice(-dy, size), slice(0, size + dy))
+    )
+    xs, xd = (
+        (slice(0, size - dx), slice(dx, size))
+        if dx >= 0
+        else (slice(-dx, size), slice(0, size + dx))
+    )
+    out[..., yd, xd] = images[..., ys, xs]
+    return out
+
+
+def _add_neighbours(images, params, fraction: float, rng: np.random.Generator) -> None:
+    """Add, to a ``fraction`` of the stamps, a fainter copy of another galaxy of the block.
+
+    The neighbour (a different galaxy, at its own redshift) is 0.5-3 mag fainter and sits
+    6-28 pixels from the centre; in place.
+    """
+    n = len(images)
+    has = rng.random(n) < fraction
+    partner = (np.arange(n) + 1 + rng.integers(n - 1, size=n)) % n
+    dimming = 10 ** (-0.4 * rng.uniform(0.5, 3.0, n))
+    radius = rng.uniform(6, 28, n)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    dy = np.rint(radius * np.sin(angle)).astype(int)
+    dx = np.rint(radius * np.cos(angle)).astype(int)
+    sources = images.copy()
+    for i in np.nonzero(has)[0]:
+        images[i] += dimming[i] * _shifted(sources[partner[i]], dy[i], dx[i])
+    params["neighbour_index"] = np.where(has, partner, -1)
+    params["neighbour_offset"] = np.where(has[:, None], np.stack([dx, dy], axis=1), 0)
+    params["neighbour_flux"] = np.where(has[:, None], dimming[:, None] * params["flux"][partner], 0)
+
+
+#: Rough stellar locus: colours u-g, r-i, i-z as functions of g-r along the main sequence
+#: (piecewise-linear reading of Covey et al. 2007, AJ 134, 2398, Fig. 3).
+_LOCUS_GR = np.array([0.2, 0.6, 1.0, 1.3, 1.5])
+_LOCUS_UG = np.array([1.0, 1.45, 2.2, 2.6, 2.6])
+_LOCUS_RI = np.array([0.05, 0.2, 0.4, 0.8, 1.5])
+_LOCUS_IZ = np.array([0.0, 0.1, 0.2, 0.4, 0.8])
+
+
+def _add_stars(images, params, fraction: float, rng: np.random.Generator) -> None:
+    """Add a star (r = 15-21, colours on the stellar locus) to a ``fraction`` of the stamps.
+
+    The star is the stamp's own PSF placed 5-30 pixels from the centre; in place.
+    """
+    n, _, size, _ = images.shape
+    has = rng.random(n) < fraction
+    mag_r = rng.uniform(15, 21, n)
+    g_r = rng.uniform(_LOCUS_GR[0], _LOCUS_GR[-1], n)
+    radius = rng.uniform(5, 30, n)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    r = mag_r
+    g = r + g_r
+    u = g + np.interp(g_r, _LOCUS_GR, _LOCUS_UG)
+    i = r - np.interp(g_r, _LOCUS_GR, _LOCUS_RI)
+    z = i - np.interp(g_r, _LOCUS_GR, _LOCUS_IZ)
+    flux = mag_to_nanomaggies(np.stack([u, g, r, i, z], axis=1))
+    centre = (
+        size // 2
+        + params["offset"]
+        + np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    )
+    index = np.nonzero(has)[0]
+    if len(index):
+        ky, kx, pixel = _fourier_grid(size)
+        transfer = _psf_transform(ky**2 + kx**2, params["psf_fwhm"][index] / PIXEL_SCALE) * pixel
+        centre_sel = centre[index].astype(np.float32)
+        phase = _unit_phasor(ky[None] * centre_sel[:, 1, None, None]) * _unit_phasor(
+            kx[None] * centre_sel[:, 0, None, None]
+        )
+        spectrum = flux[index].astype(np.float32)[:, :, None, None] * transfer * phase[:, None]
+        images[index] += scipy.fft.irfft2(spectrum, s=(size, size), axes=(-2, -1))
+    params["star_flux"] = np.where(has[:, None], flux, 0)
+    params["star_position"] = np.where(has[:, None], centre, np.nan)
+
+
+def _mask_columns(images, params, fraction: float, rng: np.random.Generator) -> None:
+    """Zero a bad-column segment, in all bands, in a ``fraction`` of the stamps; in place."""
+    n, _, size, _ = images.shape
+    has = rng.random(n) < fraction
+    column = rng.integers(size, size=n)
+    y0 = rng.integers(size, size=n)
+    length = rng.integers(size // 4, size + 1, size=n)
+    mask = np.zeros((n, size, size), bool)
+    rows = np.arange(size)
+    for i in np.nonzero(has)[0]:
+        mask[i, (rows >= y0[i]) & (rows < y0[i] + length[i]), column[i]] = True
+    images[np.broadcast_to(mask[:, None], images.shape)] = 0
+    params["masked_pixels"] = mask.sum(axis=(1, 2))
+
+
 def _iter_galaxies(
-    n_samples: int, root: np.random.SeedSequence, stamp_size: int, noise: bool, chunk_size: int
+    n_samples: int,
+    root: np.random.SeedSequence,
+    stamp_size: int,
+    noise: bool,
+    chunk_size: int,
+    realism: dict[str, float],
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yield consecutive chunks of at most ``chunk_size`` simulated galaxies.
 
-    Galaxies are drawn and rendered in fixed blocks with their own seeds, so the output does
-    not depend on ``chunk_size``.
+    Galaxies are drawn and rendered in whole blocks with their own seeds (the last block is
+    cut), so the output depends neither on ``chunk_size`` nor, for the first galaxies, on
+    ``n_samples``.
     """
     pending: list[dict[str, np.ndarray]] = []
     n_pending = 0
     n_blocks = -(-n_samples // _BLOCK)
     for block in range(n_blocks):
         params = _draw_block(_block_generator(root, block, 0), stamp_size)
-        keep = min(_BLOCK, n_samples - block * _BLOCK)
-        params = {key: value[:keep] for key, value in params.items()}
-        images = redden(_render(params, stamp_size), params["ebv"], EXTINCTION_COEFFICIENTS)
+        images = _render(params, stamp_size)
+        extra = _block_generator(root, block, 2)
+        _add_neighbours(images, params, realism["neighbour_fraction"], extra)
+        _add_stars(images, params, realism["star_fraction"], extra)
+        images = redden(images, params["ebv"], EXTINCTION_COEFFICIENTS)
         if noise:
             images = _add_noise(images, _block_generator(root, block, 1))
+        _mask_columns(images, params, realism["mask_fraction"], extra)
         params["images"] = images
         params["extinction"] = extinction_from_ebv(params["ebv"], EXTINCTION_COEFFICIENTS)
-        pending.append(params)
+        keep = min(_BLOCK, n_samples - block * _BLOCK)
+        pending.append({key: value[:keep] for key, value in params.items()})
         n_pending += keep
         while n_pending >= chunk_size or (block == n_blocks - 1 and n_pending):
             merged = {key: np.concatenate([p[key] for p in pending]) for key in pending[0]}
@@ -541,6 +653,12 @@ _TRUTH_KEYS = (
     "offset",
     "coeffs",
     "source_index",
+    "neighbour_index",
+    "neighbour_offset",
+    "neighbour_flux",
+    "star_flux",
+    "star_position",
+    "masked_pixels",
 )
 
 _DESCR = """\
@@ -567,7 +685,10 @@ Shen et al. (2003) size-luminosity relations. Physics and validation: docs/simul
   (degrees), ``psf_fwhm`` (n, 5, arcsec), ``offset`` (n, 2, pixels, x then y, from the stamp
   centre at pixel S//2), ``coeffs`` (template coefficients), ``source_index`` (row of
   ``load_sdss_catalog()`` of the real galaxy it was drawn from), ``sky_sigma`` (5,) per-pixel
-  sky noise.
+  sky noise; and of the optional contaminants: ``neighbour_index`` (-1 if none; the position
+  in the same block of 64 whose image was copied), ``neighbour_offset`` (n, 2, pixels),
+  ``neighbour_flux`` (n, 5, extinction-free), ``star_flux`` (n, 5), ``star_position`` (n, 2,
+  pixel x, y; NaN if none), ``masked_pixels`` (number of zeroed pixels per band).
 """
 
 
@@ -597,6 +718,9 @@ def make_sdss_galaxies(
     random_state=None,
     stamp_size: int = 64,
     noise: bool = True,
+    neighbour_fraction: float = 0.0,
+    star_fraction: float = 0.0,
+    mask_fraction: float = 0.0,
     return_X_y: bool = False,
 ) -> Bunch | tuple[np.ndarray, np.ndarray]:
     """Simulate SDSS ugriz cutouts of Main Galaxy Sample galaxies.
@@ -619,6 +743,12 @@ def make_sdss_galaxies(
     noise : bool, default=True
         Add sky and Poisson noise. With ``False`` the images are the noiseless, reddened,
         PSF-convolved expectation.
+    neighbour_fraction : float, default=0.0
+        Fraction of stamps with a neighbouring galaxy (0.5-3 mag fainter, 6-28 pixels away).
+    star_fraction : float, default=0.0
+        Fraction of stamps with a foreground star (r = 15-21, 5-30 pixels away).
+    mask_fraction : float, default=0.0
+        Fraction of stamps with a bad-column segment set to zero in all bands.
     return_X_y : bool, default=False
         Return ``(images, redshift)`` instead of a Bunch.
 
@@ -647,9 +777,14 @@ def make_sdss_galaxies(
     True
     """
     n_samples = _check_positive_int(n_samples, "n_samples")
-    stamp_size = _check_options(stamp_size, noise)
+    realism = {
+        "neighbour_fraction": neighbour_fraction,
+        "star_fraction": star_fraction,
+        "mask_fraction": mask_fraction,
+    }
+    stamp_size = _check_options(stamp_size, noise, realism)
     root = _root_seed(random_state)
-    chunks = list(_iter_galaxies(n_samples, root, stamp_size, bool(noise), n_samples))
+    chunks = list(_iter_galaxies(n_samples, root, stamp_size, bool(noise), n_samples, realism))
     bunch = _to_bunch(chunks[0], bool(noise))
     if return_X_y:
         return bunch.images, bunch.redshift
@@ -663,6 +798,9 @@ def write_sdss_galaxies(
     random_state=None,
     stamp_size: int = 64,
     noise: bool = True,
+    neighbour_fraction: float = 0.0,
+    star_fraction: float = 0.0,
+    mask_fraction: float = 0.0,
     chunk_size: int = 1024,
 ) -> str:
     """Simulate galaxies chunk by chunk into an HDF5 archive of the SDSS photo-z format.
@@ -684,6 +822,8 @@ def write_sdss_galaxies(
         Height and width of the cutouts in pixels.
     noise : bool, default=True
         Add sky and Poisson noise.
+    neighbour_fraction, star_fraction, mask_fraction : float, default=0.0
+        Optional contaminants, as in :func:`make_sdss_galaxies`.
     chunk_size : int, default=1024
         Galaxies simulated and written at a time; does not change the result.
 
@@ -701,11 +841,17 @@ def write_sdss_galaxies(
 
     n_samples = _check_positive_int(n_samples, "n_samples")
     chunk_size = _check_positive_int(chunk_size, "chunk_size")
-    stamp_size = _check_options(stamp_size, noise)
+    realism = {
+        "neighbour_fraction": neighbour_fraction,
+        "star_fraction": star_fraction,
+        "mask_fraction": mask_fraction,
+    }
+    stamp_size = _check_options(stamp_size, noise, realism)
     root = _root_seed(random_state)
     start = 0
     with ArchiveWriter(path, n_samples, stamp_size=stamp_size, n_bands=len(BANDS)) as writer:
-        for chunk in _iter_galaxies(n_samples, root, stamp_size, bool(noise), chunk_size):
+        chunks = _iter_galaxies(n_samples, root, stamp_size, bool(noise), chunk_size, realism)
+        for chunk in chunks:
             index = np.arange(start, start + len(chunk["redshift"]), dtype=np.int64)
             writer.append(
                 images=chunk["images"],

@@ -225,3 +225,33 @@ def test_mixtures_have_unit_flux():
     for amp, var in _sersic_mixtures().values():
         assert abs(amp.sum() - 1) < 1e-9
         assert np.all(var > 0)
+
+
+def test_realism_knobs_add_contaminants():
+    plain = make_sdss_galaxies(64, random_state=9, noise=False)
+    busy = make_sdss_galaxies(
+        64,
+        random_state=9,
+        noise=False,
+        neighbour_fraction=0.5,
+        star_fraction=0.5,
+        mask_fraction=0.5,
+    )
+    # Same galaxies underneath; contaminants only where the truth table says so.
+    np.testing.assert_array_equal(plain.redshift, busy.redshift)
+    truth = busy.truth
+    neighbour = truth.neighbour_index >= 0
+    star = np.isfinite(truth.star_position[:, 0])
+    masked = truth.masked_pixels > 0
+    assert 15 < neighbour.sum() < 50 and 15 < star.sum() < 50 and 15 < masked.sum() < 50
+    untouched = ~neighbour & ~star & ~masked
+    np.testing.assert_allclose(busy.images[untouched], plain.images[untouched], atol=1e-6)
+    extra = busy.images.sum(axis=(2, 3)) - plain.images.sum(axis=(2, 3))
+    assert np.all(extra[(neighbour | star) & ~masked, 2] > 0)
+    assert np.all((busy.images == 0).sum(axis=(2, 3))[masked, 2] >= truth.masked_pixels[masked])
+    assert plain.truth.masked_pixels.sum() == 0
+
+
+def test_realism_fraction_validation():
+    with pytest.raises(ValueError, match=r"star_fraction must be a fraction in \[0, 1\]; got 1.5"):
+        make_sdss_galaxies(2, star_fraction=1.5)
