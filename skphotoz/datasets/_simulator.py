@@ -449,11 +449,12 @@ def _unit_phasor(theta: np.ndarray) -> np.ndarray:
 
 def _add_noise(images, rng: np.random.Generator) -> np.ndarray:
     """Sky noise plus Poisson noise of the source (Gaussian limit), in place."""
-    normal = rng.standard_normal(images.shape, dtype=np.float32)
-    variance = (SKY_SIGMA**2).astype(np.float32)[None, :, None, None] + np.maximum(
-        images, 0
-    ) / ELECTRONS_PER_NANOMAGGY.astype(np.float32)[None, :, None, None]
-    images += normal * np.sqrt(variance)
+    sigma = np.maximum(images, 0)
+    sigma *= (1 / ELECTRONS_PER_NANOMAGGY).astype(np.float32)[None, :, None, None]
+    sigma += (SKY_SIGMA**2).astype(np.float32)[None, :, None, None]
+    np.sqrt(sigma, out=sigma)
+    sigma *= rng.standard_normal(images.shape, dtype=np.float32)
+    images += sigma
     return images
 
 
@@ -784,8 +785,17 @@ def make_sdss_galaxies(
     }
     stamp_size = _check_options(stamp_size, noise, realism)
     root = _root_seed(random_state)
-    chunks = list(_iter_galaxies(n_samples, root, stamp_size, bool(noise), n_samples, realism))
-    bunch = _to_bunch(chunks[0], bool(noise))
+    # Fill preallocated arrays block by block: no concatenation copies of the images.
+    out: dict[str, np.ndarray] = {}
+    start = 0
+    for chunk in _iter_galaxies(n_samples, root, stamp_size, bool(noise), _BLOCK, realism):
+        stop = start + len(chunk["redshift"])
+        for key, value in chunk.items():
+            if key not in out:
+                out[key] = np.empty((n_samples, *value.shape[1:]), value.dtype)
+            out[key][start:stop] = value
+        start = stop
+    bunch = _to_bunch(out, bool(noise))
     if return_X_y:
         return bunch.images, bunch.redshift
     return bunch
