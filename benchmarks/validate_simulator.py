@@ -269,14 +269,14 @@ def plot_gallery(random_state: int, out: Path) -> None:
 
     data = make_sdss_galaxies(400, random_state=random_state)
     order = np.argsort(data.redshift)
-    pick = order[np.linspace(0, len(order) - 1, 32).astype(int)]
+    pick = order[np.linspace(0, len(order) - 1, 24).astype(int)]
     rgb = to_rgb(data.images[pick])
-    fig, axes = plt.subplots(4, 8, figsize=(8, 4.4))
+    fig, axes = plt.subplots(3, 8, figsize=(8, 3.4))
     for ax, image, i in zip(axes.flat, rgb, pick, strict=True):
         ax.imshow(image, origin="lower")
-        ax.set_title(f"z={data.redshift[i]:.3f}", fontsize=7)
+        ax.set_title(f"z={data.redshift[i]:.3f}", fontsize=7, pad=2)
         ax.axis("off")
-    fig.tight_layout(pad=0.2)
+    fig.tight_layout(pad=0.3, h_pad=0.6, w_pad=0.2)
     fig.savefig(out / "img" / "simulator_gallery.png", dpi=60)
     plt.close(fig)
 

@@ -6,7 +6,7 @@ How a galaxy is made (details and validation in ``docs/simulator.md``):
    dereddened model fluxes, Blanton & Roweis 2007) are its SED and luminosity. Place it at a new
    redshift drawn uniformly in comoving volume between z = 0.01 and the redshift at which it
    would fall out of the Main Galaxy Sample (Petrosian r = 17.77), at a fraction of that
-   comoving volume (V/V_max) drawn from the real galaxies' own V/V_max: the real joint
+   comoving volume (V/V_max) borrowed from a real galaxy of similar luminosity: the real joint
    distribution of redshift, magnitude and colour is kept while every galaxy moves.
 2. *Photometry.* Observed AB fluxes are the template fluxes through the SDSS filters at the new
    redshift (k-corrections included) scaled by the luminosity distance (flat LCDM, H0 = 70,
@@ -207,27 +207,38 @@ def _composite_half_light(bulge_fraction, r_bulge, r_disk) -> np.ndarray:
     return 0.5 * (lo + hi)
 
 
+#: V/V_max is borrowed from one of the 2 x 200 real galaxies nearest in z_max (luminosity).
+_VMAX_NEIGHBOURS = 200
+
+
 @lru_cache(maxsize=1)
-def _volume_fractions() -> np.ndarray:
-    """V/V_max of the real galaxies: where in its accessible volume each one was observed."""
+def _volume_fractions() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """V/V_max of the real galaxies (where in its accessible volume each one was observed),
+    the population sorted by z_max, and each galaxy's rank in that order."""
     pop = _population()
     v_lo = comoving_distance(Z_MIN) ** 3
     v = comoving_distance(pop["redshift"]) ** 3 - v_lo
-    return np.clip(v / (comoving_distance(pop["z_max"]) ** 3 - v_lo), 0, 1)
+    fractions = np.clip(v / (comoving_distance(pop["z_max"]) ** 3 - v_lo), 0, 1)
+    order = np.argsort(pop["z_max"], kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return fractions, order, rank
 
 
-def _draw_redshifts(rng, z_max) -> np.ndarray:
-    """Redshifts between Z_MIN and ``z_max`` with the real sample's V/V_max distribution.
+def _draw_redshifts(rng: np.random.Generator, source: np.ndarray) -> np.ndarray:
+    """New redshifts between Z_MIN and z_max of the real galaxies ``source``.
 
     A complete flux-limited sample without evolution would have V/V_max uniform (mean 1/2);
-    the real catalogue's mean is 0.36 (incompleteness near the limit, evolution, structure),
-    so V/V_max is drawn from the real values rather than uniformly.
+    the real catalogue's mean is 0.36 (incompleteness near the limit, evolution, structure)
+    and depends on luminosity. So V/V_max is borrowed from a real galaxy of similar z_max.
     """
     grid, dc = _distance_table()
+    fractions, order, rank = _volume_fractions()
+    step = rng.integers(-_VMAX_NEIGHBOURS, _VMAX_NEIGHBOURS + 1, size=source.shape)
+    donor = order[np.clip(rank[source] + step, 0, len(order) - 1)]
+    z_max = _population()["z_max"][source]
     v_lo = comoving_distance(Z_MIN) ** 3
-    fractions = _volume_fractions()
-    u = fractions[rng.integers(len(fractions), size=z_max.shape)]
-    v = v_lo + u * (comoving_distance(z_max) ** 3 - v_lo)
+    v = v_lo + fractions[donor] * (comoving_distance(z_max) ** 3 - v_lo)
     return np.interp(np.cbrt(v), dc, grid)
 
 
@@ -241,7 +252,7 @@ def _draw_block(rng: np.random.Generator, stamp_size: int) -> dict[str, np.ndarr
     coeffs = pop["coeffs"][source]
     petro_offset = pop["petro_minus_model_r"][source]
 
-    z = _draw_redshifts(rng, pop["z_max"][source])
+    z = _draw_redshifts(rng, source)
     # Rejection keeps the Petrosian cut exact where k-corrections make r(z) non-monotonic.
     for _ in range(20):
         dl = comoving_distance(z) * (1 + z)
@@ -250,7 +261,7 @@ def _draw_block(rng: np.random.Generator, stamp_size: int) -> dict[str, np.ndarr
         bad = petro_r > PETRO_R_LIMIT
         if not bad.any():
             break
-        z[bad] = _draw_redshifts(rng, pop["z_max"][source[bad]])
+        z[bad] = _draw_redshifts(rng, source[bad])
 
     rest = table[0][None] * coeffs[:, None, :]  # rest-frame maggies at 10 pc per template
     rest_flux = rest.sum(axis=2)
