@@ -35,12 +35,16 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch
 _FAISS_CODECS = {"float32": "Flat", "float16": "SQfp16", "bfloat16": "SQbf16"}
 # Interleaved column groups of an index block whose maxima pre-select the top-k candidates.
 _N_GROUPS = 16
-# Block sizes measured on 2-core CPUs (benchmarks/search.py): a 256 × 8192 float32 block of
-# similarities (8 MiB) is produced by one matrix product and reduced while still in cache.
-_CPU_QUERY_BLOCK = 256
+# Block sizes measured on 2-core CPUs (benchmarks/search.py): the top-k bookkeeping costs
+# about a quarter of the matrix product per block, whatever the block shape, and fewer larger
+# blocks mean fewer thread synchronisations. When few queries come at once the index blocks
+# widen so that the similarity buffer keeps its size (32 MiB on the CPU, 256 MiB on a GPU).
+_CPU_QUERY_BLOCK = 1024
 _CPU_INDEX_BLOCK = 8192
+_CPU_BUFFER = 2**23
 _CUDA_QUERY_BLOCK = 4096
-_CUDA_INDEX_BLOCK = 65536
+_CUDA_INDEX_BLOCK = 16384
+_CUDA_BUFFER = 2**26
 # Rows passed to the embedder or copied into the index at a time: bounds the memory of fit.
 _INGEST_BLOCK = 8192
 # faiss IVF: training rows per inverted list (faiss warns below 39).
@@ -94,10 +98,12 @@ class SimilaritySearch(BaseEstimator):
         Candidate list length of an HNSW query (``index="hnsw"``): more is slower and closer to
         exact.
     query_block_size : int, optional
-        Queries per block; by default 256 on the CPU and 4,096 on a GPU.
+        Queries per block; by default 1,024 on the CPU and 4,096 on a GPU.
     index_block_size : int, optional
-        Index rows per block of the torch backend; by default 8,192 on the CPU and 65,536 on a
-        GPU. The similarity buffer holds ``query_block_size * index_block_size`` floats.
+        Index rows per block of the torch backend. By default a similarity buffer of 32 MiB
+        (CPU) or 256 MiB (GPU) divided by the number of queries in the block, but at least
+        8,192 (CPU) or 16,384 (GPU) rows. The buffer holds ``query_block_size *
+        index_block_size`` floats.
 
     Attributes
     ----------
@@ -439,7 +445,10 @@ class SimilaritySearch(BaseEstimator):
             return self._search_faiss(queries.numpy(), k)
         index_block = self.index_block_size
         if index_block is None:
-            index_block = _CUDA_INDEX_BLOCK if self.device_.type == "cuda" else _CPU_INDEX_BLOCK
+            cuda = self.device_.type == "cuda"
+            buffer = _CUDA_BUFFER if cuda else _CPU_BUFFER
+            minimum = _CUDA_INDEX_BLOCK if cuda else _CPU_INDEX_BLOCK
+            index_block = max(minimum, buffer // len(queries) // _N_GROUPS * _N_GROUPS)
         values, rows = _exact_top_k(queries.to(self.device_), self.index_, k, index_block)
         return values.cpu().numpy(), rows.cpu().numpy()
 
@@ -499,6 +508,7 @@ def _exact_top_k(
     indices : torch.Tensor of shape (n_queries, k), int64
     """
     n_queries = queries.shape[0]
+    index_block_size = min(index_block_size, index.shape[0])
     scores = torch.empty((n_queries, index_block_size), dtype=torch.float32, device=queries.device)
     rows_fp32 = None
     if index.dtype != torch.float32:
@@ -513,7 +523,10 @@ def _exact_top_k(
             rows = rows_fp32[:width].copy_(rows)
         block = scores[:, :width]
         torch.mm(queries, rows.T, out=block)
-        values, columns = _block_top_k(block, k)
+        threshold = None
+        if best_values is not None and best_values.shape[1] == k:
+            threshold = best_values.amin(dim=1, keepdim=True)
+        values, columns = _block_candidates(block, k, threshold)
         columns += start
         if best_values is not None:
             values = torch.cat([best_values, values], dim=1)
@@ -524,20 +537,44 @@ def _exact_top_k(
     return best_values, best_indices.gather(1, order)
 
 
-def _block_top_k(block: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unsorted top-k of each row of a block of similarities, via the maxima of column groups."""
+def _block_candidates(
+    block: torch.Tensor, k: int, threshold: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Similarities of a block that may enter each row's top-k, and their columns.
+
+    Returns two ``(n_rows, n_candidates)`` tensors, padded with ``-inf`` similarities. The
+    block is viewed as ``_N_GROUPS`` interleaved column groups whose maxima are found by one
+    vectorised reduction. Only groups whose maximum beats the row's current k-th best
+    (``threshold``) can contribute; once the running top-k is good these are a handful, which
+    are gathered directly. Otherwise the ``k`` groups with the largest maxima hold the block's
+    top-k (any other group is beaten by ``k`` larger values).
+    """
     n_rows, width = block.shape
     group_width = width // _N_GROUPS
     if width % _N_GROUPS or group_width < k:
-        return torch.topk(block, min(k, width), dim=1, sorted=False)
-    # Column j belongs to group j % group_width; grouping by stride keeps the max vectorised.
+        columns = torch.arange(width, device=block.device).expand(n_rows, width)
+        return block, columns.clone()
+    # Column j belongs to group j % group_width: grouping by stride keeps the max vectorised.
     grouped = block.view(n_rows, _N_GROUPS, group_width)
-    groups = torch.topk(grouped.amax(dim=1), k, dim=1, sorted=False).indices
-    candidates = grouped.gather(2, groups.unsqueeze(1).expand(n_rows, _N_GROUPS, k))
-    values, flat = torch.topk(candidates.reshape(n_rows, _N_GROUPS * k), k, dim=1, sorted=False)
-    member = torch.div(flat, k, rounding_mode="floor")
-    columns = member * group_width + groups.gather(1, flat % k)
-    return values, columns
+    maxima = grouped.amax(dim=1)
+    offsets = torch.arange(_N_GROUPS, device=block.device) * group_width
+    if threshold is not None:
+        hits = maxima > threshold
+        counts = hits.sum(dim=1)
+        most = int(counts.max())
+        if most * _N_GROUPS <= group_width:
+            rows, groups = hits.nonzero(as_tuple=True)
+            first = torch.cumsum(counts, dim=0) - counts
+            slots = torch.arange(rows.numel(), device=block.device) - first[rows]
+            values = block.new_full((n_rows, most, _N_GROUPS), float("-inf"))
+            values[rows, slots] = grouped[rows, :, groups]
+            columns = torch.zeros((n_rows, most, _N_GROUPS), dtype=torch.long, device=block.device)
+            columns[rows, slots] = groups.unsqueeze(1) + offsets
+            return values.view(n_rows, -1), columns.view(n_rows, -1)
+    groups = torch.topk(maxima, k, dim=1, sorted=False).indices
+    values = grouped.gather(2, groups.unsqueeze(1).expand(n_rows, _N_GROUPS, k))
+    columns = groups.unsqueeze(1) + offsets.unsqueeze(1)
+    return values.reshape(n_rows, -1), columns.reshape(n_rows, -1)
 
 
 def _drop_self(
@@ -549,8 +586,6 @@ def _drop_self(
     # their last, least similar neighbour instead.
     is_self[~is_self.any(axis=1), -1] = True
     keep = ~is_self
-    # A query listed twice (duplicate rows) keeps the first k of the remaining entries.
-    keep &= np.cumsum(keep, axis=1) <= k
     return values[keep].reshape(-1, k), rows[keep].reshape(-1, k)
 
 
