@@ -1,7 +1,8 @@
 """skphotoz: self-supervised deep learning for multi-band galaxy images in scikit-learn."""
 
 from .embedder import MOCO_PRESETS, MoCoEmbedder
+from .regressor import PhotoZRegressor
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["MOCO_PRESETS", "MoCoEmbedder", "__version__"]
+__all__ = ["MOCO_PRESETS", "MoCoEmbedder", "PhotoZRegressor", "__version__"]

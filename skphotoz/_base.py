@@ -125,8 +125,9 @@ def seeded(seed: int):
 
 @torch.no_grad()
 def predict_batches(module, X, *, batch_size: int, device, crop: int | None = None) -> np.ndarray:
-    """Apply ``module`` to X in batches on ``device``; the module is returned to the CPU."""
+    """Apply ``module`` to X in batches on ``device``; the module returns to where it was."""
     device = resolve_device(device)
+    home = next(module.parameters()).device
     module = module.to(device).eval()
     outputs = []
     try:
@@ -137,5 +138,30 @@ def predict_batches(module, X, *, batch_size: int, device, crop: int | None = No
                 out = module(batch)
             outputs.append(out.float().cpu().numpy())
     finally:
-        module.cpu()
+        module.to(home)
     return np.concatenate(outputs)
+
+
+class RowSubset:
+    """Rows ``rows`` of an array-like, indexed lazily (for HDF5 input)."""
+
+    def __init__(self, data, rows: np.ndarray):
+        self.data = data
+        self.rows = np.asarray(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.data.shape[1:])
+
+    def __getitem__(self, index):
+        return self.data[self.rows[index]]
+
+
+def take_rows(X, rows: np.ndarray):
+    """``X[rows]``: a copy for in-memory arrays, a lazy view for out-of-core ones."""
+    if isinstance(X, np.ndarray):
+        return X[rows]
+    return RowSubset(X, rows)

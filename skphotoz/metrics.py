@@ -6,6 +6,10 @@ Definitions follow the SDSS photo-z literature (e.g. Pasquet et al. 2019; Hayat 
 - ``sigma_mad = 1.4826 * median(|delta_z - median(delta_z)|)``
 - ``bias = mean(delta_z)``
 - outlier fraction ``eta`` = fraction of galaxies with ``|delta_z| > 0.05``
+
+and, for redshift PDFs given on bins (``predict_pdf``), the probability integral transform
+(PIT), its calibration and the continuous ranked probability score (CRPS), the measures of the
+LSST photo-z data challenge (Schmidt et al. 2020).
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ __all__ = [
     "bias_scorer",
     "outlier_fraction_scorer",
     "PHOTOZ_SCORING",
+    "pit",
+    "pit_calibration",
+    "crps",
 ]
 
 #: Consistency constant of the median absolute deviation for a Gaussian.
@@ -170,3 +177,117 @@ PHOTOZ_SCORING = {
     "neg_outlier_fraction": outlier_fraction_scorer,
     "neg_abs_bias": bias_scorer,
 }
+
+
+def _check_pdf(z_spec, pdf, edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    z_spec = np.asarray(z_spec, dtype=np.float64).reshape(-1)
+    pdf = np.asarray(pdf, dtype=np.float64)
+    edges = np.asarray(edges, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"edges must be increasing bin edges; got shape {edges.shape}.")
+    if pdf.ndim != 2 or pdf.shape[1] != edges.size - 1:
+        raise ValueError(
+            f"pdf must have shape (n_samples, {edges.size - 1}) for {edges.size} edges; "
+            f"got {pdf.shape}."
+        )
+    if pdf.shape[0] != z_spec.shape[0]:
+        raise ValueError(
+            f"z_spec and pdf must have equal lengths; got {z_spec.shape[0]} and {pdf.shape[0]}."
+        )
+    if not (np.all(np.isfinite(z_spec)) and np.all(np.isfinite(pdf))) or np.any(pdf < 0):
+        raise ValueError("z_spec and pdf must be finite and pdf non-negative.")
+    total = pdf.sum(axis=1, keepdims=True)
+    if np.any(total <= 0):
+        raise ValueError("every pdf row must have a positive sum.")
+    return z_spec, pdf / total, edges
+
+
+def _cdf_at_edges(pdf: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.zeros((len(pdf), 1)), np.cumsum(pdf, axis=1)], axis=1)
+
+
+def pit(z_spec, pdf, edges) -> np.ndarray:
+    """Probability integral transform: each PDF's CDF at the true redshift.
+
+    The CDF is linear within bins, 0 below the first edge and 1 above the last. A calibrated
+    photo-z code gives PIT values uniform on [0, 1].
+
+    Parameters
+    ----------
+    z_spec : array-like of shape (n_samples,)
+    pdf : array-like of shape (n_samples, n_bins)
+        Probabilities of the bins (rows are normalised here).
+    edges : array-like of shape (n_bins + 1,)
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> pit([0.25], [[0.5, 0.5]], [0.0, 0.5, 1.0])
+    array([0.25])
+    """
+    z_spec, pdf, edges = _check_pdf(z_spec, pdf, edges)
+    cdf = _cdf_at_edges(pdf)
+    rows = np.arange(len(z_spec))
+    j = np.clip(np.searchsorted(edges, z_spec, side="right") - 1, 0, len(edges) - 2)
+    frac = np.clip((z_spec - edges[j]) / (edges[j + 1] - edges[j]), 0.0, 1.0)
+    return cdf[rows, j] + frac * pdf[rows, j]
+
+
+def pit_calibration(pit_values, method: str = "ks") -> float:
+    """Distance of the PIT distribution from uniform: 0 for perfectly calibrated PDFs.
+
+    Parameters
+    ----------
+    pit_values : array-like of shape (n_samples,)
+    method : {"ks", "cvm"}, default="ks"
+        Kolmogorov-Smirnov statistic (largest CDF difference) or the Cramér-von Mises
+        distance ``∫ (F_PIT(u) - u)² du``.
+    """
+    u = np.sort(np.asarray(pit_values, dtype=np.float64).reshape(-1))
+    if u.size == 0 or np.any(~np.isfinite(u)) or u[0] < 0 or u[-1] > 1:
+        raise ValueError("pit_values must be a non-empty array of numbers in [0, 1].")
+    n = u.size
+    if method == "ks":
+        i = np.arange(1, n + 1)
+        return float(max(np.max(i / n - u), np.max(u - (i - 1) / n)))
+    if method == "cvm":
+        i = np.arange(1, n + 1)
+        return float(1.0 / (12 * n * n) + np.mean((u - (2 * i - 1) / (2 * n)) ** 2))
+    raise ValueError(f"method must be 'ks' or 'cvm'; got {method!r}.")
+
+
+def _segment_square_integral(width, start, stop) -> np.ndarray:
+    """∫ f² over a segment where f is linear from ``start`` to ``stop``."""
+    return width * (start**2 + start * stop + stop**2) / 3.0
+
+
+def crps(z_spec, pdf, edges) -> float:
+    """Mean continuous ranked probability score of binned PDFs, ``∫ (F(z) - H(z - z_spec))² dz``.
+
+    Computed exactly for the CDF that is linear within bins; lower is better, and it is in
+    redshift units.
+
+    Parameters
+    ----------
+    z_spec : array-like of shape (n_samples,)
+    pdf : array-like of shape (n_samples, n_bins)
+    edges : array-like of shape (n_bins + 1,)
+
+    Examples
+    --------
+    >>> round(crps([0.5], [[0.25, 0.25, 0.25, 0.25]], [0.0, 0.25, 0.5, 0.75, 1.0]), 6)
+    0.083333
+    """
+    z_spec, pdf, edges = _check_pdf(z_spec, pdf, edges)
+    cdf = _cdf_at_edges(pdf)
+    a, b = edges[:-1][None, :], edges[1:][None, :]
+    f_a, f_b = cdf[:, :-1], cdf[:, 1:]
+    split = np.clip(z_spec[:, None], a, b)
+    f_split = f_a + (f_b - f_a) * (split - a) / (b - a)
+    below = _segment_square_integral(split - a, f_a, f_split)
+    above = _segment_square_integral(b - split, 1.0 - f_split, 1.0 - f_b)
+    outside = np.clip(edges[0] - z_spec, 0, None) + np.clip(z_spec - edges[-1], 0, None)
+    return float(np.mean(below.sum(axis=1) + above.sum(axis=1) + outside))

@@ -124,3 +124,45 @@ def test_scorer_prefers_better_model():
     good = Ridge(alpha=1e-3).fit(X, y)
     bad = Ridge(alpha=1e5).fit(X, y)
     assert sigma_mad_scorer(good, X, y) > sigma_mad_scorer(bad, X, y)
+
+
+def test_pit_and_crps_hand_computed():
+    from skphotoz.metrics import crps, pit
+
+    edges = [0.0, 0.25, 0.5, 0.75, 1.0]
+    uniform = [[1, 1, 1, 1]] * 3
+    np.testing.assert_allclose(pit([0.1, 0.5, 2.0], uniform, edges), [0.1, 0.5, 1.0])
+    # Uniform on [0, 1], truth at 0.5: ∫0^.5 z² dz + ∫.5^1 (1 - z)² dz = 1/12.
+    assert crps([0.5], [[1, 1, 1, 1]], edges) == pytest.approx(1 / 12, abs=1e-12)
+    # Truth 0.5 below the bins [1, 2]: CRPS = 0.5 (outside) + ∫1^2 (1 - (z - 1))² dz = 0.5 + 1/3.
+    assert crps([0.5], [[1.0]], [1.0, 2.0]) == pytest.approx(0.5 + 1 / 3, abs=1e-12)
+    # A sharp PDF at the truth scores better than a broad one.
+    fine = np.linspace(0, 1, 101)
+    sharp = np.zeros((1, 100))
+    sharp[0, 50] = 1
+    assert crps([0.505], sharp, fine) < crps([0.505], np.ones((1, 100)), fine) / 10
+
+
+def test_pit_calibration():
+    from skphotoz.metrics import pit_calibration
+
+    rng = np.random.default_rng(0)
+    calibrated = rng.uniform(size=5000)
+    overconfident = np.clip(rng.normal(0.5, 0.5, 5000), 0, 1)  # piles up at 0 and 1
+    assert pit_calibration(calibrated) < 0.03
+    assert pit_calibration(overconfident) > 0.1
+    assert pit_calibration(calibrated, "cvm") < pit_calibration(overconfident, "cvm")
+    assert pit_calibration([0.5]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="method must be 'ks' or 'cvm'"):
+        pit_calibration(calibrated, "ad")
+
+
+def test_pdf_metric_errors():
+    from skphotoz.metrics import crps, pit
+
+    with pytest.raises(ValueError, match="pdf must have shape \\(n_samples, 2\\)"):
+        pit([0.1], [[1, 1, 1]], [0, 0.5, 1])
+    with pytest.raises(ValueError, match="edges must be increasing"):
+        crps([0.1], [[1, 1]], [0, 0.5, 0.5])
+    with pytest.raises(ValueError, match="equal lengths; got 2 and 1"):
+        crps([0.1, 0.2], [[1, 1]], [0, 0.5, 1])

@@ -133,6 +133,7 @@ def fit_module(
     arrays: Sequence,
     config: TrainConfig,
     param_groups: list[dict] | None = None,
+    on_epoch_end: Callable[[dict], bool] | None = None,
 ) -> list[dict]:
     """Train ``task`` on ``arrays`` and return the per-epoch history.
 
@@ -150,12 +151,16 @@ def fit_module(
     param_groups : list of dict, optional
         Optimiser parameter groups; a group's ``lr_scale`` multiplies ``config.lr``
         (e.g. 0.1 for a fine-tuned backbone). Defaults to all trainable parameters.
+    on_epoch_end : callable, optional
+        Called with the epoch's history entry, the task in eval mode; it may add entries to
+        it (e.g. a validation loss) and returns True to stop training (early stopping).
 
     Returns
     -------
     list of dict
         One entry per epoch: ``epoch``, ``loss`` (mean over batches), ``lr`` (at the end),
-        ``images_per_s`` and ``time_s``; resumed runs include the epochs of the checkpoint.
+        ``lrs`` (of every parameter group), ``images_per_s`` and ``time_s``; resumed runs
+        include the epochs of the checkpoint.
     """
     device = resolve_device(config.device)
     task.to(device)
@@ -234,10 +239,17 @@ def fit_module(
                 "epoch": epoch,
                 "loss": total_loss / n_seen,
                 "lr": optimizer.param_groups[0]["lr"],
+                "lrs": [group["lr"] for group in optimizer.param_groups],
                 "images_per_s": n_seen / elapsed,
                 "time_s": elapsed,
             }
         )
+        stop = False
+        if on_epoch_end is not None:
+            task.eval()
+            with torch.no_grad():
+                stop = bool(on_epoch_end(history[-1]))
+            task.train()
         if config.verbose:
             entry = history[-1]
             tqdm.write(
@@ -255,5 +267,7 @@ def fit_module(
                 },
                 config.checkpoint_path,
             )
+        if stop:
+            break
     task.eval()
     return history

@@ -1,0 +1,118 @@
+"""Redshift heads: a binned PDF (classification over redshift bins) and a Gaussian."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _mlp(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_features)
+    )
+
+
+class BinnedRedshiftHead(nn.Module):
+    """Logits over redshift bins, trained with cross-entropy (Pasquet et al. 2019).
+
+    Parameters
+    ----------
+    in_features : int
+    edges : sequence of float
+        Increasing bin edges (``n_bins + 1`` values); labels outside are put in the end bins.
+    hidden : int, default=256
+    """
+
+    def __init__(self, in_features: int, edges, hidden: int = 256):
+        super().__init__()
+        self.register_buffer("edges", torch.as_tensor(edges, dtype=torch.float32))
+        self.mlp = _mlp(in_features, hidden, len(edges) - 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.mlp(features)
+
+    def loss(self, logits: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        inner = self.edges[1:-1].contiguous()
+        target = torch.bucketize(z.float().contiguous(), inner, right=True)
+        return F.cross_entropy(logits.float(), target)
+
+    def pdf(self, logits: torch.Tensor) -> torch.Tensor:
+        """Probability of each bin, (n, n_bins)."""
+        return torch.softmax(logits.float(), dim=1)
+
+
+class GaussianRedshiftHead(nn.Module):
+    """Mean and width of a Gaussian redshift.
+
+    The mean is trained by least squares and the log width by the Gaussian likelihood of the
+    residual of the (detached) mean, which keeps the mean's training as stable as a plain
+    regression's while the width learns the scatter. Labels are standardised with
+    ``z_center`` and ``z_scale`` (fitted on the training labels), so any label range works.
+    """
+
+    def __init__(self, in_features: int, edges, z_center: float, z_scale: float, hidden=256):
+        super().__init__()
+        self.register_buffer("edges", torch.as_tensor(edges, dtype=torch.float32))
+        self.register_buffer("z_center", torch.tensor(float(z_center)))
+        self.register_buffer("z_scale", torch.tensor(float(z_scale)))
+        self.mean = _mlp(in_features, hidden, 1)
+        self.log_width = _mlp(in_features, hidden, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(n, 2): the mean redshift and the log standard deviation."""
+        mean = self.mean(features).float()[:, 0] * self.z_scale + self.z_center
+        # The width sees detached features: its likelihood gradients, steep where the width
+        # is small, never reach the encoder. A smooth floor of exp(-5) label standard
+        # deviations keeps them finite.
+        raw = self.log_width(features.detach()).float()[:, 0]
+        log_sigma = F.softplus(raw + 5.0) - 5.0
+        return torch.stack([mean, log_sigma + torch.log(self.z_scale)], dim=1)
+
+    def loss(self, output: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        resid = (z.float() - output[:, 0]) / self.z_scale
+        log_sigma = output[:, 1] - torch.log(self.z_scale)
+        nll = 0.5 * (resid.detach() * torch.exp(-log_sigma)) ** 2 + log_sigma
+        return (0.5 * resid**2 + nll).mean()
+
+    def pdf(self, output: torch.Tensor) -> torch.Tensor:
+        """The Gaussian integrated over each bin, renormalised within the bins."""
+        mean, sigma = output[:, :1], torch.exp(output[:, 1:].clamp(-20.0, 5.0))
+        cdf = 0.5 * (1.0 + torch.erf((self.edges.reshape(1, -1) - mean) / (sigma * math.sqrt(2))))
+        mass = (cdf[:, 1:] - cdf[:, :-1]).clamp_min(0.0)
+        total = mass.sum(dim=1, keepdim=True)
+        # A Gaussian entirely outside the bins puts its mass in the nearest end bin.
+        fallback = torch.zeros_like(mass)
+        fallback[:, 0] = (mean[:, 0] < self.edges[0]).float()
+        fallback[:, -1] = (mean[:, 0] >= self.edges[0]).float()
+        return torch.where(total > 1e-12, mass / total.clamp_min(1e-12), fallback)
+
+
+class PhotoZTask(nn.Module):
+    """One supervised step: augment, encode, head, loss. A frozen encoder stays in eval mode."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, augment: nn.Module, frozen=False):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.augment = augment
+        self.frozen = frozen
+        if frozen:
+            for p in encoder.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()
+        return self
+
+    @property
+    def predictor(self) -> nn.Sequential:
+        """Encoder then head: images or features to the head's output."""
+        return nn.Sequential(self.encoder, self.head)
+
+    def forward(self, x, z, generator=None) -> torch.Tensor:
+        return self.head.loss(self.head(self.encoder(self.augment(x, generator))), z)

@@ -1,0 +1,511 @@
+"""Photometric redshifts from images or features: fine-tuning and fully supervised training."""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+
+import joblib
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from ._base import (
+    check_input,
+    check_sample_shape,
+    input_scaling,
+    input_shape,
+    predict_batches,
+    seeded,
+    take_rows,
+)
+from .embedder import MoCoEmbedder
+from .nn import Encoder, GalaxyAugment, TrainConfig, VectorAugment, fit_module
+from .nn.backbones import build_backbone
+from .nn.heads import BinnedRedshiftHead, GaussianRedshiftHead, PhotoZTask
+
+# Gradient-norm limit of fine-tuning: the first steps on a pretrained encoder with a fresh
+# head can be large.
+_CLIP_GRAD_NORM = 5.0
+
+
+def _fitted_embedder(encoder):
+    """The fitted MoCoEmbedder inside ``encoder`` (frozen or loaded from a path), else None."""
+    if isinstance(encoder, str | os.PathLike):
+        encoder = joblib.load(encoder)
+    inner = getattr(encoder, "estimator", encoder)  # sklearn.frozen.FrozenEstimator
+    if isinstance(inner, MoCoEmbedder) and hasattr(inner, "moco_"):
+        return inner
+    return None
+
+
+class PhotoZRegressor(RegressorMixin, BaseEstimator):
+    """Redshift regressor over galaxy images or feature vectors, with redshift PDFs.
+
+    Three ways to get the encoder:
+
+    - ``encoder=None``: trained from scratch with the head — the fully supervised baseline;
+    - ``encoder=MoCoEmbedder(...)`` not fitted: ``fit(X, y)`` first pretrains it on all rows of
+      X, labelled or not (rows whose ``y`` is NaN are unlabelled), then fine-tunes on the
+      labelled rows;
+    - a fitted embedder, wrapped in :class:`sklearn.frozen.FrozenEstimator` or given as the
+      path of its joblib file: a copy of its weights is fine-tuned; ``clone`` and
+      cross-validation never pretrain it again, and the given embedder is never modified.
+      (A fitted embedder passed bare is cloned, hence refitted, by scikit-learn's
+      cross-validation: freeze it.)
+
+    Fine-tuning trains a pretrained encoder with ``backbone_lr_ratio`` times the head's
+    learning rate (0.1, as in Hayat et al. 2021); an encoder trained from scratch learns at
+    the head's rate.
+
+    Parameters
+    ----------
+    encoder : None, MoCoEmbedder, FrozenEstimator or path, default=None
+    backbone : {"auto", "resnet18", "resnet34", "resnet50", "mlp"}, default="auto"
+        Architecture when ``encoder=None``: "resnet18" for images, "mlp" for 2-D input.
+    stem : {"standard", "published"}, default="standard"
+    head : {"bins", "regression"}, default="bins"
+        "bins": softmax over ``n_bins`` redshift bins with cross-entropy (Pasquet et al.
+        2019); "regression": a Gaussian mean and width trained by likelihood.
+    n_bins : int, default=180
+    z_range : tuple of float, default=(0, 0.4)
+        Range of the bins; labels outside are clipped into the end bins (with a warning).
+    backbone_lr_ratio : float, default=0.1
+        Learning rate of a pretrained encoder relative to the head's.
+    freeze_backbone : bool, default=False
+        Train the head only (a linear-probe-like protocol).
+    n_epochs : int, default=30
+    batch_size : int, default=128
+    lr : float, default=0.03
+        Peak SGD learning rate of the head (momentum 0.9, warm-up then cosine decay).
+    weight_decay : float, default=1e-4
+    warmup_epochs : float, default=1.0
+    rotation, flip : bool, default=True
+        Augmentations, on as in the published fine-tuning.
+    jitter : float, default=2.0
+    scale : float, default=1.0
+    psf_fwhm : float, default=0.0
+    noise : float, default=0.0
+    dust_ebv : float, default=0.0
+        Further augmentations, off by default; see :class:`MoCoEmbedder`.
+    crop_size : int, optional
+        Three quarters of the stamp by default; a pretrained encoder's own crop otherwise.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the labelled rows, stop when their loss has not
+        improved for ``n_iter_no_change`` epochs, and keep the best weights.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=5
+    point_estimate : {"mean", "median", "mode"}, default="mean"
+        Statistic of the PDF returned by ``predict``.
+    device : str, default="auto"
+    num_workers : int, default=0
+    random_state : int, RandomState instance or None, default=None
+    verbose : bool, default=False
+    checkpoint_dir : str or path-like, optional
+        ``photoz.pt`` (and ``moco.pt`` when pretraining here) are written after each epoch and
+        resumed from.
+
+    Attributes
+    ----------
+    model_ : skphotoz.nn.heads.PhotoZTask
+        Encoder and head (on the CPU).
+    embedder_ : MoCoEmbedder or None
+        The embedder pretrained in ``fit``, or the given fitted one (not modified).
+    redshift_bins_ : ndarray of shape (n_bins + 1,)
+        Bin edges of ``predict_pdf``.
+    history_ : list of dict
+        Per-epoch loss, learning rates (``lrs``: backbone then head), validation loss.
+    n_features_in_ : int
+    input_shape_ : tuple of int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skphotoz import PhotoZRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 4)).astype(np.float32)
+    >>> z = 0.2 + 0.05 * np.tanh(X[:, 0])
+    >>> model = PhotoZRegressor(n_epochs=5, batch_size=32, random_state=0).fit(X, z)
+    >>> model.predict_pdf(X[:2]).shape
+    (2, 180)
+    """
+
+    def __init__(
+        self,
+        encoder=None,
+        backbone="auto",
+        stem="standard",
+        head="bins",
+        n_bins=180,
+        z_range=(0.0, 0.4),
+        backbone_lr_ratio=0.1,
+        freeze_backbone=False,
+        n_epochs=30,
+        batch_size=128,
+        lr=0.03,
+        weight_decay=1e-4,
+        warmup_epochs=1.0,
+        rotation=True,
+        flip=True,
+        jitter=2.0,
+        scale=1.0,
+        psf_fwhm=0.0,
+        noise=0.0,
+        dust_ebv=0.0,
+        crop_size=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        point_estimate="mean",
+        device="auto",
+        num_workers=0,
+        random_state=None,
+        verbose=False,
+        checkpoint_dir=None,
+    ):
+        self.encoder = encoder
+        self.backbone = backbone
+        self.stem = stem
+        self.head = head
+        self.n_bins = n_bins
+        self.z_range = z_range
+        self.backbone_lr_ratio = backbone_lr_ratio
+        self.freeze_backbone = freeze_backbone
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_epochs = warmup_epochs
+        self.rotation = rotation
+        self.flip = flip
+        self.jitter = jitter
+        self.scale = scale
+        self.psf_fwhm = psf_fwhm
+        self.noise = noise
+        self.dust_ebv = dust_ebv
+        self.crop_size = crop_size
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.point_estimate = point_estimate
+        self.device = device
+        self.num_workers = num_workers
+        self.random_state = random_state
+        self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y):
+        """Pretrain (if asked) and train on the labelled rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_bands, height, width) or (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Spectroscopic redshifts; NaN marks unlabelled rows, which only pretraining uses.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X = check_input(self, X, reset=True)
+        y = self._check_y(y, len(X))
+        labelled = np.flatnonzero(~np.isnan(y))
+        self.input_shape_ = input_shape(X)
+        random_state = check_random_state(self.random_state)
+        seed = int(random_state.randint(np.iinfo(np.int32).max))
+
+        self.embedder_ = self._pretrained_embedder(X, seed)
+        self.redshift_bins_ = np.linspace(self.z_range[0], self.z_range[1], self.n_bins + 1)
+        z = y[labelled]
+        self._warn_out_of_range(z)
+
+        with seeded(seed):
+            encoder, crop = self._build_encoder(X, seed)
+            head = self._build_head(encoder.out_features, z)
+        self.crop_size_ = crop
+        augment = self._build_augment(X, encoder, crop)
+        task = PhotoZTask(encoder, head, augment, self.freeze_backbone)
+
+        train_rows, val_rows = self._split(labelled, random_state)
+        X_train, z_train = take_rows(X, train_rows), y[train_rows].astype(np.float32)
+        on_epoch_end = None
+        if val_rows is not None:
+            on_epoch_end = self._early_stopper(task, take_rows(X, val_rows), y[val_rows])
+        # A pretrained backbone is fine-tuned gently; one trained from scratch learns at lr.
+        ratio = self.backbone_lr_ratio if self.embedder_ is not None else 1.0
+        groups = [{"params": list(task.head.parameters())}]
+        if not self.freeze_backbone:
+            groups.insert(0, {"params": list(task.encoder.parameters()), "lr_scale": ratio})
+        config = TrainConfig(
+            n_epochs=self.n_epochs,
+            batch_size=min(self.batch_size, len(train_rows)),
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_epochs=self.warmup_epochs,
+            clip_grad_norm=_CLIP_GRAD_NORM,
+            device=self.device,
+            num_workers=self.num_workers,
+            seed=seed,
+            verbose=self.verbose,
+            checkpoint_path=self._checkpoint("photoz.pt"),
+            description="photo-z",
+        )
+        self.history_ = fit_module(task, (X_train, z_train), config, groups, on_epoch_end)
+        if on_epoch_end is not None:
+            task.load_state_dict(on_epoch_end.state["best"])
+        self.model_ = task.cpu().eval()
+        return self
+
+    def _check_y(self, y, n_samples: int) -> np.ndarray:
+        y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
+        if y.shape[0] != n_samples:
+            raise ValueError(
+                f"y must be a 1-D array of {n_samples} redshifts (one per sample); got shape "
+                f"{y.shape}."
+            )
+        if np.isinf(y).any():
+            raise ValueError("Input y contains infinity; mark unlabelled rows with NaN.")
+        n_labelled = int(np.count_nonzero(~np.isnan(y)))
+        if n_labelled < 2:
+            plural = "" if n_labelled == 1 else "s"
+            raise ValueError(
+                f"PhotoZRegressor needs at least 2 labelled rows; got {n_labelled} sample{plural} "
+                f"with a label (y is NaN on unlabelled rows)."
+            )
+        return y
+
+    def _warn_out_of_range(self, z: np.ndarray) -> None:
+        if self.head != "bins":
+            return
+        outside = int(np.count_nonzero((z < self.z_range[0]) | (z >= self.z_range[1])))
+        if outside:
+            warnings.warn(
+                f"{outside} of {len(z)} labels lie outside z_range={tuple(self.z_range)} and are "
+                f"counted in the end bins; widen z_range to resolve them.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def _pretrained_embedder(self, X, seed: int):
+        if self.encoder is None:
+            return None
+        fitted = _fitted_embedder(self.encoder)
+        if fitted is not None:
+            check_sample_shape(fitted, X)
+            return fitted
+        if not isinstance(self.encoder, MoCoEmbedder):
+            raise ValueError(
+                f"encoder must be None, a MoCoEmbedder (fitted or not), a FrozenEstimator of a "
+                f"fitted MoCoEmbedder, or the path of a saved one; got {self.encoder!r}."
+            )
+        embedder = clone(self.encoder)
+        if embedder.random_state is None:
+            embedder.set_params(random_state=seed)
+        if self.checkpoint_dir is not None and embedder.checkpoint_dir is None:
+            embedder.set_params(checkpoint_dir=self.checkpoint_dir)
+        return embedder.fit(X)
+
+    def _build_encoder(self, X, seed: int):
+        if self.embedder_ is not None:
+            return copy.deepcopy(self.embedder_.encoder_), self.embedder_.crop_size_
+        name = self.backbone
+        if name == "auto":
+            name = "resnet18" if len(input_shape(X)) == 3 else "mlp"
+        body = build_backbone(name, input_shape(X), stem=self.stem)
+        crop = None
+        if len(input_shape(X)) == 3:
+            size = input_shape(X)[-1]
+            crop = max(1, round(0.75 * size)) if self.crop_size is None else self.crop_size
+            if isinstance(crop, bool) or not 1 <= crop <= size:
+                raise ValueError(
+                    f"crop_size must be between 1 and the stamp size {size}; got {crop!r}."
+                )
+        return Encoder(input_scaling(X, seed), body), crop
+
+    def _build_head(self, in_features: int, z: np.ndarray):
+        if self.head == "bins":
+            return BinnedRedshiftHead(in_features, self.redshift_bins_)
+        scale = float(np.std(z)) or 1.0
+        return GaussianRedshiftHead(in_features, self.redshift_bins_, float(np.mean(z)), scale)
+
+    def _build_augment(self, X, encoder, crop):
+        if len(input_shape(X)) == 1:
+            return VectorAugment(torch.ones(input_shape(X)[0]), noise=0.0)
+        noise_sigma = encoder[0].softening.reshape(-1).clone() if self.noise > 0 else None
+        return GalaxyAugment(
+            crop,
+            rotation=self.rotation,
+            flip=self.flip,
+            jitter=self.jitter,
+            scale=self.scale,
+            psf_fwhm=self.psf_fwhm,
+            noise=self.noise,
+            noise_sigma=noise_sigma,
+            dust_ebv=self.dust_ebv,
+        )
+
+    def _split(self, labelled: np.ndarray, random_state):
+        if not self.early_stopping:
+            return labelled, None
+        n_val = max(1, int(round(self.validation_fraction * len(labelled))))
+        if len(labelled) - n_val < 2:
+            raise ValueError(
+                f"early_stopping needs at least 2 training rows after holding out "
+                f"validation_fraction={self.validation_fraction} of {len(labelled)} labelled rows."
+            )
+        shuffled = random_state.permutation(labelled)
+        return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
+
+    def _early_stopper(self, task, X_val, z_val):
+        """Epoch-end hook: validation loss, best weights, stop after ``n_iter_no_change``."""
+        z_val = torch.as_tensor(z_val, dtype=torch.float32)
+        state = {"best_loss": np.inf, "stale": 0, "best": copy.deepcopy(task.state_dict())}
+
+        def on_epoch_end(entry: dict) -> bool:
+            outputs = predict_batches(
+                task.predictor, X_val, batch_size=max(self.batch_size, 256),
+                device=self.device, crop=self.crop_size_,
+            )  # fmt: skip
+            loss = float(task.head.loss(torch.as_tensor(outputs), z_val))
+            entry["validation_loss"] = loss
+            if loss < state["best_loss"]:
+                state.update(best_loss=loss, stale=0, best=copy.deepcopy(task.state_dict()))
+            else:
+                state["stale"] += 1
+            return state["stale"] >= self.n_iter_no_change
+
+        on_epoch_end.state = state
+        return on_epoch_end
+
+    def _checkpoint(self, name: str):
+        return None if self.checkpoint_dir is None else os.path.join(self.checkpoint_dir, name)
+
+    # -------------------------------------------------------------- predict
+    def _outputs(self, X) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        X = check_input(self, X, reset=False)
+        check_sample_shape(self, X)
+        return predict_batches(
+            self.model_.predictor,
+            X,
+            batch_size=max(self.batch_size, 256),
+            device=self.device,
+            crop=self.crop_size_,
+        )
+
+    def _pdf_of(self, outputs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            pdf = self.model_.head.pdf(torch.as_tensor(outputs)).double().numpy()
+        return pdf / pdf.sum(axis=1, keepdims=True)
+
+    def predict_pdf(self, X) -> np.ndarray:
+        """Redshift PDFs over the bins ``redshift_bins_``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_bins)
+            Probability of each bin; rows sum to 1.
+        """
+        return self._pdf_of(self._outputs(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Point redshifts: the ``point_estimate`` of each PDF (the Gaussian mean for
+        ``head="regression"``, not limited to ``z_range``)."""
+        outputs = self._outputs(X)
+        if self.head == "regression":
+            return outputs[:, 0].astype(np.float64)
+        pdf = self._pdf_of(outputs)
+        centres = 0.5 * (self.redshift_bins_[1:] + self.redshift_bins_[:-1])
+        if self.point_estimate == "mean":
+            return pdf @ centres
+        if self.point_estimate == "mode":
+            return centres[np.argmax(pdf, axis=1)]
+        return _pdf_quantiles(pdf, self.redshift_bins_, [0.5])[:, 0]
+
+    def predict_quantiles(self, X, quantiles=(0.16, 0.5, 0.84)) -> np.ndarray:
+        """Quantiles of each redshift PDF (linear within bins).
+
+        Parameters
+        ----------
+        X : array-like
+        quantiles : sequence of float in [0, 1], default=(0.16, 0.5, 0.84)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_quantiles)
+        """
+        q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
+        if q.size == 0 or np.any((q < 0) | (q > 1)) or not np.all(np.isfinite(q)):
+            raise ValueError(f"quantiles must be numbers in [0, 1]; got {quantiles!r}.")
+        return _pdf_quantiles(self.predict_pdf(X), self.redshift_bins_, q)
+
+    def predict_interval(self, X, coverage: float = 0.68) -> tuple[np.ndarray, np.ndarray]:
+        """Central credible interval of each PDF holding ``coverage`` of its probability."""
+        if not 0 < coverage < 1:
+            raise ValueError(f"coverage must be in (0, 1); got {coverage!r}.")
+        bounds = self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2])
+        return bounds[:, 0], bounds[:, 1]
+
+    # ------------------------------------------------------------ checking
+    def _check_params(self) -> None:
+        choices = {
+            "backbone": ("auto", "resnet18", "resnet34", "resnet50", "mlp"),
+            "stem": ("standard", "published"),
+            "head": ("bins", "regression"),
+            "point_estimate": ("mean", "median", "mode"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}.")
+        for name, low in (
+            ("n_bins", 2),
+            ("n_epochs", 1),
+            ("batch_size", 2),
+            ("n_iter_no_change", 1),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+        try:
+            lo, hi = (float(v) for v in self.z_range)
+        except (TypeError, ValueError):
+            lo, hi = np.nan, np.nan
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(
+                f"z_range must be two finite numbers (low, high) with low < high; "
+                f"got {self.z_range!r}."
+            )
+        for name in ("lr", "backbone_lr_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, float | int) or not value > 0:
+                raise ValueError(f"{name} must be a positive number; got {value!r}.")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1); got {self.validation_fraction!r}."
+            )
+        for name in ("weight_decay", "warmup_epochs", "jitter", "psf_fwhm", "noise", "dust_ebv"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, float | int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number; got {value!r}.")
+        if not isinstance(self.scale, float | int) or self.scale < 1:
+            raise ValueError(f"scale must be a number >= 1; got {self.scale!r}.")
+
+
+def _pdf_quantiles(pdf: np.ndarray, edges: np.ndarray, quantiles) -> np.ndarray:
+    """Quantiles of binned PDFs, the CDF being linear within each bin."""
+    cdf = np.concatenate([np.zeros((len(pdf), 1)), np.cumsum(pdf, axis=1)], axis=1)
+    cdf[:, -1] = 1.0
+    out = np.empty((len(pdf), len(quantiles)))
+    rows = np.arange(len(pdf))
+    for k, q in enumerate(quantiles):
+        # Last edge whose CDF is below q: the quantile lies in the bin that starts there.
+        j = np.clip((cdf < q).sum(axis=1) - 1, 0, pdf.shape[1] - 1)
+        mass = pdf[rows, j]
+        frac = np.where(mass > 0, (q - cdf[rows, j]) / np.where(mass > 0, mass, 1.0), 0.0)
+        out[:, k] = edges[j] + np.clip(frac, 0.0, 1.0) * (edges[j + 1] - edges[j])
+    return out

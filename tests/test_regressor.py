@@ -1,0 +1,220 @@
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_validate
+
+import skphotoz.regressor as regressor_module
+from skphotoz import MoCoEmbedder, PhotoZRegressor
+from skphotoz.datasets import load_sdss_catalog, make_sdss_galaxies
+from skphotoz.metrics import PHOTOZ_SCORING, sigma_mad, sigma_mad_scorer
+
+
+@pytest.fixture(scope="module")
+def photometry():
+    """Dereddened colours and r magnitude of the real SDSS catalogue."""
+    cat = load_sdss_catalog()
+    mags = 22.5 - 2.5 * np.log10(np.clip(cat.modelflux, 1e-3, None)) - cat.extinction
+    X = np.column_stack([mags[:, :-1] - mags[:, 1:], mags[:, 2]]).astype(np.float32)
+    return X[:3000], cat.redshift[:3000]
+
+
+@pytest.fixture(scope="module")
+def images():
+    sample = make_sdss_galaxies(40, random_state=1, stamp_size=16)
+    return sample.images, sample.redshift
+
+
+def _fast(**kw):
+    params = dict(n_epochs=2, batch_size=16, random_state=0, device="cpu")
+    return PhotoZRegressor(**{**params, **kw})
+
+
+@pytest.fixture(scope="module")
+def frozen_embedder(photometry):
+    X, _ = photometry
+    return MoCoEmbedder(n_epochs=1, batch_size=64, random_state=0, device="cpu").fit(X[:500])
+
+
+def test_from_scratch_learns_far_better_than_the_median(photometry):
+    X, z = photometry
+    model = PhotoZRegressor(n_epochs=15, batch_size=64, lr=0.05, random_state=0, device="cpu")
+    model.fit(X[:2500], z[:2500])
+    learned = sigma_mad(z[2500:], model.predict(X[2500:]))
+    median_only = sigma_mad(z[2500:], np.full(500, np.median(z[:2500])))
+    assert learned < 0.5 * median_only, (learned, median_only)
+
+
+def test_pdf_quantiles_and_point_estimates(photometry):
+    X, z = photometry
+    model = _fast(n_epochs=4, batch_size=64).fit(X[:1000], z[:1000])
+    pdf = model.predict_pdf(X[:50])
+    assert pdf.shape == (50, 180) and model.redshift_bins_.shape == (181,)
+    np.testing.assert_allclose(pdf.sum(axis=1), 1.0, atol=1e-9)
+    centres = 0.5 * (model.redshift_bins_[1:] + model.redshift_bins_[:-1])
+    np.testing.assert_allclose(model.predict(X[:50]), pdf @ centres, atol=1e-9)
+    q = model.predict_quantiles(X[:50], [0.1, 0.5, 0.9])
+    assert np.all(np.diff(q, axis=1) >= 0)
+    median = model.set_params(point_estimate="median").predict(X[:50])
+    np.testing.assert_allclose(median, q[:, 1], atol=1e-9)
+    mode = model.set_params(point_estimate="mode").predict(X[:50])
+    np.testing.assert_allclose(mode, centres[np.argmax(pdf, axis=1)])
+    low, high = model.predict_interval(X[:50], 0.8)
+    np.testing.assert_allclose(low, q[:, 0], atol=1e-9)
+    np.testing.assert_allclose(high, q[:, 2], atol=1e-9)
+
+
+def test_regression_head_predicts_gaussian_mean_and_pdf(photometry):
+    X, z = photometry
+    model = _fast(head="regression", n_epochs=4, batch_size=64).fit(X[:1000], z[:1000])
+    pdf = model.predict_pdf(X[:20])
+    np.testing.assert_allclose(pdf.sum(axis=1), 1.0, atol=1e-9)
+    assert model.predict(X[:20]).shape == (20,)
+
+
+def test_backbone_learning_rate_is_ratio_of_head(photometry, frozen_embedder):
+    X, z = photometry
+    model = _fast(encoder=FrozenEstimator(frozen_embedder), backbone_lr_ratio=0.25, lr=0.04)
+    model.fit(X[:200], z[:200])
+    for entry in model.history_:
+        backbone_lr, head_lr = entry["lrs"]
+        assert backbone_lr == pytest.approx(0.25 * head_lr, rel=1e-12)
+    assert model.history_[0]["lrs"][1] > 0
+    # From scratch, the whole network learns at the head's rate.
+    scratch = _fast().fit(X[:200], z[:200])
+    assert scratch.history_[0]["lrs"][0] == scratch.history_[0]["lrs"][1]
+
+
+def test_frozen_embedder_is_bit_identical_and_never_refitted(
+    photometry, frozen_embedder, monkeypatch
+):
+    X, z = photometry
+    before = {k: v.clone() for k, v in frozen_embedder.moco_.state_dict().items()}
+
+    def no_pretraining(*args, **kwargs):
+        raise AssertionError("the frozen embedder was fitted again")
+
+    monkeypatch.setattr(MoCoEmbedder, "fit", no_pretraining)
+    scores = cross_val_score(
+        _fast(encoder=FrozenEstimator(frozen_embedder)),
+        X[:300], z[:300], cv=3, scoring=sigma_mad_scorer,
+    )  # fmt: skip
+    assert scores.shape == (3,) and np.all(scores < 0)
+    after = frozen_embedder.moco_.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_fine_tuning_changes_a_copy(photometry, frozen_embedder):
+    X, z = photometry
+    model = _fast(encoder=FrozenEstimator(frozen_embedder)).fit(X[:300], z[:300])
+    tuned = model.model_.encoder.state_dict()
+    original = frozen_embedder.encoder_.state_dict()
+    assert any(not torch.equal(tuned[k], original[k]) for k in original)
+    assert model.embedder_ is frozen_embedder
+
+
+def test_nan_labelled_rows_reach_pretraining_only(photometry, monkeypatch):
+    X, z = photometry
+    X, y = X[:120], z[:120].copy()
+    y[::3] = np.nan
+    seen = {}
+    original_fit = MoCoEmbedder.fit
+    original_fit_module = regressor_module.fit_module
+
+    def spy_pretrain(self, X, y=None):
+        seen["pretrain"] = len(X)
+        return original_fit(self, X, y)
+
+    def spy_finetune(task, arrays, *args, **kwargs):
+        seen["finetune"] = len(arrays[0])
+        seen["labels"] = np.asarray(arrays[1])
+        return original_fit_module(task, arrays, *args, **kwargs)
+
+    monkeypatch.setattr(MoCoEmbedder, "fit", spy_pretrain)
+    monkeypatch.setattr(regressor_module, "fit_module", spy_finetune)
+    encoder = MoCoEmbedder(n_epochs=1, batch_size=32, device="cpu")
+    model = _fast(encoder=encoder).fit(X, y)
+    assert seen["pretrain"] == 120
+    assert seen["finetune"] == 80 and np.isfinite(seen["labels"]).all()
+    assert model.embedder_ is not encoder and not hasattr(encoder, "moco_")
+    assert model.embedder_.random_state is not None
+
+
+def test_encoder_from_a_saved_embedder(photometry, frozen_embedder, tmp_path):
+    X, z = photometry
+    path = tmp_path / "embedder.joblib"
+    joblib.dump(frozen_embedder, path)
+    model = _fast(encoder=str(path)).fit(X[:100], z[:100])
+    assert model.predict(X[:5]).shape == (5,)
+
+
+def test_images_from_scratch_and_pickle(images, tmp_path):
+    X, z = images
+    model = _fast(crop_size=12).fit(X, z)
+    pred = model.predict(X)
+    assert pred.shape == (40,) and np.all((pred >= 0) & (pred <= 0.4))
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+    np.testing.assert_array_equal(joblib.load(path).predict(X), pred)
+    np.testing.assert_array_equal(joblib.load(path).predict_pdf(X), model.predict_pdf(X))
+    with pytest.raises(ValueError, match="fitted on samples of shape \\(5, 16, 16\\)"):
+        model.predict(X[:, :, :8, :8])
+
+
+def test_grid_search_and_cross_validate(photometry):
+    X, z = photometry
+    X, z = X[:240], z[:240]
+    search = GridSearchCV(_fast(), {"lr": [0.01, 0.05]}, scoring=sigma_mad_scorer, cv=2)
+    search.fit(X, z)
+    assert search.best_params_["lr"] in (0.01, 0.05)
+    assert search.best_score_ < 0
+    result = cross_validate(_fast(), X, z, cv=KFold(2), scoring=PHOTOZ_SCORING)
+    assert np.all(result["test_neg_sigma_mad"] < 0)
+
+
+def test_early_stopping_keeps_best_weights(photometry):
+    X, z = photometry
+    model = _fast(n_epochs=40, early_stopping=True, n_iter_no_change=2, lr=0.2)
+    model.fit(X[:400], z[:400])
+    losses = [h["validation_loss"] for h in model.history_]
+    assert len(losses) < 40
+    best = int(np.argmin(losses))
+    assert len(losses) - 1 - best == 2  # stopped after 2 epochs without improvement
+
+
+def test_out_of_range_labels_warn(photometry):
+    X, z = photometry
+    z = z[:100].copy()
+    z[:3] = 0.6
+    with pytest.warns(UserWarning, match="3 of 100 labels lie outside z_range"):
+        _fast(n_epochs=1).fit(X[:100], z)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"head": "mixture"}, "head must be one of \\('bins', 'regression'\\); got 'mixture'"),
+        ({"z_range": (0.4, 0.0)}, "z_range must be two finite numbers"),
+        ({"n_bins": 1}, "n_bins must be an integer >= 2; got 1"),
+        ({"backbone_lr_ratio": 0}, "backbone_lr_ratio must be a positive number; got 0"),
+        ({"validation_fraction": 1.5}, "validation_fraction must be in \\(0, 1\\)"),
+        ({"point_estimate": "max"}, "point_estimate must be one of"),
+        ({"encoder": "not-an-embedder"}, "No such file|not-an-embedder"),
+        ({"encoder": 3}, "encoder must be None, a MoCoEmbedder"),
+    ],
+)
+def test_parameter_errors(photometry, params, match):
+    X, z = photometry
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        _fast(**params).fit(X[:50], z[:50])
+
+
+def test_label_errors(photometry):
+    X, z = photometry
+    with pytest.raises(ValueError, match="y must be a 1-D array of 50 redshifts"):
+        _fast().fit(X[:50], z[:49])
+    with pytest.raises(ValueError, match="got 0 samples with a label"):
+        _fast().fit(X[:50], np.full(50, np.nan))
+    with pytest.raises(ValueError, match="y contains infinity"):
+        _fast().fit(X[:50], np.full(50, np.inf))
