@@ -19,6 +19,7 @@ import csv
 import time
 from pathlib import Path
 
+import joblib
 import numpy as np
 import torch
 from sklearn.model_selection import KFold, cross_validate
@@ -52,6 +53,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="docs/moco_quality.csv")
+    parser.add_argument("--save", default=None, help="joblib path for the pretrained embedder")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -65,6 +67,8 @@ def main():
     pretrained = MoCoEmbedder(verbose=True, **params).fit(X)
     pretrain_s = time.perf_counter() - started
     rate = np.mean([h["images_per_s"] for h in pretrained.history_])
+    if args.save:
+        joblib.dump(pretrained, args.save)
     random_init = MoCoEmbedder(**{**params, "n_epochs": 0}).fit(X)
 
     rows = []
