@@ -601,12 +601,10 @@ def _mask_columns(images, params, fraction: float, rng: np.random.Generator) -> 
     column = rng.integers(size, size=n)
     y0 = rng.integers(size, size=n)
     length = rng.integers(size // 4, size + 1, size=n)
-    mask = np.zeros((n, size, size), bool)
-    rows = np.arange(size)
+    stop = np.minimum(y0 + length, size)
     for i in np.nonzero(has)[0]:
-        mask[i, (rows >= y0[i]) & (rows < y0[i] + length[i]), column[i]] = True
-    images[np.broadcast_to(mask[:, None], images.shape)] = 0
-    params["masked_pixels"] = mask.sum(axis=(1, 2))
+        images[i, :, y0[i] : stop[i], column[i]] = 0
+    params["masked_pixels"] = np.where(has, stop - y0, 0)
 
 
 def _iter_galaxies(
@@ -642,7 +640,10 @@ def _iter_galaxies(
         pending.append({key: value[:keep] for key, value in params.items()})
         n_pending += keep
         while n_pending >= chunk_size or (block == n_blocks - 1 and n_pending):
-            merged = {key: np.concatenate([p[key] for p in pending]) for key in pending[0]}
+            if len(pending) == 1:
+                merged = pending[0]
+            else:
+                merged = {key: np.concatenate([p[key] for p in pending]) for key in pending[0]}
             take = min(chunk_size, n_pending)
             yield {key: value[:take] for key, value in merged.items()}
             pending = [{key: value[take:] for key, value in merged.items()}]
