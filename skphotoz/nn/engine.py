@@ -164,6 +164,8 @@ def fit_module(
     """
     device = resolve_device(config.device)
     task.to(device)
+    if device.type == "cuda":
+        task.to(memory_format=torch.channels_last)
     n_samples = len(arrays[0])
     steps_per_epoch = len(epoch_batches(n_samples, config.batch_size, config.seed, 0))
     if param_groups is None:
