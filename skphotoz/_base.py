@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import validate_data
 
-from .nn import AsinhScaling, Standardize
+from .nn import AsinhScaling, GalaxyAugment, Standardize, VectorAugment
 from .nn.engine import autocast, resolve_device, to_device
 
 # Scaling statistics are estimated on at most this many samples.
@@ -165,3 +165,80 @@ def take_rows(X, rows: np.ndarray):
     if isinstance(X, np.ndarray):
         return X[rows]
     return RowSubset(X, rows)
+
+
+# ------------------------------------------------------------- parameter checks
+def check_choice(estimator, name: str, allowed: tuple) -> None:
+    value = getattr(estimator, name)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}; got {value!r}.")
+
+
+def check_integer(estimator, name: str, low: int) -> None:
+    value = getattr(estimator, name)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+
+
+def check_number(estimator, name: str, low: float, high: float | None = None, strict=False):
+    """``low <= value`` (``low < value`` if strict), or ``low < value < high`` with a high."""
+    value = getattr(estimator, name)
+    is_number = isinstance(value, float | int | np.floating | np.integer) and not isinstance(
+        value, bool
+    )
+    if high is not None:
+        if not (is_number and low < value < high):
+            raise ValueError(f"{name} must be in ({low}, {high}); got {value!r}.")
+        return
+    ok = is_number and (value > low if strict else value >= low)
+    if not ok:
+        raise ValueError(f"{name} must be a number {'>' if strict else '>='} {low}; got {value!r}.")
+
+
+BACKBONES = ("auto", "resnet18", "resnet34", "resnet50", "mlp")
+STEM_NAMES = ("standard", "published")
+
+
+def check_augmentation_params(estimator) -> None:
+    """The architecture and augmentation parameters both estimators share."""
+    check_choice(estimator, "backbone", BACKBONES)
+    check_choice(estimator, "stem", STEM_NAMES)
+    for name in ("weight_decay", "warmup_epochs", "jitter", "psf_fwhm", "noise", "dust_ebv"):
+        check_number(estimator, name, 0)
+    check_number(estimator, "scale", 1)
+    check_number(estimator, "lr", 0, strict=True)
+    check_integer(estimator, "batch_size", 2)
+
+
+def resolve_crop_size(crop_size, X) -> int | None:
+    """Side of the views: ``crop_size``, or three quarters of the stamp; None for vectors."""
+    if len(input_shape(X)) != 3:
+        return None
+    size = input_shape(X)[-1]
+    if crop_size is None:
+        return max(1, round(0.75 * size))
+    if isinstance(crop_size, bool) or not isinstance(crop_size, int | np.integer):
+        raise ValueError(f"crop_size must be an integer or None; got {crop_size!r}.")
+    if not 1 <= crop_size <= size:
+        raise ValueError(f"crop_size must be between 1 and the stamp size {size}; got {crop_size}.")
+    return int(crop_size)
+
+
+def build_augment(estimator, X, encoder, crop: int | None):
+    """Augmentations of the estimator's parameters for X, with noise in units of the
+    encoder's input scaling (the band sky noise, or 0.1 of each feature's spread)."""
+    scaling = encoder[0]
+    if len(input_shape(X)) == 1:
+        return VectorAugment(scaling.scale.reshape(-1) * 0.1, noise=estimator.noise)
+    return GalaxyAugment(
+        crop,
+        rotation=estimator.rotation,
+        flip=estimator.flip,
+        jitter=estimator.jitter,
+        scale=estimator.scale,
+        psf_fwhm=estimator.psf_fwhm,
+        noise=estimator.noise,
+        noise_sigma=scaling.softening.reshape(-1).clone(),
+        # Reddening is defined for the five SDSS bands only.
+        dust_ebv=estimator.dust_ebv if input_shape(X)[0] == 5 else 0.0,
+    )

@@ -10,14 +10,20 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import (
+    build_augment,
+    check_augmentation_params,
+    check_choice,
     check_input,
+    check_integer,
+    check_number,
     check_sample_shape,
     input_scaling,
     input_shape,
     predict_batches,
+    resolve_crop_size,
     seeded,
 )
-from .nn import Encoder, GalaxyAugment, MoCo, MoCoTask, TrainConfig, VectorAugment, fit_module
+from .nn import Encoder, MoCo, MoCoTask, TrainConfig, fit_module
 from .nn.backbones import build_backbone
 
 #: Settings of the published configuration (Hayat et al. 2021): ResNet50 with the stride-1 stem
@@ -223,10 +229,10 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             moco = self.moco_
         else:
             self.input_shape_ = input_shape(X)
-            self.crop_size_ = self._resolve_crop_size(X)
+            self.crop_size_ = resolve_crop_size(self.crop_size, X)
             with seeded(seed):
                 moco = self._build_moco(X, seed)
-        task = MoCoTask(moco, self._build_augment(X, moco))
+        task = MoCoTask(moco, build_augment(self, X, moco.backbone, self.crop_size_))
         config = TrainConfig(
             n_epochs=self.n_epochs,
             batch_size=self.batch_size,
@@ -277,56 +283,14 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         )
 
     def _check_params(self) -> None:
-        checks = {
-            "backbone": self.backbone in ("auto", "resnet18", "resnet34", "resnet50", "mlp"),
-            "stem": self.stem in ("standard", "published"),
-            "embedding": self.embedding in ("backbone", "projection"),
-        }
-        allowed = {
-            "backbone": "'auto', 'resnet18', 'resnet34', 'resnet50' or 'mlp'",
-            "stem": "'standard' or 'published'",
-            "embedding": "'backbone' or 'projection'",
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"{name} must be {allowed[name]}; got {getattr(self, name)!r}.")
-        names = ["projection_dim", "n_epochs", "batch_size"]
+        check_augmentation_params(self)
+        check_choice(self, "embedding", ("backbone", "projection"))
+        check_integer(self, "projection_dim", 1)
+        check_integer(self, "n_epochs", 0)
         if self.queue_size != "auto":
-            names.append("queue_size")
-        for name in names:
-            value = getattr(self, name)
-            low = 0 if name == "n_epochs" else 1
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-                kind = "non-negative" if low == 0 else "positive"
-                raise ValueError(f"{name} must be a {kind} integer; got {value!r}.")
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2; got {self.batch_size}.")
-        for name, low, high in (
-            ("momentum", 0.0, 1.0),
-            ("temperature", 0.0, np.inf),
-            ("lr", 0.0, np.inf),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, float | int) or not low < value < high:
-                raise ValueError(f"{name} must be in ({low}, {high}); got {value!r}.")
-        for name in ("weight_decay", "warmup_epochs", "jitter", "psf_fwhm", "noise", "dust_ebv"):
-            value = getattr(self, name)
-            if not isinstance(value, float | int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number; got {value!r}.")
-        if not isinstance(self.scale, float | int) or self.scale < 1:
-            raise ValueError(f"scale must be a number >= 1; got {self.scale!r}.")
-
-    def _resolve_crop_size(self, X) -> int | None:
-        if len(input_shape(X)) != 3:
-            return None
-        size = input_shape(X)[-1]
-        if self.crop_size is None:
-            return max(1, round(0.75 * size))
-        if isinstance(self.crop_size, bool) or not 1 <= self.crop_size <= size:
-            raise ValueError(
-                f"crop_size must be between 1 and the stamp size {size}; got {self.crop_size!r}."
-            )
-        return int(self.crop_size)
+            check_integer(self, "queue_size", 1)
+        check_number(self, "momentum", 0.0, 1.0)
+        check_number(self, "temperature", 0.0, strict=True)
 
     def _backbone_name(self, X) -> str:
         if self.backbone != "auto":
@@ -345,22 +309,6 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             queue_size=queue_size,
             momentum=self.momentum,
             temperature=self.temperature,
-        )
-
-    def _build_augment(self, X, moco: MoCo):
-        scaling = moco.backbone[0]
-        if len(input_shape(X)) == 1:
-            return VectorAugment(scaling.scale.reshape(-1) * 0.1, noise=self.noise)
-        return GalaxyAugment(
-            self.crop_size_,
-            rotation=self.rotation,
-            flip=self.flip,
-            jitter=self.jitter,
-            scale=self.scale,
-            psf_fwhm=self.psf_fwhm,
-            noise=self.noise,
-            noise_sigma=scaling.softening.reshape(-1).clone(),
-            dust_ebv=self.dust_ebv if input_shape(X)[0] == 5 else 0.0,
         )
 
     def __sklearn_tags__(self):

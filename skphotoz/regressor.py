@@ -14,16 +14,22 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._base import (
+    build_augment,
+    check_augmentation_params,
+    check_choice,
     check_input,
+    check_integer,
+    check_number,
     check_sample_shape,
     input_scaling,
     input_shape,
     predict_batches,
+    resolve_crop_size,
     seeded,
     take_rows,
 )
 from .embedder import MoCoEmbedder
-from .nn import Encoder, GalaxyAugment, TrainConfig, VectorAugment, fit_module
+from .nn import Encoder, TrainConfig, fit_module
 from .nn.backbones import build_backbone
 from .nn.heads import BinnedRedshiftHead, GaussianRedshiftHead, PhotoZTask
 
@@ -228,7 +234,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
             encoder, crop = self._build_encoder(X, seed)
             head = self._build_head(encoder.out_features, z)
         self.crop_size_ = crop
-        augment = self._build_augment(X, encoder, crop)
+        augment = build_augment(self, X, encoder, crop)
         task = PhotoZTask(encoder, head, augment, self.freeze_backbone)
 
         train_rows, val_rows = self._split(labelled, random_state)
@@ -317,14 +323,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         if name == "auto":
             name = "resnet18" if len(input_shape(X)) == 3 else "mlp"
         body = build_backbone(name, input_shape(X), stem=self.stem)
-        crop = None
-        if len(input_shape(X)) == 3:
-            size = input_shape(X)[-1]
-            crop = max(1, round(0.75 * size)) if self.crop_size is None else self.crop_size
-            if isinstance(crop, bool) or not 1 <= crop <= size:
-                raise ValueError(
-                    f"crop_size must be between 1 and the stamp size {size}; got {crop!r}."
-                )
+        crop = resolve_crop_size(self.crop_size, X)
         return Encoder(input_scaling(X, seed), body), crop
 
     def _build_head(self, in_features: int, z: np.ndarray):
@@ -332,22 +331,6 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
             return BinnedRedshiftHead(in_features, self.redshift_bins_)
         scale = float(np.std(z)) or 1.0
         return GaussianRedshiftHead(in_features, self.redshift_bins_, float(np.mean(z)), scale)
-
-    def _build_augment(self, X, encoder, crop):
-        if len(input_shape(X)) == 1:
-            return VectorAugment(torch.ones(input_shape(X)[0]), noise=0.0)
-        noise_sigma = encoder[0].softening.reshape(-1).clone() if self.noise > 0 else None
-        return GalaxyAugment(
-            crop,
-            rotation=self.rotation,
-            flip=self.flip,
-            jitter=self.jitter,
-            scale=self.scale,
-            psf_fwhm=self.psf_fwhm,
-            noise=self.noise,
-            noise_sigma=noise_sigma,
-            dust_ebv=self.dust_ebv,
-        )
 
     def _split(self, labelled: np.ndarray, random_state):
         if not self.early_stopping:
@@ -453,47 +436,23 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------ checking
     def _check_params(self) -> None:
-        choices = {
-            "backbone": ("auto", "resnet18", "resnet34", "resnet50", "mlp"),
-            "stem": ("standard", "published"),
-            "head": ("bins", "regression"),
-            "point_estimate": ("mean", "median", "mode"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}.")
-        for name, low in (
-            ("n_bins", 2),
-            ("n_epochs", 1),
-            ("batch_size", 2),
-            ("n_iter_no_change", 1),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+        check_augmentation_params(self)
+        check_choice(self, "head", ("bins", "regression"))
+        check_choice(self, "point_estimate", ("mean", "median", "mode"))
+        check_integer(self, "n_bins", 2)
+        check_integer(self, "n_epochs", 1)
+        check_integer(self, "n_iter_no_change", 1)
+        check_number(self, "backbone_lr_ratio", 0, strict=True)
+        check_number(self, "validation_fraction", 0, 1)
         try:
-            lo, hi = (float(v) for v in self.z_range)
+            low, high = (float(v) for v in self.z_range)
         except (TypeError, ValueError):
-            lo, hi = np.nan, np.nan
-        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            low, high = np.nan, np.nan
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
             raise ValueError(
                 f"z_range must be two finite numbers (low, high) with low < high; "
                 f"got {self.z_range!r}."
             )
-        for name in ("lr", "backbone_lr_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, float | int) or not value > 0:
-                raise ValueError(f"{name} must be a positive number; got {value!r}.")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(
-                f"validation_fraction must be in (0, 1); got {self.validation_fraction!r}."
-            )
-        for name in ("weight_decay", "warmup_epochs", "jitter", "psf_fwhm", "noise", "dust_ebv"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, float | int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number; got {value!r}.")
-        if not isinstance(self.scale, float | int) or self.scale < 1:
-            raise ValueError(f"scale must be a number >= 1; got {self.scale!r}.")
 
 
 def _pdf_quantiles(pdf: np.ndarray, edges: np.ndarray, quantiles) -> np.ndarray:

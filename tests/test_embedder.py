@@ -124,15 +124,19 @@ def test_random_init_baseline_has_no_history(galaxies):
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"embedding": "pixels"}, "embedding must be 'backbone' or 'projection'; got 'pixels'"),
-        ({"backbone": "vgg16"}, "backbone must be 'auto', 'resnet18'"),
-        ({"stem": "tiny"}, "stem must be 'standard' or 'published'"),
-        ({"batch_size": 1}, "batch_size must be at least 2; got 1"),
-        ({"queue_size": 0}, "queue_size must be a positive integer; got 0"),
-        ({"n_epochs": -1}, "n_epochs must be a non-negative integer; got -1"),
+        (
+            {"embedding": "pixels"},
+            "embedding must be one of \\('backbone', 'projection'\\); got 'pixels'",
+        ),
+        ({"backbone": "vgg16"}, "backbone must be one of \\('auto', 'resnet18'"),
+        ({"stem": "tiny"}, "stem must be one of \\('standard', 'published'\\)"),
+        ({"batch_size": 1}, "batch_size must be an integer >= 2; got 1"),
+        ({"queue_size": 0}, "queue_size must be an integer >= 1; got 0"),
+        ({"n_epochs": -1}, "n_epochs must be an integer >= 0; got -1"),
         ({"momentum": 1.0}, "momentum must be in \\(0.0, 1.0\\); got 1.0"),
-        ({"jitter": -2}, "jitter must be a non-negative number; got -2"),
+        ({"jitter": -2}, "jitter must be a number >= 0; got -2"),
         ({"scale": 0.5}, "scale must be a number >= 1; got 0.5"),
+        ({"crop_size": 2.5}, "crop_size must be an integer or None; got 2.5"),
     ],
 )
 def test_parameter_errors(galaxies, params, match):

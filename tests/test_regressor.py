@@ -197,7 +197,7 @@ def test_out_of_range_labels_warn(photometry):
         ({"head": "mixture"}, "head must be one of \\('bins', 'regression'\\); got 'mixture'"),
         ({"z_range": (0.4, 0.0)}, "z_range must be two finite numbers"),
         ({"n_bins": 1}, "n_bins must be an integer >= 2; got 1"),
-        ({"backbone_lr_ratio": 0}, "backbone_lr_ratio must be a positive number; got 0"),
+        ({"backbone_lr_ratio": 0}, "backbone_lr_ratio must be a number > 0; got 0"),
         ({"validation_fraction": 1.5}, "validation_fraction must be in \\(0, 1\\)"),
         ({"point_estimate": "max"}, "point_estimate must be one of"),
         ({"encoder": "not-an-embedder"}, "No such file|not-an-embedder"),
