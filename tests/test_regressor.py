@@ -218,3 +218,15 @@ def test_label_errors(photometry):
         _fast().fit(X[:50], np.full(50, np.nan))
     with pytest.raises(ValueError, match="y contains infinity"):
         _fast().fit(X[:50], np.full(50, np.inf))
+
+
+def test_pipeline_probe_on_embeddings(images):
+    from sklearn.pipeline import make_pipeline
+
+    X, z = images
+    probe = make_pipeline(
+        MoCoEmbedder(n_epochs=1, batch_size=16, random_state=0, device="cpu"), _fast()
+    )
+    probe.fit(X, z)
+    assert probe[-1].input_shape_ == (512,)  # the regressor sees 512-d embeddings
+    assert probe.predict(X).shape == (40,)
