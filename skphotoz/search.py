@@ -100,10 +100,10 @@ class SimilaritySearch(BaseEstimator):
     query_block_size : int, optional
         Queries per block; by default 1,024 on the CPU and 4,096 on a GPU.
     index_block_size : int, optional
-        Index rows per block of the torch backend. By default a similarity buffer of 32 MiB
-        (CPU) or 256 MiB (GPU) divided by the number of queries in the block, but at least
-        8,192 (CPU) or 16,384 (GPU) rows. The buffer holds ``query_block_size *
-        index_block_size`` floats.
+        Index rows per block of the torch backend. By default as many as fit a working buffer
+        of 32 MiB (CPU) or 256 MiB (GPU) — similarities of the block's queries, plus the
+        float32 copy of the rows for half-precision storage — but at least 8,192 (CPU) or
+        16,384 (GPU) rows.
 
     Attributes
     ----------
@@ -448,7 +448,9 @@ class SimilaritySearch(BaseEstimator):
             cuda = self.device_.type == "cuda"
             buffer = _CUDA_BUFFER if cuda else _CPU_BUFFER
             minimum = _CUDA_INDEX_BLOCK if cuda else _CPU_INDEX_BLOCK
-            index_block = max(minimum, buffer // len(queries) // _N_GROUPS * _N_GROUPS)
+            # Half-precision rows are converted to float32 in a buffer of their own.
+            per_row = len(queries) + (self.embedding_dim_ if self.dtype != "float32" else 0)
+            index_block = max(minimum, buffer // per_row // _N_GROUPS * _N_GROUPS)
         values, rows = _exact_top_k(queries.to(self.device_), self.index_, k, index_block)
         return values.cpu().numpy(), rows.cpu().numpy()
 
