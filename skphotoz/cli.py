@@ -159,6 +159,24 @@ def embed(args) -> int:
     return 0
 
 
+def search(args) -> int:
+    from .search import run_search_cli
+
+    run_search_cli(
+        args.archive,
+        args.query,
+        n_neighbors=args.n_neighbors,
+        embeddings_path=args.embeddings,
+        embedder_path=args.model,
+        output_png=args.plot,
+        crop=args.crop,
+        metric=args.metric,
+        backend=args.backend,
+        device=args.device,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skphotoz", description="Self-supervised photo-z for SDSS galaxy images."
@@ -203,6 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help=".npy file")
     p.add_argument("--deredden", action="store_true")
     p.set_defaults(func=embed)
+
+    p = sub.add_parser("search", help="the galaxies of an archive most similar to one of them")
+    p.add_argument("archive")
+    p.add_argument("query", type=int, help="row of the query galaxy in the archive")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--embeddings", default=None, help=".npy file from `skphotoz embed`")
+    source.add_argument("--model", default=None, help="joblib file of a fitted embedder")
+    p.add_argument("-k", "--n-neighbors", type=int, default=10)
+    p.add_argument("--plot", default=None, help="PNG of the query and its neighbours")
+    p.add_argument("--crop", type=int, default=None, help="centre crop of the stamps")
+    p.add_argument("--metric", choices=["cosine", "dot"], default="cosine")
+    p.add_argument("--backend", choices=["torch", "faiss"], default="torch")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=search)
     return parser
 
 

@@ -20,6 +20,25 @@ def test_simulate_pretrain_embed(tmp_path, capsys):
     assert np.load(out).shape == (24, 512)
     assert "saved (24, 512) embeddings" in capsys.readouterr().out
 
+    png = tmp_path / "neighbours.png"
+    assert (
+        main(["search", str(archive), "5", "--embeddings", str(out), "-k", "3", "--plot", str(png)])
+        == 0
+    )
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("query #5  z=")
+    ranks = [line.split() for line in printed[2:]]
+    assert [int(r[0]) for r in ranks] == [1, 2, 3]
+    assert 5 not in [int(r[1]) for r in ranks]
+    similarities = [float(r[2]) for r in ranks]
+    assert similarities == sorted(similarities, reverse=True)
+    assert png.stat().st_size > 0
+
+
+def test_search_needs_embeddings_or_model(tmp_path):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", str(tmp_path / "a.h5"), "0"])
+
 
 def test_parser_rejects_unknown_command():
     with pytest.raises(SystemExit):
