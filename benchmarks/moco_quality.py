@@ -15,6 +15,7 @@ and writes docs/moco_quality.csv. Labels are used only by the kNN probe.
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import time
 from pathlib import Path
@@ -54,6 +55,13 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="docs/moco_quality.csv")
     parser.add_argument("--save", default=None, help="joblib path for the pretrained embedder")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="other MoCoEmbedder parameters, e.g. --set crop_size=32 temperature=0.1",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -62,6 +70,9 @@ def main():
     params = dict(random_state=args.seed, device="cpu")
     if args.epochs is not None:
         params["n_epochs"] = args.epochs
+    for item in args.set:
+        name, _, value = item.partition("=")
+        params[name] = ast.literal_eval(value)
 
     started = time.perf_counter()
     pretrained = MoCoEmbedder(verbose=True, **params).fit(X)

@@ -203,7 +203,15 @@ def check_augmentation_params(estimator) -> None:
     """The architecture and augmentation parameters both estimators share."""
     check_choice(estimator, "backbone", BACKBONES)
     check_choice(estimator, "stem", STEM_NAMES)
-    for name in ("weight_decay", "warmup_epochs", "jitter", "psf_fwhm", "noise", "dust_ebv"):
+    for name in (
+        "weight_decay",
+        "warmup_epochs",
+        "jitter",
+        "psf_fwhm",
+        "noise",
+        "dust_ebv",
+        "brightness",
+    ):
         check_number(estimator, name, 0)
     check_number(estimator, "scale", 1)
     check_number(estimator, "lr", 0, strict=True)
@@ -211,12 +219,12 @@ def check_augmentation_params(estimator) -> None:
 
 
 def resolve_crop_size(crop_size, X) -> int | None:
-    """Side of the views: ``crop_size``, or three quarters of the stamp; None for vectors."""
+    """Side of the views: ``crop_size``, or half the stamp; None for vectors."""
     if len(input_shape(X)) != 3:
         return None
     size = input_shape(X)[-1]
     if crop_size is None:
-        return max(1, round(0.75 * size))
+        return max(1, size // 2)
     if isinstance(crop_size, bool) or not isinstance(crop_size, int | np.integer):
         raise ValueError(f"crop_size must be an integer or None; got {crop_size!r}.")
     if not 1 <= crop_size <= size:
@@ -241,4 +249,5 @@ def build_augment(estimator, X, encoder, crop: int | None):
         noise_sigma=scaling.softening.reshape(-1).clone(),
         # Reddening is defined for the five SDSS bands only.
         dust_ebv=estimator.dust_ebv if input_shape(X)[0] == 5 else 0.0,
+        brightness=estimator.brightness,
     )

@@ -43,6 +43,8 @@ MOCO_PRESETS = {
         jitter=7.0,
         crop_size=64,
         dust_ebv=0.5,
+        scale=1.0,
+        brightness=0.0,
     ),
 }
 
@@ -66,8 +68,8 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Output of ``transform``: the backbone representation (512-d for ResNet18/34,
         2048-d for ResNet50, 256-d for the MLP) or the ``projection_dim``-d projection.
     projection_dim : int, default=128
-    n_epochs : int, default=20
-        Passes over X. ``n_epochs=0`` keeps the randomly initialised encoder: the baseline
+    n_epochs : int, default=30
+        Passes over X (4,000 galaxies: about 5 minutes on 2 CPU cores). ``n_epochs=0`` keeps the randomly initialised encoder: the baseline
         against which pretraining is judged.
     batch_size : int, default=128
     queue_size : int or "auto", default="auto"
@@ -88,7 +90,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Augmentation: mirror with probability 1/2.
     jitter : float, default=4.0
         Augmentation: largest shift of the centre in pixels.
-    scale : float, default=1.1
+    scale : float, default=1.3
         Augmentation: magnification log-uniform in [1/scale, scale].
     psf_fwhm : float, default=1.5
         Augmentation: largest extra Gaussian PSF blur, FWHM in pixels.
@@ -100,10 +102,17 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         input only). The SDSS main sample has a median E(B-V) near 0.03; much stronger
         reddening teaches invariance to colour, the main redshift signal. For dereddened input
         (``open_archive(..., deredden=True)``) Hayat et al. (2021) draw up to 0.5.
+    brightness : float, default=1.5
+        Augmentation: largest change of total brightness in magnitudes, uniform, all bands
+        alike (colours kept). Without it (and with mild ``scale``) the embeddings group
+        galaxies mostly by brightness and size and lose colour, the main redshift signal:
+        on 4,000 simulated galaxies the kNN photo-z σ_MAD was 0.030 without it and 0.021
+        with ``brightness=1.5, scale=1.3`` (docs/moco.md).
     crop_size : int, optional
-        Side of the views and of the centre crop in ``transform``. Defaults to three quarters
-        of the stamp (48 px of a 64-px stamp): the galaxy stays in, rotations and jitter expose
-        few pixels from outside the stamp (those are reflected), and steps are ~1.7x faster.
+        Side of the views and of the centre crop in ``transform``. Defaults to half the stamp
+        (32 px of a 64-px stamp, 12.7"): the galaxy body stays in (median half-light radius
+        ~7 px), rotations and jitter expose few pixels from outside the stamp (those are
+        reflected), and CPU steps are ~3x faster than at 48 px and ~7x faster than at 64.
     device : str, default="auto"
         "auto" (CUDA if available), "cpu", "cuda" or "cuda:<i>".
     num_workers : int, default=0
@@ -152,7 +161,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         stem="standard",
         embedding="backbone",
         projection_dim=128,
-        n_epochs=20,
+        n_epochs=30,
         batch_size=128,
         queue_size="auto",
         momentum=0.99,
@@ -163,10 +172,11 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         rotation=True,
         flip=True,
         jitter=4.0,
-        scale=1.1,
+        scale=1.3,
         psf_fwhm=1.5,
         noise=1.0,
         dust_ebv=0.05,
+        brightness=1.5,
         crop_size=None,
         device="auto",
         num_workers=0,
@@ -194,6 +204,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.psf_fwhm = psf_fwhm
         self.noise = noise
         self.dust_ebv = dust_ebv
+        self.brightness = brightness
         self.crop_size = crop_size
         self.device = device
         self.num_workers = num_workers

@@ -96,9 +96,10 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
     psf_fwhm : float, default=0.0
     noise : float, default=0.0
     dust_ebv : float, default=0.0
+    brightness : float, default=0.0
         Further augmentations, off by default; see :class:`MoCoEmbedder`.
     crop_size : int, optional
-        Three quarters of the stamp by default; a pretrained encoder's own crop otherwise.
+        Half the stamp by default; a pretrained encoder's own crop otherwise.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the labelled rows, stop when their loss has not
         improved for ``n_iter_no_change`` epochs, and keep the best weights.
@@ -161,6 +162,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         psf_fwhm=0.0,
         noise=0.0,
         dust_ebv=0.0,
+        brightness=0.0,
         crop_size=None,
         early_stopping=False,
         validation_fraction=0.1,
@@ -192,6 +194,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         self.psf_fwhm = psf_fwhm
         self.noise = noise
         self.dust_ebv = dust_ebv
+        self.brightness = brightness
         self.crop_size = crop_size
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

@@ -110,8 +110,8 @@ def redden_images(images: torch.Tensor, ebv: torch.Tensor, coefficients) -> torc
 class GalaxyAugment(nn.Module):
     """Random views of multi-band galaxy images for contrastive learning and fine-tuning.
 
-    Applied in the order: reddening, one affine resampling (rotation, flip, jitter, scaling,
-    crop), PSF blur, noise.
+    Applied in the order: reddening, brightness, one affine resampling (rotation, flip,
+    jitter, scaling, crop), PSF blur, noise.
 
     Parameters
     ----------
@@ -136,6 +136,11 @@ class GalaxyAugment(nn.Module):
     dust_ebv : float, default=0.0
         Largest E(B-V) of the reddening, uniform from 0; for dereddened input, Hayat et al.
         (2021) use 0.5.
+    brightness : float, default=0.0
+        Largest change of the total brightness in magnitudes, uniform in [-brightness,
+        brightness], the same factor in every band so colours are kept. A contrastive encoder
+        otherwise tells galaxies apart mostly by brightness and size, which carry less redshift
+        information than colours.
     extinction_coefficients : sequence of float, default=SDSS ugriz
         R_b = A_b / E(B-V) per band.
     """
@@ -152,6 +157,7 @@ class GalaxyAugment(nn.Module):
         noise: float = 1.0,
         noise_sigma=None,
         dust_ebv: float = 0.0,
+        brightness: float = 0.0,
         extinction_coefficients=SDSS_EXTINCTION_COEFFICIENTS,
     ):
         super().__init__()
@@ -163,6 +169,7 @@ class GalaxyAugment(nn.Module):
         self.psf_fwhm = psf_fwhm
         self.noise = noise
         self.dust_ebv = dust_ebv
+        self.brightness = brightness
         if noise > 0 and noise_sigma is None:
             raise ValueError("noise > 0 needs the per-band noise level noise_sigma.")
         sigma = torch.as_tensor(noise_sigma if noise_sigma is not None else [], dtype=torch.float32)
@@ -182,6 +189,9 @@ class GalaxyAugment(nn.Module):
                 )
             ebv = _uniform(n, 0.0, self.dust_ebv, generator, dev)
             images = redden_images(images, ebv, self.extinction_coefficients)
+        if self.brightness > 0:
+            delta_mag = _uniform(n, -self.brightness, self.brightness, generator, dev)
+            images = images * (10.0 ** (-0.4 * delta_mag)).to(images.dtype).reshape(n, 1, 1, 1)
         angle = (
             _uniform(n, 0.0, 2.0 * math.pi, generator, dev)
             if self.rotation

@@ -119,3 +119,18 @@ def test_vector_augment_noise_scale():
     torch.testing.assert_close(
         std, torch.tensor([1.0, 10.0, 0.0]) * 0.03**0.5, rtol=0.05, atol=1e-6
     )
+
+
+def test_brightness_keeps_colours_and_stays_within_its_range():
+    images = _galaxies(n=200, size=24)
+    augment = GalaxyAugment(
+        24, rotation=False, flip=False, jitter=0.0, scale=1.0, psf_fwhm=0.0, noise=0.0,
+        brightness=0.4,
+    )  # fmt: skip
+    out = augment(images, torch.Generator().manual_seed(1))
+    flux_in, flux_out = images.sum((2, 3)), out.sum((2, 3))
+    delta_mag = -2.5 * torch.log10(flux_out / flux_in)
+    # One factor for all bands: colours unchanged, the magnitude shift shared by the bands.
+    torch.testing.assert_close(delta_mag, delta_mag[:, :1].expand(-1, 5), rtol=0, atol=1e-4)
+    assert delta_mag.abs().max() <= 0.4 + 1e-4
+    assert delta_mag.min() < -0.3 and delta_mag.max() > 0.3
