@@ -69,8 +69,8 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         2048-d for ResNet50, 256-d for the MLP) or the ``projection_dim``-d projection.
     projection_dim : int, default=128
     n_epochs : int, default=30
-        Passes over X (4,000 galaxies: about 5 minutes on 2 CPU cores). ``n_epochs=0`` keeps the randomly initialised encoder: the baseline
-        against which pretraining is judged.
+        Passes over X (4,000 galaxies: about 5 minutes on 2 CPU cores). ``n_epochs=0`` keeps
+        the randomly initialised encoder: the baseline against which pretraining is judged.
     batch_size : int, default=128
     queue_size : int or "auto", default="auto"
         Negative keys kept. "auto" keeps ``min(65536, n_samples // 2)``: a queue shorter than
