@@ -2,11 +2,17 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from skphotoz.search import SimilaritySearch, plot_neighbors, run_search_cli
+from skphotoz.search import (
+    SimilaritySearch,
+    _bf16_prefiltered_top_k,
+    plot_neighbors,
+    run_search_cli,
+)
 
 
 def _embeddings(n, d=32, seed=0):
@@ -39,6 +45,33 @@ def test_exact_matches_brute_force_with_grouped_blocks():
     search = SimilaritySearch(index_block_size=4096, query_block_size=128).fit(X)
     _, indices = search.kneighbors(Q, n_neighbors=20)
     np.testing.assert_array_equal(indices, _brute_force(X, Q, 20)[1])
+
+
+@pytest.mark.parametrize("spread", [1.0, 0.002])
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_bfloat16_preselection_is_exact(metric, spread):
+    # Runs on any CPU (bfloat16 is emulated where not native). With spread=0.002 the rows
+    # crowd within the bfloat16 rounding error of each other, so many queries cannot be
+    # settled from the candidates and take the float32 fallback.
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(8, 24))
+    X = (centres[rng.integers(8, size=5000)] + spread * rng.normal(size=(5000, 24))).astype(
+        np.float32
+    )
+    Q = (centres[rng.integers(8, size=64)] + spread * rng.normal(size=(64, 24))).astype(np.float32)
+    if metric == "cosine":
+        Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+        Qn = Q / np.linalg.norm(Q, axis=1, keepdims=True)
+    else:
+        Xn, Qn = X, Q
+    index, queries = torch.from_numpy(Xn), torch.from_numpy(Qn)
+    max_norm = float(torch.linalg.vector_norm(index, dim=1).max())
+    values, indices = _bf16_prefiltered_top_k(queries, index, 10, 1024, max_norm)
+    ref_values, _ = _brute_force(Xn, Qn, 10, "dot")
+    # Exact similarities, and indices whose exact similarities are the reference ones.
+    np.testing.assert_allclose(values.numpy(), ref_values, rtol=0, atol=2e-5)
+    exact_of_found = np.einsum("qd,qkd->qk", Qn.astype(np.float64), Xn[indices.numpy()])
+    np.testing.assert_allclose(exact_of_found, ref_values, rtol=0, atol=2e-5)
 
 
 def test_similarities_sorted_descending():
