@@ -580,9 +580,9 @@ def _bf16_prefiltered_top_k(
     """Exact top-k of float32 rows at about half the cost, on CPUs with native bfloat16.
 
     A bfloat16 pass (products twice as fast as float32 on such CPUs, float32 accumulation)
-    keeps the ``2k + 16`` best candidates of each query; their exact float32 similarities give
-    the answer. Rounding both factors and the product to bfloat16 (unit roundoff u = 2**-8)
-    and accumulating ``d`` terms in float32 moves a similarity by at most
+    keeps the ``2k + 16`` best candidates of each query; their similarities recomputed in
+    float64 give the answer. Rounding both factors and the product to bfloat16 (unit
+    roundoff u = 2**-8) and accumulating ``d`` terms in float32 moves a similarity by at most
     ``eps = (3u + 4u**2 + d 2**-24) |q| max|x|``. A galaxy left out scored at most the last
     candidate's bfloat16 value ``s_last`` in that pass, so at most ``s_last + eps`` exactly;
     when the k-th best exact similarity beats that, the answer is exact. The few queries for
@@ -597,13 +597,15 @@ def _bf16_prefiltered_top_k(
     )
     values = torch.empty((len(queries), k), dtype=torch.float32)
     indices = torch.empty((len(queries), k), dtype=torch.long)
-    # Gathered candidate rows: at most ~32 MiB at a time.
-    chunk = max(1, 2**23 // (k_wide * d))
+    # Candidates are rescored in float64, so near-ties are ordered as exactly as the stored
+    # rows allow; gathered rows take at most ~32 MiB at a time.
+    chunk = max(1, 2**22 // (k_wide * d))
     for start in range(0, len(queries), chunk):
         stop = start + chunk
-        rows = index[candidates[start:stop]]  # (chunk, k_wide, d)
-        exact = torch.bmm(rows, queries[start:stop].unsqueeze(2)).squeeze(2)
-        values[start:stop], order = torch.topk(exact, k, dim=1)
+        rows = index[candidates[start:stop]].double()  # (chunk, k_wide, d)
+        exact = torch.bmm(rows, queries[start:stop].double().unsqueeze(2)).squeeze(2)
+        top, order = torch.topk(exact, k, dim=1)
+        values[start:stop] = top.float()
         indices[start:stop] = candidates[start:stop].gather(1, order)
     u = 2.0**-8
     eps = (3 * u + 4 * u**2 + d * 2.0**-24) * max_norm * torch.linalg.vector_norm(queries, dim=1)
