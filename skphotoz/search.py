@@ -47,6 +47,8 @@ _CPU_BUFFER = 2**24
 _CUDA_QUERY_BLOCK = 4096
 _CUDA_INDEX_BLOCK = 16384
 _CUDA_BUFFER = 2**26
+# Fewest queries in a block for which the bfloat16 pre-selection is used on CPU.
+_BF16_MIN_QUERIES = 32
 # Rows passed to the embedder or copied into the index at a time: bounds the memory of fit.
 _INGEST_BLOCK = 8192
 # faiss IVF: training rows per inverted list (faiss warns below 39).
@@ -459,8 +461,11 @@ class SimilaritySearch(BaseEstimator):
             per_row = len(queries) + (self.embedding_dim_ if self.dtype != "float32" else 0)
             index_block = max(minimum, buffer // per_row // _N_GROUPS * _N_GROUPS)
         queries = queries.to(self.device_)
+        # The bfloat16 pass pays off where the products are compute-bound (many queries);
+        # a few queries only stream the index through memory, which the conversion slows.
         if (
             self.device_.type == "cpu"
+            and len(queries) >= _BF16_MIN_QUERIES
             and self.index_.dtype == torch.float32
             and getattr(self, "max_norm_", None) is not None
             and _cpu_has_bf16()
