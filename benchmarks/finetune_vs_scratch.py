@@ -43,7 +43,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-pool", type=int, default=4000)
     parser.add_argument("--n-labels", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=30, help="default: the estimator's")
+    parser.add_argument("--epochs", type=int, default=30, help="regressor epochs")
     parser.add_argument(
         "--observed",
         action="store_true",

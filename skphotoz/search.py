@@ -452,24 +452,25 @@ class SimilaritySearch(BaseEstimator):
     def _search_block(self, queries: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(self.index_, torch.Tensor):
             return self._search_faiss(queries.numpy(), k)
+        # The bfloat16 pass pays off where the products are compute-bound (many queries);
+        # a few queries only stream the index through memory, which the conversion slows.
+        bf16 = (
+            self.device_.type == "cpu"
+            and len(queries) >= _BF16_MIN_QUERIES
+            and self.index_.dtype == torch.float32
+            and _cpu_has_bf16()
+        )
         index_block = self.index_block_size
         if index_block is None:
             cuda = self.device_.type == "cuda"
             buffer = _CUDA_BUFFER if cuda else _CPU_BUFFER
             minimum = _CUDA_INDEX_BLOCK if cuda else _CPU_INDEX_BLOCK
-            # Half-precision rows are converted to float32 in a buffer of their own.
-            per_row = len(queries) + (self.embedding_dim_ if self.dtype != "float32" else 0)
+            # Rows stored in another precision than the products are converted in a buffer
+            # of their own.
+            per_row = len(queries) + (self.embedding_dim_ if bf16 or self.dtype != "float32" else 0)
             index_block = max(minimum, buffer // per_row // _N_GROUPS * _N_GROUPS)
         queries = queries.to(self.device_)
-        # The bfloat16 pass pays off where the products are compute-bound (many queries);
-        # a few queries only stream the index through memory, which the conversion slows.
-        if (
-            self.device_.type == "cpu"
-            and len(queries) >= _BF16_MIN_QUERIES
-            and self.index_.dtype == torch.float32
-            and getattr(self, "max_norm_", None) is not None
-            and _cpu_has_bf16()
-        ):
+        if bf16:
             values, rows = _bf16_prefiltered_top_k(
                 queries, self.index_, k, index_block, self.max_norm_
             )
@@ -548,17 +549,17 @@ def _exact_top_k(
     # rows used below are then contiguous slabs, reduced by an element-wise maximum.
     scores = torch.empty((index_block_size, n_queries), dtype=compute_dtype, device=queries.device)
     queries_t = queries.T.contiguous()
-    rows_fp32 = None
+    rows_buffer = None
     if index.dtype != compute_dtype:
-        rows_fp32 = torch.empty(
+        rows_buffer = torch.empty(
             (index_block_size, index.shape[1]), dtype=compute_dtype, device=queries.device
         )
     best_values = best_indices = None
     for start in range(0, index.shape[0], index_block_size):
         rows = index[start : start + index_block_size]
         width = rows.shape[0]
-        if rows_fp32 is not None:
-            rows = rows_fp32[:width].copy_(rows)
+        if rows_buffer is not None:
+            rows = rows_buffer[:width].copy_(rows)
         block = scores[:width]
         torch.mm(rows, queries_t, out=block)
         threshold = None
@@ -653,9 +654,8 @@ def _block_candidates(
         counts = hits.sum(dim=0)
         most = int(counts.max())
         if most * _N_GROUPS <= group_width:
-            groups, queries = hits.nonzero(as_tuple=True)
-            order = torch.argsort(queries, stable=True)
-            groups, queries = groups[order], queries[order]
+            # Through the transposed view the hits come query by query, as the slots need.
+            queries, groups = hits.T.nonzero(as_tuple=True)
             first = torch.cumsum(counts, dim=0) - counts
             slots = torch.arange(queries.numel(), device=block.device) - first[queries]
             values = block.new_full((n_queries, most, _N_GROUPS), float("-inf"))
