@@ -30,6 +30,7 @@ from ._base import (
 )
 from .embedder import MoCoEmbedder
 from .nn import Encoder, TrainConfig, fit_module
+from .nn.augment import OverDihedralViews
 from .nn.backbones import build_backbone
 from .nn.heads import BinnedRedshiftHead, GaussianRedshiftHead, PhotoZTask
 
@@ -79,6 +80,10 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
     n_bins : int, default=180
     z_range : tuple of float, default=(0, 0.4)
         Range of the bins; labels outside are clipped into the end bins (with a warning).
+    target_sigma : float, default=0.0
+        ``head="bins"``: width, in redshift, of the Gaussian each label is spread over the
+        bins in the cross-entropy target, so that near bins count as near; 0 trains on
+        one-hot targets.
     backbone_lr_ratio : float, default=0.1
         Learning rate of a pretrained encoder relative to the head's.
     freeze_backbone : bool, default=False
@@ -107,6 +112,11 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
     n_iter_no_change : int, default=5
     point_estimate : {"mean", "median", "mode"}, default="mean"
         Statistic of the PDF returned by ``predict``.
+    test_time_augmentation : bool, default=False
+        Images only: ``predict``, ``predict_pdf`` and the quantiles average the PDFs (for
+        ``head="regression"``, ``predict`` averages the means) of the eight quarter-turn and
+        mirror images of each stamp; 8x the prediction time. Like ``point_estimate`` it can be
+        changed after fitting.
     device : str, default="auto"
     num_workers : int, default=0
     random_state : int, RandomState instance or None, default=None
@@ -148,6 +158,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         head="bins",
         n_bins=180,
         z_range=(0.0, 0.4),
+        target_sigma=0.0,
         backbone_lr_ratio=0.1,
         freeze_backbone=False,
         n_epochs=30,
@@ -168,6 +179,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         validation_fraction=0.1,
         n_iter_no_change=5,
         point_estimate="mean",
+        test_time_augmentation=False,
         device="auto",
         num_workers=0,
         random_state=None,
@@ -180,6 +192,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         self.head = head
         self.n_bins = n_bins
         self.z_range = z_range
+        self.target_sigma = target_sigma
         self.backbone_lr_ratio = backbone_lr_ratio
         self.freeze_backbone = freeze_backbone
         self.n_epochs = n_epochs
@@ -200,6 +213,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.point_estimate = point_estimate
+        self.test_time_augmentation = test_time_augmentation
         self.device = device
         self.num_workers = num_workers
         self.random_state = random_state
@@ -225,6 +239,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         y = self._check_y(y, len(X))
         labelled = np.flatnonzero(~np.isnan(y))
         self.input_shape_ = input_shape(X)
+        self._check_test_time_augmentation()
         random_state = check_random_state(self.random_state)
         seed = int(random_state.randint(np.iinfo(np.int32).max))
 
@@ -331,7 +346,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
 
     def _build_head(self, in_features: int, z: np.ndarray):
         if self.head == "bins":
-            return BinnedRedshiftHead(in_features, self.redshift_bins_)
+            return BinnedRedshiftHead(in_features, self.redshift_bins_, self.target_sigma)
         scale = float(np.std(z)) or 1.0
         return GaussianRedshiftHead(in_features, self.redshift_bins_, float(np.mean(z)), scale)
 
@@ -373,20 +388,42 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
 
     # -------------------------------------------------------------- predict
     def _outputs(self, X) -> np.ndarray:
+        """Head outputs, (n, k); (n, 8, k) over the dihedral views with test-time augmentation."""
         check_is_fitted(self, "model_")
         X = check_input(self, X, reset=False)
         check_sample_shape(self, X)
+        self._check_test_time_augmentation()
+        module = self.model_.predictor
+        if self.test_time_augmentation:
+            module = OverDihedralViews(module)
         return predict_batches(
-            self.model_.predictor,
+            module,
             X,
             batch_size=max(self.batch_size, 256),
             device=self.device,
             crop=self.crop_size_,
         )
 
+    def _check_test_time_augmentation(self) -> None:
+        if not isinstance(self.test_time_augmentation, bool | np.bool_):
+            raise ValueError(
+                f"test_time_augmentation must be True or False; got "
+                f"{self.test_time_augmentation!r}."
+            )
+        if self.test_time_augmentation and len(self.input_shape_) != 3:
+            raise ValueError(
+                f"test_time_augmentation needs images (n_samples, n_bands, height, width); this "
+                f"model was fitted on samples of shape {tuple(self.input_shape_)}."
+            )
+
     def _pdf_of(self, outputs: np.ndarray) -> np.ndarray:
+        """PDFs over the bins; outputs over views give the mean of their PDFs."""
+        flat = torch.as_tensor(outputs.reshape(-1, outputs.shape[-1]))
         with torch.no_grad():
-            pdf = self.model_.head.pdf(torch.as_tensor(outputs)).double().numpy()
+            pdf = self.model_.head.pdf(flat).double().numpy()
+        pdf = pdf.reshape(*outputs.shape[:-1], -1)
+        if pdf.ndim == 3:
+            pdf = pdf.mean(axis=1)
         return pdf / pdf.sum(axis=1, keepdims=True)
 
     def predict_pdf(self, X) -> np.ndarray:
@@ -404,7 +441,8 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         ``head="regression"``, not limited to ``z_range``)."""
         outputs = self._outputs(X)
         if self.head == "regression":
-            return outputs[:, 0].astype(np.float64)
+            means = outputs[..., 0].astype(np.float64)
+            return means.mean(axis=1) if means.ndim == 2 else means
         pdf = self._pdf_of(outputs)
         centres = 0.5 * (self.redshift_bins_[1:] + self.redshift_bins_[:-1])
         if self.point_estimate == "mean":
@@ -446,6 +484,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         check_integer(self, "n_epochs", 1)
         check_integer(self, "n_iter_no_change", 1)
         check_number(self, "backbone_lr_ratio", 0, strict=True)
+        check_number(self, "target_sigma", 0)
         check_number(self, "validation_fraction", 0, 1)
         try:
             low, high = (float(v) for v in self.z_range)

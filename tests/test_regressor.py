@@ -162,6 +162,33 @@ def test_images_from_scratch_and_pickle(images, tmp_path):
         model.predict(X[:, :, :8, :8])
 
 
+@pytest.mark.parametrize("head", ["bins", "regression"])
+def test_test_time_augmentation_averages_the_dihedral_views(images, head):
+    X, z = images
+    model = _fast(crop_size=8, head=head, target_sigma=0.01).fit(X, z)
+    views = [np.rot90(X, k, axes=(2, 3)) for k in range(4)]
+    views = [np.ascontiguousarray(v) for r in views for v in (r, r[..., ::-1])]
+    expected_pdf = np.mean([model.predict_pdf(v) for v in views], axis=0)
+    expected_z = np.mean([model.predict(v) for v in views], axis=0)
+    plain = model.predict(X)
+    model.set_params(test_time_augmentation=True)
+    np.testing.assert_allclose(model.predict_pdf(X), expected_pdf, atol=1e-5)
+    if head == "regression":
+        np.testing.assert_allclose(model.predict(X), expected_z, atol=1e-5)
+    # The same eight views of a turned galaxy: the same answer; without TTA, not quite.
+    turned = np.ascontiguousarray(np.rot90(X, 1, axes=(2, 3)))
+    np.testing.assert_allclose(model.predict(turned), model.predict(X), atol=1e-5)
+    assert not np.allclose(plain, model.predict(X), atol=1e-5)
+    with pytest.raises(ValueError, match="test_time_augmentation must be True or False; got 1"):
+        model.set_params(test_time_augmentation=1).predict(X)
+
+
+def test_test_time_augmentation_needs_images(photometry):
+    X, z = photometry
+    with pytest.raises(ValueError, match="test_time_augmentation needs images"):
+        _fast(test_time_augmentation=True).fit(X[:50], z[:50])
+
+
 def test_grid_search_and_cross_validate(photometry):
     X, z = photometry
     X, z = X[:240], z[:240]
@@ -198,6 +225,7 @@ def test_out_of_range_labels_warn(photometry):
         ({"z_range": (0.4, 0.0)}, "z_range must be two finite numbers"),
         ({"n_bins": 1}, "n_bins must be an integer >= 2; got 1"),
         ({"backbone_lr_ratio": 0}, "backbone_lr_ratio must be a number > 0; got 0"),
+        ({"target_sigma": -0.01}, "target_sigma must be a number >= 0; got -0.01"),
         ({"validation_fraction": 1.5}, "validation_fraction must be in \\(0, 1\\)"),
         ({"point_estimate": "max"}, "point_estimate must be one of"),
         ({"encoder": "not-an-embedder"}, "No such file|not-an-embedder"),

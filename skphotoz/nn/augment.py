@@ -231,3 +231,27 @@ class VectorAugment(nn.Module):
         level = self.noise * torch.rand(x.shape[0], 1, generator=generator, device=x.device)
         eps = torch.randn(x.shape, generator=generator, device=x.device)
         return x + level * eps * self.feature_scale.reshape(1, -1)
+
+
+def dihedral_views(images: torch.Tensor) -> list[torch.Tensor]:
+    """The eight quarter-turn and mirror images of a batch (identity first)."""
+    views = []
+    for turns in range(4):
+        turned = torch.rot90(images, turns, dims=(-2, -1))
+        views += [turned, torch.flip(turned, dims=(-1,))]
+    return views
+
+
+class OverDihedralViews(nn.Module):
+    """Apply ``module`` to the eight dihedral views of each image: (n, 8, ...) outputs.
+
+    Galaxies have no preferred orientation, so a model's outputs over these views are eight
+    equally valid estimates (test-time augmentation).
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.module(view) for view in dihedral_views(images)], dim=1)

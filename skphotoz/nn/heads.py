@@ -23,21 +23,42 @@ class BinnedRedshiftHead(nn.Module):
     in_features : int
     edges : sequence of float
         Increasing bin edges (``n_bins + 1`` values); labels outside are put in the end bins.
+    target_sigma : float, default=0.0
+        Width, in redshift, of the Gaussian that spreads each label over the bins in the
+        cross-entropy target. 0 puts the whole target in the label's bin (one-hot). A width
+        of a few bins tells the network that neighbouring bins are near in redshift, which
+        one-hot targets leave it to learn from the labels alone.
     hidden : int, default=256
     """
 
-    def __init__(self, in_features: int, edges, hidden: int = 256):
+    def __init__(self, in_features: int, edges, target_sigma: float = 0.0, hidden: int = 256):
         super().__init__()
         self.register_buffer("edges", torch.as_tensor(edges, dtype=torch.float32))
+        self.target_sigma = float(target_sigma)
         self.mlp = _mlp(in_features, hidden, len(edges) - 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.mlp(features)
 
-    def loss(self, logits: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def target(self, z: torch.Tensor) -> torch.Tensor:
+        """Target distribution over the bins, (n, n_bins): the labels' Gaussians integrated
+        over each bin and renormalised within the bins (one-hot for ``target_sigma=0``)."""
+        z = z.float().reshape(-1, 1)
+        n_bins = len(self.edges) - 1
         inner = self.edges[1:-1].contiguous()
-        target = torch.bucketize(z.float().contiguous(), inner, right=True)
-        return F.cross_entropy(logits.float(), target)
+        own_bin = torch.bucketize(z[:, 0].contiguous(), inner, right=True)
+        one_hot = F.one_hot(own_bin, n_bins).float()
+        if self.target_sigma <= 0:
+            return one_hot
+        scaled = (self.edges.reshape(1, -1) - z) / (self.target_sigma * math.sqrt(2))
+        mass = torch.diff(0.5 * torch.erf(scaled), dim=1).clamp_min(0.0)
+        total = mass.sum(dim=1, keepdim=True)
+        # A label far outside the bins keeps a one-hot target in its end bin.
+        return torch.where(total > 1e-6, mass / total.clamp_min(1e-12), one_hot)
+
+    def loss(self, logits: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(logits.float(), dim=1)
+        return -(self.target(z) * log_p).sum(dim=1).mean()
 
     def pdf(self, logits: torch.Tensor) -> torch.Tensor:
         """Probability of each bin, (n, n_bins)."""
