@@ -128,17 +128,22 @@ def predict_batches(module, X, *, batch_size: int, device, crop: int | None = No
     """Apply ``module`` to X in batches on ``device``; the module returns to where it was."""
     device = resolve_device(device)
     home = next(module.parameters()).device
-    module = module.to(device).eval()
+    # Feature vectors on the CPU go through the (small) network in float64: float32 matrix
+    # products round differently with the number of rows, and a row's prediction must not
+    # depend on the other rows of its batch (scikit-learn's subset invariance).
+    exact = len(input_shape(X)) == 1 and device.type == "cpu"
+    dtype = torch.float64 if exact else torch.float32
+    module = module.to(device=device, dtype=dtype).eval()
     outputs = []
     try:
         for start in range(0, len(X), batch_size):
             batch = torch.as_tensor(np.asarray(X[start : start + batch_size], dtype=np.float32))
-            batch = center_crop(to_device(batch, device), crop)
+            batch = center_crop(to_device(batch, device), crop).to(dtype)
             with autocast(device):
                 out = module(batch)
             outputs.append(out.float().cpu().numpy())
     finally:
-        module.to(home)
+        module.to(device=home, dtype=torch.float32)
     return np.concatenate(outputs)
 
 
