@@ -80,18 +80,22 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
     n_bins : int, default=180
     z_range : tuple of float, default=(0, 0.4)
         Range of the bins; labels outside are clipped into the end bins (with a warning).
-    target_sigma : float, default=0.0
+    target_sigma : float, default=0.01
         ``head="bins"``: width, in redshift, of the Gaussian each label is spread over the
         bins in the cross-entropy target, so that near bins count as near; 0 trains on
-        one-hot targets.
+        one-hot targets. About the photo-z scatter expected; with 667 labels it lowered
+        σ_MAD by 12 % from scratch (docs/moco.md).
     backbone_lr_ratio : float, default=0.1
         Learning rate of a pretrained encoder relative to the head's.
     freeze_backbone : bool, default=False
         Train the head only (a linear-probe-like protocol).
     n_epochs : int, default=30
     batch_size : int, default=128
-    lr : float, default=0.03
-        Peak SGD learning rate of the head (momentum 0.9, warm-up then cosine decay).
+    lr : float, default=0.3
+        Peak SGD learning rate of the head (momentum 0.9, warm-up then cosine decay); a
+        pretrained backbone gets ``backbone_lr_ratio`` of it, by default 0.03, the
+        pretraining's own rate (measured best of 0.03, 0.1, 0.3 and 1 for fine-tuning with
+        few labels; from scratch 0.1 and 0.3 tie, both better than 0.03).
     weight_decay : float, default=1e-4
     warmup_epochs : float, default=1.0
     rotation, flip : bool, default=True
@@ -158,12 +162,12 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         head="bins",
         n_bins=180,
         z_range=(0.0, 0.4),
-        target_sigma=0.0,
+        target_sigma=0.01,
         backbone_lr_ratio=0.1,
         freeze_backbone=False,
         n_epochs=30,
         batch_size=128,
-        lr=0.03,
+        lr=0.3,
         weight_decay=1e-4,
         warmup_epochs=1.0,
         rotation=True,
