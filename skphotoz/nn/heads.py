@@ -15,6 +15,22 @@ def _mlp(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
     )
 
 
+def gaussian_over_bins(edges: torch.Tensor, mean: torch.Tensor, sigma) -> torch.Tensor:
+    """Gaussians N(mean, sigma) integrated over the bins, renormalised within them: (n, n_bins).
+
+    ``mean`` has shape (n, 1); ``sigma`` is a number or an (n, 1) tensor. A Gaussian entirely
+    outside the bins puts its mass in the nearest end bin.
+    """
+    cdf = 0.5 * torch.erf((edges.reshape(1, -1) - mean) / (sigma * math.sqrt(2)))
+    mass = torch.diff(cdf, dim=1).clamp_min(0.0)
+    total = mass.sum(dim=1, keepdim=True)
+    fallback = torch.zeros_like(mass)
+    below = (mean[:, 0] < edges[0]).to(mass.dtype)
+    fallback[:, 0] = below
+    fallback[:, -1] = 1.0 - below
+    return torch.where(total > 1e-12, mass / total.clamp_min(1e-12), fallback)
+
+
 class BinnedRedshiftHead(nn.Module):
     """Logits over redshift bins, trained with cross-entropy (Pasquet et al. 2019).
 
@@ -44,17 +60,10 @@ class BinnedRedshiftHead(nn.Module):
         """Target distribution over the bins, (n, n_bins): the labels' Gaussians integrated
         over each bin and renormalised within the bins (one-hot for ``target_sigma=0``)."""
         z = z.float().reshape(-1, 1)
-        n_bins = len(self.edges) - 1
-        inner = self.edges[1:-1].contiguous()
-        own_bin = torch.bucketize(z[:, 0].contiguous(), inner, right=True)
-        one_hot = F.one_hot(own_bin, n_bins).float()
-        if self.target_sigma <= 0:
-            return one_hot
-        scaled = (self.edges.reshape(1, -1) - z) / (self.target_sigma * math.sqrt(2))
-        mass = torch.diff(0.5 * torch.erf(scaled), dim=1).clamp_min(0.0)
-        total = mass.sum(dim=1, keepdim=True)
-        # A label far outside the bins keeps a one-hot target in its end bin.
-        return torch.where(total > 1e-6, mass / total.clamp_min(1e-12), one_hot)
+        if self.target_sigma > 0:
+            return gaussian_over_bins(self.edges, z, self.target_sigma)
+        own_bin = torch.bucketize(z[:, 0].contiguous(), self.edges[1:-1].contiguous(), right=True)
+        return F.one_hot(own_bin, len(self.edges) - 1).float()
 
     def loss(self, logits: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         log_p = F.log_softmax(logits.float(), dim=1)
@@ -101,14 +110,7 @@ class GaussianRedshiftHead(nn.Module):
     def pdf(self, output: torch.Tensor) -> torch.Tensor:
         """The Gaussian integrated over each bin, renormalised within the bins."""
         mean, sigma = output[:, :1], torch.exp(output[:, 1:].clamp(-20.0, 5.0))
-        cdf = 0.5 * (1.0 + torch.erf((self.edges.reshape(1, -1) - mean) / (sigma * math.sqrt(2))))
-        mass = (cdf[:, 1:] - cdf[:, :-1]).clamp_min(0.0)
-        total = mass.sum(dim=1, keepdim=True)
-        # A Gaussian entirely outside the bins puts its mass in the nearest end bin.
-        fallback = torch.zeros_like(mass)
-        fallback[:, 0] = (mean[:, 0] < self.edges[0]).float()
-        fallback[:, -1] = (mean[:, 0] >= self.edges[0]).float()
-        return torch.where(total > 1e-12, mass / total.clamp_min(1e-12), fallback)
+        return gaussian_over_bins(self.edges, mean, sigma)
 
 
 class PhotoZTask(nn.Module):
