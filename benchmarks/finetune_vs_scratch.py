@@ -15,6 +15,7 @@ mean PDF over the eight quarter-turn and mirror images). Prints σ_MAD, outlier 
 time per model, and σ_MAD per fold, and writes docs/finetune_vs_scratch.csv.
 
     python benchmarks/finetune_vs_scratch.py [--n-pool 4000] [--n-labels 1000] [--epochs 30]
+        [--batch-size 128]
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main():
     parser.add_argument("--n-pool", type=int, default=4000)
     parser.add_argument("--n-labels", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=defaults.n_epochs, help="regressor epochs")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr, help="regressor (head) lr")
     parser.add_argument("--target-sigma", type=float, default=defaults.target_sigma)
     parser.add_argument(
@@ -89,8 +91,8 @@ def main():
     labelled = np.sort(rng.choice(args.n_pool, args.n_labels, replace=False))
     photometry = aperture_features(pool.images[labelled], pool.extinction[labelled])
     common = dict(
-        n_epochs=args.epochs, lr=args.lr, target_sigma=args.target_sigma,
-        random_state=args.seed, device="cpu",
+        n_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        target_sigma=args.target_sigma, random_state=args.seed, device="cpu",
     )  # fmt: skip
     models = {
         "fine-tuned (MoCo pretrained)": lambda: PhotoZRegressor(
@@ -128,8 +130,8 @@ def main():
 
     print(
         f"\n{args.n_pool} simulated galaxies (unlabelled pool), {args.n_labels} labelled, "
-        f"3-fold CV; MoCo pretraining {pretrain_s:.0f} s; {args.epochs} training epochs, "
-        f"lr {args.lr}, target_sigma {args.target_sigma}; "
+        f"3-fold CV; MoCo pretraining {pretrain_s:.0f} s; {args.epochs} training epochs of "
+        f"batch {args.batch_size}, lr {args.lr}, target_sigma {args.target_sigma}; "
         f"images {'as observed' if args.observed else 'dereddened'}"
     )
     print(f"{'model':<40} {'sigma_MAD':>16} {'eta':>7} {'s (fit or predict)':>19}  per fold")
@@ -153,6 +155,7 @@ def main():
                 n_pool=args.n_pool,
                 n_labels=args.n_labels,
                 epochs=args.epochs,
+                batch_size=args.batch_size,
                 lr=args.lr,
                 target_sigma=args.target_sigma,
                 images="observed" if args.observed else "dereddened",
