@@ -52,6 +52,12 @@ def main():
     parser.add_argument("--epochs", type=int, default=defaults.n_epochs, help="regressor epochs")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr, help="regressor (head) lr")
+    parser.add_argument(
+        "--backbone-lr-ratio",
+        type=float,
+        default=defaults.backbone_lr_ratio,
+        help="the fine-tuned backbone's lr relative to the head's",
+    )
     parser.add_argument("--target-sigma", type=float, default=defaults.target_sigma)
     parser.add_argument(
         "--observed",
@@ -96,7 +102,7 @@ def main():
     )  # fmt: skip
     models = {
         "fine-tuned (MoCo pretrained)": lambda: PhotoZRegressor(
-            encoder=FrozenEstimator(embedder), **common
+            encoder=FrozenEstimator(embedder), backbone_lr_ratio=args.backbone_lr_ratio, **common
         ),
         "from scratch (supervised)": lambda: PhotoZRegressor(**common),
     }
@@ -131,7 +137,8 @@ def main():
     print(
         f"\n{args.n_pool} simulated galaxies (unlabelled pool), {args.n_labels} labelled, "
         f"3-fold CV; MoCo pretraining {pretrain_s:.0f} s; {args.epochs} training epochs of "
-        f"batch {args.batch_size}, lr {args.lr}, target_sigma {args.target_sigma}; "
+        f"batch {args.batch_size}, lr {args.lr} (fine-tuned backbone x{args.backbone_lr_ratio}), "
+        f"target_sigma {args.target_sigma}; "
         f"images {'as observed' if args.observed else 'dereddened'}"
     )
     print(f"{'model':<40} {'sigma_MAD':>16} {'eta':>7} {'s (fit or predict)':>19}  per fold")
@@ -157,6 +164,7 @@ def main():
                 epochs=args.epochs,
                 batch_size=args.batch_size,
                 lr=args.lr,
+                backbone_lr_ratio=args.backbone_lr_ratio,
                 target_sigma=args.target_sigma,
                 images="observed" if args.observed else "dereddened",
                 pretrain_s=round(pretrain_s, 1),
