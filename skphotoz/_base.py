@@ -125,9 +125,11 @@ def seeded(seed: int):
 
 @torch.no_grad()
 def predict_batches(module, X, *, batch_size: int, device, crop: int | None = None) -> np.ndarray:
-    """Apply ``module`` to X in batches on ``device``; the module returns to where it was."""
+    """Apply ``module`` to X in batches on ``device``; the module returns to where it was, in
+    the dtype it had."""
     device = resolve_device(device)
-    home = next(module.parameters()).device
+    first = next(module.parameters())
+    home_device, home_dtype = first.device, first.dtype
     # Feature vectors on the CPU go through the (small) network in float64: float32 matrix
     # products round differently with the number of rows, and a row's prediction must not
     # depend on the other rows of its batch (scikit-learn's subset invariance).
@@ -143,7 +145,7 @@ def predict_batches(module, X, *, batch_size: int, device, crop: int | None = No
                 out = module(batch)
             outputs.append(out.float().cpu().numpy())
     finally:
-        module.to(device=home, dtype=torch.float32)
+        module.to(device=home_device, dtype=home_dtype)
     return np.concatenate(outputs)
 
 
