@@ -12,10 +12,12 @@ In each fold, on the same labelled training rows:
 
 The CNNs are scored on their plain predictions and with ``test_time_augmentation=True`` (the
 mean PDF over the eight quarter-turn and mirror images). Prints σ_MAD, outlier fraction and
-time per model, and σ_MAD per fold, and writes docs/finetune_vs_scratch.csv.
+time per model, and σ_MAD per fold, and writes docs/finetune_vs_scratch.csv;
+``--predictions FILE.npz`` also keeps every out-of-fold prediction, for the paired bootstrap
+of ``benchmarks/paired_bootstrap.py`` (which can pool runs of several ``--seed``).
 
     python benchmarks/finetune_vs_scratch.py [--n-pool 4000] [--n-labels 1000] [--epochs 30]
-        [--batch-size 128]
+        [--batch-size 128] [--seed 0] [--predictions out.npz]
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="docs/finetune_vs_scratch.csv")
+    parser.add_argument(
+        "--predictions",
+        default=None,
+        help="npz file for the out-of-fold predictions of every model (paired_bootstrap.py)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -109,10 +116,13 @@ def main():
     names = [f"{name}{tta}" for name in models for tta in ("", ", TTA")] + [FOREST]
     results = {name: [] for name in names}
     timings = {name: 0.0 for name in names}
+    test_rows, test_folds = [], []
     for fold, (train, test) in enumerate(
         KFold(3, shuffle=True, random_state=args.seed).split(labelled)
     ):
         rows_train, rows_test = labelled[train], labelled[test]
+        test_rows.append(rows_test)
+        test_folds.append(np.full(len(rows_test), fold))
         for name, make in models.items():
             tick = time.perf_counter()
             model = make().fit(X[rows_train], z[rows_train])
@@ -168,8 +178,21 @@ def main():
                 target_sigma=args.target_sigma,
                 images="observed" if args.observed else "dereddened",
                 pretrain_s=round(pretrain_s, 1),
+                seed=args.seed,
             )
         )
+    if args.predictions:
+        np.savez(
+            args.predictions,
+            models=np.array(names),
+            row=np.concatenate(test_rows),
+            fold=np.concatenate(test_folds),
+            z_true=np.concatenate([t for t, _ in results[names[0]]]),
+            z_pred=np.stack([np.concatenate([p for _, p in results[n]]) for n in names]),
+            seed=args.seed,
+            config=str(rows[0]),
+        )
+        print(f"wrote {args.predictions}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
