@@ -93,8 +93,8 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         Passes over the labelled rows. With few labels the number of optimizer steps
         (``n_epochs * n_labelled // batch_size``) is what counts: with 667 labels, 1,000
         steps (100 epochs of 64) beat 150 (30 epochs of 128) by 13 % fine-tuned and 9 % from
-        scratch; at 2,000 steps the network from scratch improved again and the fine-tuned
-        one got worse (docs/moco.md).
+        scratch on one seed; 2,000 steps helped from scratch on three seeds of three and the
+        fine-tuned network on two (docs/moco.md).
     batch_size : int, default=128
     lr : float, default=0.3
         Peak SGD learning rate of the head (momentum 0.9, warm-up then cosine decay); a
