@@ -23,7 +23,6 @@ of ``benchmarks/paired_bootstrap.py`` (which can pool runs of several ``--seed``
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from skphotoz.datasets import make_sdss_galaxies
 from skphotoz.metrics import outlier_fraction, sigma_mad
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _output import write_rows  # noqa: E402
 from validate_simulator import aperture_features  # noqa: E402
 
 FOREST = "random forest, aperture photometry"
@@ -193,12 +193,7 @@ def main():
             config=str(rows[0]),
         )
         print(f"wrote {args.predictions}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {args.out}")
+    write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,16 @@ wins, and in how many folds it wins.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from skphotoz.metrics import MAD_TO_SIGMA, delta_z, outlier_fraction, sigma_mad
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _output import write_rows  # noqa: E402
 
 
 def load_runs(paths):
@@ -124,11 +127,7 @@ def main():
             )
         )  # fmt: skip
     if args.out:
-        with open(args.out, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        print(f"wrote {args.out}")
+        write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ warms up the allocator and oneDNN kernels).
 from __future__ import annotations
 
 import argparse
-import csv
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +20,9 @@ import torch
 
 from skphotoz import MoCoEmbedder
 from skphotoz.datasets import make_sdss_galaxies
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _output import write_rows  # noqa: E402
 
 CONFIGS = [
     # (backbone, stem, view size, batch size, images per measurement on CPU)
@@ -78,12 +81,7 @@ def main():
             f"{rss:>11.2f}",
             flush=True,
         )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {args.out}")
+    write_rows(args.out, rows)
 
 
 if __name__ == "__main__":
