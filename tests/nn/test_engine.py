@@ -138,3 +138,20 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_predict_batches_returns_the_module_in_its_own_dtype(dtype):
+    # Feature vectors on the CPU run through the module in float64; afterwards the module
+    # must be as it was, whatever its dtype, and the output must not depend on the batch.
+    from skphotoz._base import predict_batches
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).to(dtype)
+    X = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    out = predict_batches(module, X, batch_size=3, device="cpu")
+    assert out.shape == (10, 2)
+    assert {p.dtype for p in module.parameters()} == {dtype}
+    np.testing.assert_array_equal(
+        out[:3], predict_batches(module, X[:3], batch_size=8, device="cpu")
+    )
