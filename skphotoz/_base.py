@@ -1,15 +1,28 @@
-"""Input handling shared by the skphotoz estimators: validation, batching, scaling statistics."""
+"""What the network estimators share: their base class, input checks, scaling statistics.
+
+:class:`NetworkEstimator` owns the parameters that :class:`~skphotoz.MoCoEmbedder` and
+:class:`~skphotoz.PhotoZRegressor` have in common (declared once, with their constraints,
+checked once per ``fit``), builds the encoder, the augmentations and the training
+configuration, and makes the one call into the training engine.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import os
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from .nn import AsinhScaling, GalaxyAugment, Standardize, VectorAugment
-from .nn.engine import autocast, resolve_device, to_device
+from ._validation import StrOptions, finite, integer, positive
+from .nn import AsinhScaling, Encoder, GalaxyAugment, Standardize, VectorAugment
+from .nn.backbones import build_backbone
+from .nn.callbacks import Checkpoint, CheckpointMismatchError, ProgressTable
+from .nn.engine import TrainConfig, Trainer
 
 # Scaling statistics are estimated on at most this many samples.
 _N_STATS = 512
@@ -106,49 +119,6 @@ def input_scaling(X, seed: int = 0):
     return Standardize(*feature_stats(X))
 
 
-def center_crop(images: torch.Tensor, size: int | None) -> torch.Tensor:
-    """Central ``size × size`` pixels of a batch of images (no-op for None or vectors)."""
-    if size is None or images.ndim != 4 or images.shape[-1] == size:
-        return images
-    top = (images.shape[-2] - size) // 2
-    left = (images.shape[-1] - size) // 2
-    return images[..., top : top + size, left : left + size]
-
-
-@contextlib.contextmanager
-def seeded(seed: int):
-    """Run a block with torch's global RNG seeded, restoring the RNG afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-@torch.no_grad()
-def predict_batches(module, X, *, batch_size: int, device, crop: int | None = None) -> np.ndarray:
-    """Apply ``module`` to X in batches on ``device``; the module returns to where it was, in
-    the dtype it had."""
-    device = resolve_device(device)
-    first = next(module.parameters())
-    home_device, home_dtype = first.device, first.dtype
-    # Feature vectors on the CPU go through the (small) network in float64: float32 matrix
-    # products round differently with the number of rows, and a row's prediction must not
-    # depend on the other rows of its batch (scikit-learn's subset invariance).
-    exact = len(input_shape(X)) == 1 and device.type == "cpu"
-    dtype = torch.float64 if exact else torch.float32
-    module = module.to(device=device, dtype=dtype).eval()
-    outputs = []
-    try:
-        for start in range(0, len(X), batch_size):
-            batch = torch.as_tensor(np.asarray(X[start : start + batch_size], dtype=np.float32))
-            batch = center_crop(to_device(batch, device), crop).to(dtype)
-            with autocast(device):
-                out = module(batch)
-            outputs.append(out.float().cpu().numpy())
-    finally:
-        module.to(device=home_device, dtype=home_dtype)
-    return np.concatenate(outputs)
-
-
 class RowSubset:
     """Rows ``rows`` of an array-like, indexed lazily (for HDF5 input)."""
 
@@ -174,55 +144,12 @@ def take_rows(X, rows: np.ndarray):
     return RowSubset(X, rows)
 
 
-# ------------------------------------------------------------- parameter checks
-def check_choice(estimator, name: str, allowed: tuple) -> None:
-    value = getattr(estimator, name)
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}; got {value!r}.")
-
-
-def check_integer(estimator, name: str, low: int) -> None:
-    value = getattr(estimator, name)
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
-
-
-def check_number(estimator, name: str, low: float, high: float | None = None, strict=False):
-    """``low <= value`` (``low < value`` if strict), or ``low < value < high`` with a high."""
-    value = getattr(estimator, name)
-    is_number = isinstance(value, float | int | np.floating | np.integer) and not isinstance(
-        value, bool
-    )
-    if high is not None:
-        if not (is_number and low < value < high):
-            raise ValueError(f"{name} must be in ({low}, {high}); got {value!r}.")
-        return
-    ok = is_number and (value > low if strict else value >= low)
-    if not ok:
-        raise ValueError(f"{name} must be a number {'>' if strict else '>='} {low}; got {value!r}.")
-
-
-BACKBONES = ("auto", "resnet18", "resnet34", "resnet50", "mlp")
-STEM_NAMES = ("standard", "published")
-
-
-def check_augmentation_params(estimator) -> None:
-    """The architecture and augmentation parameters both estimators share."""
-    check_choice(estimator, "backbone", BACKBONES)
-    check_choice(estimator, "stem", STEM_NAMES)
-    for name in (
-        "weight_decay",
-        "warmup_epochs",
-        "jitter",
-        "psf_fwhm",
-        "noise",
-        "dust_ebv",
-        "brightness",
-    ):
-        check_number(estimator, name, 0)
-    check_number(estimator, "scale", 1)
-    check_number(estimator, "lr", 0, strict=True)
-    check_integer(estimator, "batch_size", 2)
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run a block with torch's global RNG seeded, restoring the RNG afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def resolve_crop_size(crop_size, X) -> int | None:
@@ -232,8 +159,6 @@ def resolve_crop_size(crop_size, X) -> int | None:
     size = input_shape(X)[-1]
     if crop_size is None:
         return max(1, size // 2)
-    if isinstance(crop_size, bool) or not isinstance(crop_size, int | np.integer):
-        raise ValueError(f"crop_size must be an integer or None; got {crop_size!r}.")
     if not 1 <= crop_size <= size:
         raise ValueError(f"crop_size must be between 1 and the stamp size {size}; got {crop_size}.")
     return int(crop_size)
@@ -258,3 +183,180 @@ def build_augment(estimator, X, encoder, crop: int | None):
         dust_ebv=estimator.dust_ebv if input_shape(X)[0] == 5 else 0.0,
         brightness=estimator.brightness,
     )
+
+
+# Upper bounds that keep a typo from exhausting memory or running for days.
+_MAX_EPOCHS = 100_000
+_MAX_BATCH = 1 << 20
+
+
+class NetworkEstimator(BaseEstimator):
+    """Base of the network estimators: shared parameters, encoder, augmentations, training.
+
+    Not public. Subclasses list every parameter in their own ``__init__`` signature (as
+    scikit-learn requires), pass the shared ones to ``super().__init__``, extend
+    ``_parameter_constraints`` and decorate ``fit`` with
+    :func:`skphotoz._validation.fit_context`.
+    """
+
+    _parameter_constraints: dict = {
+        "backbone": [StrOptions({"auto", "resnet18", "resnet34", "resnet50", "mlp"})],
+        "stem": [StrOptions({"standard", "published"})],
+        "n_epochs": [integer(0, _MAX_EPOCHS)],
+        "batch_size": [integer(2, _MAX_BATCH)],
+        "lr": [positive()],
+        "weight_decay": [finite(0)],
+        "warmup_epochs": [finite(0)],
+        "rotation": ["boolean"],
+        "flip": ["boolean"],
+        "jitter": [finite(0)],
+        "scale": [finite(1)],
+        "psf_fwhm": [finite(0)],
+        "noise": [finite(0)],
+        "dust_ebv": [finite(0)],
+        "brightness": [finite(0)],
+        "crop_size": [integer(1), None],
+        "device": [str, torch.device],
+        "num_workers": [integer(0, 1024)],
+        "random_state": ["random_state"],
+        "verbose": ["boolean"],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "callbacks": [list, tuple, None],
+    }
+
+    #: Parameters that change how a fit runs or what is read from it afterwards, not what it
+    #: learns: left out of the checkpoint fingerprint.
+    _runtime_parameters = frozenset(
+        {"device", "num_workers", "verbose", "checkpoint_dir", "callbacks", "warm_start"}
+        | {"random_state"}  # its seed is in the fingerprint
+    )
+
+    def __init__(
+        self,
+        backbone="auto",
+        *,
+        stem="standard",
+        n_epochs=30,
+        batch_size=128,
+        lr=0.03,
+        weight_decay=1e-4,
+        warmup_epochs=1.0,
+        rotation=True,
+        flip=True,
+        jitter=0.0,
+        scale=1.0,
+        psf_fwhm=0.0,
+        noise=0.0,
+        dust_ebv=0.0,
+        brightness=0.0,
+        crop_size=None,
+        device="auto",
+        num_workers=0,
+        random_state=None,
+        verbose=False,
+        checkpoint_dir=None,
+        callbacks=None,
+    ):
+        self.backbone = backbone
+        self.stem = stem
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_epochs = warmup_epochs
+        self.rotation = rotation
+        self.flip = flip
+        self.jitter = jitter
+        self.scale = scale
+        self.psf_fwhm = psf_fwhm
+        self.noise = noise
+        self.dust_ebv = dust_ebv
+        self.brightness = brightness
+        self.crop_size = crop_size
+        self.device = device
+        self.num_workers = num_workers
+        self.random_state = random_state
+        self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
+        self.callbacks = callbacks
+
+    # -- building ------------------------------------------------------------------------
+    def _draw_seed(self, random_state=None) -> int:
+        """The run's integer seed: weights, batches, augmentations and splits derive from it."""
+        rng = check_random_state(self.random_state) if random_state is None else random_state
+        return int(rng.randint(np.iinfo(np.int32).max))
+
+    def _backbone_name(self, X) -> str:
+        if self.backbone != "auto":
+            return self.backbone
+        return "resnet18" if len(input_shape(X)) == 3 else "mlp"
+
+    def _build_encoder(self, X, seed: int) -> Encoder:
+        """Input scaling (fixed, from X) then the backbone, initialised from torch's global RNG
+        (callers seed it, see :func:`seeded`); ``seed`` picks the rows of the scaling
+        statistics."""
+        body = build_backbone(self._backbone_name(X), input_shape(X), stem=self.stem)
+        return Encoder(input_scaling(X, seed), body)
+
+    def _build_augment(self, X, encoder, crop: int | None):
+        return build_augment(self, X, encoder, crop)
+
+    # -- training ------------------------------------------------------------------------
+    def _train(
+        self,
+        task,
+        arrays,
+        *,
+        seed: int,
+        description: str,
+        checkpoint_name: str,
+        n_epochs: int | None = None,
+        batch_size: int | None = None,
+        param_groups=None,
+        clip_grad_norm: float | None = None,
+        callbacks=(),
+    ) -> Trainer:
+        """Train ``task`` through the engine with the estimator's settings and callbacks.
+
+        The callbacks run in this order: the estimator's own (``callbacks``, e.g. early
+        stopping), the user's (copied to ``callbacks_``), progress (``verbose``), and the
+        checkpoint (``checkpoint_dir``) last, so that it saves what the others computed.
+        """
+        config = TrainConfig(
+            n_epochs=self.n_epochs if n_epochs is None else n_epochs,
+            batch_size=self.batch_size if batch_size is None else batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_epochs=self.warmup_epochs,
+            clip_grad_norm=clip_grad_norm,
+            device=self.device,
+            num_workers=self.num_workers,
+            seed=seed,
+            description=description,
+        )
+        self.callbacks_ = copy.deepcopy(list(self.callbacks or []))
+        chain = [*callbacks, *self.callbacks_]
+        if self.verbose:
+            chain.append(ProgressTable(description))
+        if self.checkpoint_dir is not None:
+            path = os.path.join(os.fspath(self.checkpoint_dir), checkpoint_name)
+            chain.append(Checkpoint(path, self._run_parameters(), verbose=self.verbose))
+        trainer = Trainer(task, arrays, config, param_groups, chain)
+        try:
+            trainer.fit()
+        except CheckpointMismatchError as error:
+            if self.random_state is None:
+                raise CheckpointMismatchError(
+                    f"{error} Note: random_state=None draws a new seed at every fit, so a fit "
+                    f"can only resume its checkpoint with an integer random_state."
+                ) from error
+            raise
+        return trainer
+
+    def _run_parameters(self) -> dict[str, str]:
+        """The parameters that shape what a fit learns, as strings for the fingerprint."""
+        return {
+            f"parameter {name}": repr(value)
+            for name, value in sorted(self.get_params(deep=False).items())
+            if name not in self._runtime_parameters
+        }

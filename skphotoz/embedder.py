@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import (
-    build_augment,
-    check_augmentation_params,
-    check_choice,
+    NetworkEstimator,
     check_input,
-    check_integer,
-    check_number,
     check_sample_shape,
-    input_scaling,
     input_shape,
-    predict_batches,
     resolve_crop_size,
     seeded,
 )
-from .nn import Encoder, MoCo, MoCoTask, TrainConfig, fit_module
-from .nn.backbones import build_backbone
+from ._validation import Range, Real, StrOptions, fit_context, integer, positive
+from .nn import MoCo, MoCoTask
+from .nn.engine import predict
 
 #: Settings of the published configuration (Hayat et al. 2021): ResNet50 with the stride-1 stem
 #: on 64x64 crops of 107x107 stamps, a 65,536-key queue, batch 256. A GPU configuration:
@@ -49,7 +40,7 @@ MOCO_PRESETS = {
 }
 
 
-class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEstimator):
     """Self-supervised image encoder trained with MoCo v2; ``transform`` returns embeddings.
 
     ``fit`` learns, without labels, an encoder under which two augmented views of the same
@@ -120,11 +111,22 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     random_state : int, RandomState instance or None, default=None
         Seeds weights, batches and augmentations: on the CPU equal seeds give equal embeddings.
     verbose : bool, default=False
-        Progress bar with the loss and images/s, and a line per epoch.
+        A progress bar over each epoch's batches and a table row per epoch (loss, learning
+        rate, images/s, time).
     checkpoint_dir : str or path-like, optional
-        Where ``moco.pt`` is written after each epoch; ``fit`` resumes from it when present.
+        Folder of ``moco.pt``, written after each epoch so that a long pretraining survives a
+        crash. The file records a fingerprint of the run (the parameters that shape training,
+        the input shape, a sample of the data, the seed and the initial weights): ``fit``
+        resumes it only if it is an unfinished run of the same fit (which then ends with the
+        weights of an uninterrupted run), restores it if that run had finished, replaces it
+        if it is a finished run of another fit, and raises an error naming what differs if it
+        is an unfinished run of another fit. Resuming needs an integer ``random_state``.
+    callbacks : list of skphotoz.nn.callbacks.Callback, optional
+        Your hooks into the training loop (e.g. logging); copies are used and kept in
+        ``callbacks_``, with their state saved in the checkpoint.
     warm_start : bool, default=False
-        Continue training the fitted encoder for ``n_epochs`` more.
+        ``fit`` continues training the fitted encoder for ``n_epochs`` more epochs (a new
+        warm-up and cosine schedule) instead of starting afresh.
 
     Attributes
     ----------
@@ -133,7 +135,10 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     moco_ : skphotoz.nn.MoCo
         The trained MoCo module (query and key encoders, projection, queue).
     history_ : list of dict
-        Per-epoch ``loss``, ``lr``, ``images_per_s`` and ``time_s``.
+        Per-epoch ``epoch``, ``loss``, ``lr``, ``images_per_s`` and ``time_s``; warm starts
+        append to it.
+    callbacks_ : list
+        The copies of ``callbacks`` used by the last fit.
     n_features_in_ : int
         Bands (images) or features (2-D input).
     input_shape_ : tuple of int
@@ -155,9 +160,20 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     (64, 256)
     """
 
+    _parameter_constraints = {
+        **NetworkEstimator._parameter_constraints,
+        "embedding": [StrOptions({"backbone", "projection"})],
+        "projection_dim": [integer(1, 1 << 16)],
+        "queue_size": [integer(1, 1 << 24), StrOptions({"auto"})],
+        "momentum": [Range(Real, 0, 1, closed="neither")],
+        "temperature": [positive()],
+        "warm_start": ["boolean"],
+    }
+
     def __init__(
         self,
         backbone="auto",
+        *,
         stem="standard",
         embedding="backbone",
         projection_dim=128,
@@ -183,36 +199,41 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         random_state=None,
         verbose=False,
         checkpoint_dir=None,
+        callbacks=None,
         warm_start=False,
     ):
-        self.backbone = backbone
-        self.stem = stem
+        super().__init__(
+            backbone,
+            stem=stem,
+            n_epochs=n_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_epochs=warmup_epochs,
+            rotation=rotation,
+            flip=flip,
+            jitter=jitter,
+            scale=scale,
+            psf_fwhm=psf_fwhm,
+            noise=noise,
+            dust_ebv=dust_ebv,
+            brightness=brightness,
+            crop_size=crop_size,
+            device=device,
+            num_workers=num_workers,
+            random_state=random_state,
+            verbose=verbose,
+            checkpoint_dir=checkpoint_dir,
+            callbacks=callbacks,
+        )
         self.embedding = embedding
         self.projection_dim = projection_dim
-        self.n_epochs = n_epochs
-        self.batch_size = batch_size
         self.queue_size = queue_size
         self.momentum = momentum
         self.temperature = temperature
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.warmup_epochs = warmup_epochs
-        self.rotation = rotation
-        self.flip = flip
-        self.jitter = jitter
-        self.scale = scale
-        self.psf_fwhm = psf_fwhm
-        self.noise = noise
-        self.dust_ebv = dust_ebv
-        self.brightness = brightness
-        self.crop_size = crop_size
-        self.device = device
-        self.num_workers = num_workers
-        self.random_state = random_state
-        self.verbose = verbose
-        self.checkpoint_dir = checkpoint_dir
         self.warm_start = warm_start
 
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Pretrain the encoder on unlabelled X.
 
@@ -226,7 +247,6 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         self
         """
-        self._check_params()
         continuing = self.warm_start and hasattr(self, "moco_")
         X = check_input(self, X, reset=not continuing)
         if continuing:
@@ -235,7 +255,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise ValueError(
                 f"MoCoEmbedder needs at least 2 samples to contrast; got {len(X)} sample."
             )
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        seed = self._draw_seed()
         if continuing:
             moco = self.moco_
         else:
@@ -243,28 +263,14 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self.crop_size_ = resolve_crop_size(self.crop_size, X)
             with seeded(seed):
                 moco = self._build_moco(X, seed)
-        task = MoCoTask(moco, build_augment(self, X, moco.backbone, self.crop_size_))
-        config = TrainConfig(
-            n_epochs=self.n_epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            warmup_epochs=self.warmup_epochs,
-            device=self.device,
-            num_workers=self.num_workers,
-            seed=seed,
-            verbose=self.verbose,
-            checkpoint_path=(
-                None
-                if self.checkpoint_dir is None
-                else os.path.join(self.checkpoint_dir, "moco.pt")
-            ),
-            description="MoCo",
-        )
-        history = fit_module(task, (X,), config)
-        self.moco_ = moco.cpu()
+        task = MoCoTask(moco, self._build_augment(X, moco.backbone, self.crop_size_))
+        trainer = self._train(task, (X,), seed=seed, description="MoCo", checkpoint_name="moco.pt")
+        # A warm start continues the epoch count of the earlier fits.
+        previous = self.history_ if continuing else []
+        history = [{**entry, "epoch": entry["epoch"] + len(previous)} for entry in trainer.history]
+        self.moco_ = moco.cpu().eval()
         self.encoder_ = moco.backbone
-        self.history_ = (self.history_ if continuing else []) + history
+        self.history_ = previous + history
         self._n_features_out = (
             self.encoder_.out_features if self.embedding == "backbone" else self.projection_dim
         )
@@ -285,7 +291,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X = check_input(self, X, reset=False)
         check_sample_shape(self, X)
         module = self.encoder_ if self.embedding == "backbone" else self.moco_.query_encoder
-        return predict_batches(
+        return predict(
             module,
             X,
             batch_size=max(self.batch_size, 256),
@@ -293,24 +299,8 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             crop=self.crop_size_,
         )
 
-    def _check_params(self) -> None:
-        check_augmentation_params(self)
-        check_choice(self, "embedding", ("backbone", "projection"))
-        check_integer(self, "projection_dim", 1)
-        check_integer(self, "n_epochs", 0)
-        if self.queue_size != "auto":
-            check_integer(self, "queue_size", 1)
-        check_number(self, "momentum", 0.0, 1.0)
-        check_number(self, "temperature", 0.0, strict=True)
-
-    def _backbone_name(self, X) -> str:
-        if self.backbone != "auto":
-            return self.backbone
-        return "resnet18" if len(input_shape(X)) == 3 else "mlp"
-
     def _build_moco(self, X, seed: int) -> MoCo:
-        body = build_backbone(self._backbone_name(X), input_shape(X), stem=self.stem)
-        encoder = Encoder(input_scaling(X, seed), body)
+        encoder = self._build_encoder(X, seed)
         queue_size = (
             min(65536, max(1, len(X) // 2)) if self.queue_size == "auto" else self.queue_size
         )

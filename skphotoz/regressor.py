@@ -9,34 +9,44 @@ import warnings
 import joblib
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.base import RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._base import (
-    build_augment,
-    check_augmentation_params,
-    check_choice,
+    NetworkEstimator,
     check_input,
-    check_integer,
-    check_number,
     check_sample_shape,
-    input_scaling,
     input_shape,
-    predict_batches,
     resolve_crop_size,
     seeded,
     take_rows,
 )
+from ._validation import (
+    HasMethods,
+    Range,
+    Real,
+    StrOptions,
+    check_params,
+    finite,
+    fit_context,
+    integer,
+    positive,
+)
 from .embedder import MoCoEmbedder
-from .nn import Encoder, TrainConfig, fit_module
+from .metrics import sigma_mad
 from .nn.augment import OverDihedralViews
-from .nn.backbones import build_backbone
+from .nn.callbacks import EarlyStopping
+from .nn.engine import predict
 from .nn.heads import BinnedRedshiftHead, GaussianRedshiftHead, PhotoZTask
 
 # Gradient-norm limit of fine-tuning: the first steps on a pretrained encoder with a fresh
 # head can be large.
 _CLIP_GRAD_NORM = 5.0
+# n_epochs="auto": with few labels what counts is the number of optimizer steps, not of
+# epochs; at least this many, and never fewer epochs than _AUTO_MIN_EPOCHS.
+_AUTO_MIN_STEPS = 1000
+_AUTO_MIN_EPOCHS = 30
 
 
 def _fitted_embedder(encoder):
@@ -49,7 +59,7 @@ def _fitted_embedder(encoder):
     return None
 
 
-class PhotoZRegressor(RegressorMixin, BaseEstimator):
+class PhotoZRegressor(RegressorMixin, NetworkEstimator):
     """Redshift regressor over galaxy images or feature vectors, with redshift PDFs.
 
     Three ways to get the encoder:
@@ -159,9 +169,32 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
     (2, 180)
     """
 
+    _parameter_constraints = {
+        **NetworkEstimator._parameter_constraints,
+        "encoder": [None, str, os.PathLike, HasMethods(["fit", "transform"])],
+        "head": [StrOptions({"bins", "regression"})],
+        "n_bins": [integer(2, 100_000)],
+        "z_range": [tuple, list],
+        "target_sigma": [finite(0)],
+        "backbone_lr_ratio": [positive()],
+        "freeze_backbone": ["boolean"],
+        "n_epochs": [integer(1, 100_000), StrOptions({"auto"})],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Range(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [integer(1, 100_000)],
+        "point_estimate": [StrOptions({"mean", "median", "mode"})],
+        "test_time_augmentation": ["boolean"],
+    }
+    _runtime_parameters = NetworkEstimator._runtime_parameters | {
+        "point_estimate",
+        "test_time_augmentation",
+        "encoder",  # its weights are in the fingerprint's initial weights
+    }
+
     def __init__(
         self,
         encoder=None,
+        *,
         backbone="auto",
         stem="standard",
         head="bins",
@@ -170,7 +203,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         target_sigma=0.01,
         backbone_lr_ratio=0.1,
         freeze_backbone=False,
-        n_epochs=30,
+        n_epochs="auto",
         batch_size=128,
         lr=0.3,
         weight_decay=1e-4,
@@ -194,42 +227,47 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         random_state=None,
         verbose=False,
         checkpoint_dir=None,
+        callbacks=None,
     ):
+        super().__init__(
+            backbone,
+            stem=stem,
+            n_epochs=n_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_epochs=warmup_epochs,
+            rotation=rotation,
+            flip=flip,
+            jitter=jitter,
+            scale=scale,
+            psf_fwhm=psf_fwhm,
+            noise=noise,
+            dust_ebv=dust_ebv,
+            brightness=brightness,
+            crop_size=crop_size,
+            device=device,
+            num_workers=num_workers,
+            random_state=random_state,
+            verbose=verbose,
+            checkpoint_dir=checkpoint_dir,
+            callbacks=callbacks,
+        )
         self.encoder = encoder
-        self.backbone = backbone
-        self.stem = stem
         self.head = head
         self.n_bins = n_bins
         self.z_range = z_range
         self.target_sigma = target_sigma
         self.backbone_lr_ratio = backbone_lr_ratio
         self.freeze_backbone = freeze_backbone
-        self.n_epochs = n_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.warmup_epochs = warmup_epochs
-        self.rotation = rotation
-        self.flip = flip
-        self.jitter = jitter
-        self.scale = scale
-        self.psf_fwhm = psf_fwhm
-        self.noise = noise
-        self.dust_ebv = dust_ebv
-        self.brightness = brightness
-        self.crop_size = crop_size
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.point_estimate = point_estimate
         self.test_time_augmentation = test_time_augmentation
-        self.device = device
-        self.num_workers = num_workers
-        self.random_state = random_state
-        self.verbose = verbose
-        self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ fit
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
         """Pretrain (if asked) and train on the labelled rows.
 
@@ -243,14 +281,14 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        self._check_params()
+        self._check_z_range()
         X = check_input(self, X, reset=True)
         y = self._check_y(y, len(X))
         labelled = np.flatnonzero(~np.isnan(y))
         self.input_shape_ = input_shape(X)
         self._check_test_time_augmentation()
         random_state = check_random_state(self.random_state)
-        seed = int(random_state.randint(np.iinfo(np.int32).max))
+        seed = self._draw_seed(random_state)
 
         self.embedder_ = self._pretrained_embedder(X, seed)
         self.redshift_bins_ = np.linspace(self.z_range[0], self.z_range[1], self.n_bins + 1)
@@ -258,41 +296,51 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         self._warn_out_of_range(z)
 
         with seeded(seed):
-            encoder, crop = self._build_encoder(X, seed)
+            if self.embedder_ is not None:
+                encoder = copy.deepcopy(self.embedder_.encoder_)
+                self.crop_size_ = self.embedder_.crop_size_
+            else:
+                encoder = self._build_encoder(X, seed)
+                self.crop_size_ = resolve_crop_size(self.crop_size, X)
             head = self._build_head(encoder.out_features, z)
-        self.crop_size_ = crop
-        augment = build_augment(self, X, encoder, crop)
+        augment = self._build_augment(X, encoder, self.crop_size_)
         task = PhotoZTask(encoder, head, augment, self.freeze_backbone)
 
         train_rows, val_rows = self._split(labelled, random_state)
-        X_train, z_train = take_rows(X, train_rows), y[train_rows].astype(np.float32)
-        on_epoch_end = None
+        own_callbacks = []
         if val_rows is not None:
-            on_epoch_end = self._early_stopper(task, take_rows(X, val_rows), y[val_rows])
+            validate = self._validator(take_rows(X, val_rows), y[val_rows])
+            own_callbacks.append(EarlyStopping(validate, self.n_iter_no_change, self.verbose))
         # A pretrained backbone is fine-tuned gently; one trained from scratch learns at lr.
         ratio = self.backbone_lr_ratio if self.embedder_ is not None else 1.0
         groups = [{"params": list(task.head.parameters())}]
         if not self.freeze_backbone:
             groups.insert(0, {"params": list(task.encoder.parameters()), "lr_scale": ratio})
-        config = TrainConfig(
-            n_epochs=self.n_epochs,
-            batch_size=min(self.batch_size, len(train_rows)),
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            warmup_epochs=self.warmup_epochs,
-            clip_grad_norm=_CLIP_GRAD_NORM,
-            device=self.device,
-            num_workers=self.num_workers,
+        batch_size = min(self.batch_size, len(train_rows))
+        self.n_epochs_ = self._resolve_n_epochs(len(train_rows), batch_size)
+        trainer = self._train(
+            task,
+            (take_rows(X, train_rows), y[train_rows].astype(np.float32)),
             seed=seed,
-            verbose=self.verbose,
-            checkpoint_path=self._checkpoint("photoz.pt"),
             description="photo-z",
+            checkpoint_name="photoz.pt",
+            n_epochs=self.n_epochs_,
+            batch_size=batch_size,
+            param_groups=groups,
+            clip_grad_norm=_CLIP_GRAD_NORM,
+            callbacks=own_callbacks,
         )
-        self.history_ = fit_module(task, (X_train, z_train), config, groups, on_epoch_end)
-        if on_epoch_end is not None:
-            task.load_state_dict(on_epoch_end.state["best"])
+        self.history_ = trainer.history
+        self.best_epoch_ = own_callbacks[0].best_epoch if own_callbacks else None
         self.model_ = task.cpu().eval()
         return self
+
+    def _resolve_n_epochs(self, n_train: int, batch_size: int) -> int:
+        """``n_epochs``, or for "auto" enough epochs for 1,000 optimizer steps (at least 30)."""
+        if self.n_epochs != "auto":
+            return self.n_epochs
+        steps_per_epoch = max(1, n_train // batch_size)
+        return max(_AUTO_MIN_EPOCHS, -(-_AUTO_MIN_STEPS // steps_per_epoch))
 
     def _check_y(self, y, n_samples: int) -> np.ndarray:
         y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
@@ -339,19 +387,11 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         embedder = clone(self.encoder)
         if embedder.random_state is None:
             embedder.set_params(random_state=seed)
+        if embedder.verbose is False and self.verbose:
+            embedder.set_params(verbose=True)
         if self.checkpoint_dir is not None and embedder.checkpoint_dir is None:
             embedder.set_params(checkpoint_dir=self.checkpoint_dir)
         return embedder.fit(X)
-
-    def _build_encoder(self, X, seed: int):
-        if self.embedder_ is not None:
-            return copy.deepcopy(self.embedder_.encoder_), self.embedder_.crop_size_
-        name = self.backbone
-        if name == "auto":
-            name = "resnet18" if len(input_shape(X)) == 3 else "mlp"
-        body = build_backbone(name, input_shape(X), stem=self.stem)
-        crop = resolve_crop_size(self.crop_size, X)
-        return Encoder(input_scaling(X, seed), body), crop
 
     def _build_head(self, in_features: int, z: np.ndarray):
         if self.head == "bins":
@@ -371,41 +411,42 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         shuffled = random_state.permutation(labelled)
         return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
 
-    def _early_stopper(self, task, X_val, z_val):
-        """Epoch-end hook: validation loss, best weights, stop after ``n_iter_no_change``."""
-        z_val = torch.as_tensor(z_val, dtype=torch.float32)
-        state = {"best_loss": np.inf, "stale": 0, "best": copy.deepcopy(task.state_dict())}
+    def _validator(self, X_val, z_val):
+        """Scores of the task on the validation rows: the head's loss and σ_MAD."""
+        z_tensor = torch.as_tensor(z_val, dtype=torch.float32)
 
-        def on_epoch_end(entry: dict) -> bool:
-            outputs = predict_batches(
+        def validate(task) -> dict:
+            outputs = predict(
                 task.predictor, X_val, batch_size=max(self.batch_size, 256),
                 device=self.device, crop=self.crop_size_,
             )  # fmt: skip
-            loss = float(task.head.loss(torch.as_tensor(outputs), z_val))
-            entry["validation_loss"] = loss
-            if loss < state["best_loss"]:
-                state.update(best_loss=loss, stale=0, best=copy.deepcopy(task.state_dict()))
-            else:
-                state["stale"] += 1
-            return state["stale"] >= self.n_iter_no_change
+            loss = float(task.head.loss(torch.as_tensor(outputs), z_tensor))
+            z_phot = _point_estimates(task.head, outputs, self.redshift_bins_, self.point_estimate)
+            return {"validation_loss": loss, "validation_sigma_mad": sigma_mad(z_val, z_phot)}
 
-        on_epoch_end.state = state
-        return on_epoch_end
-
-    def _checkpoint(self, name: str):
-        return None if self.checkpoint_dir is None else os.path.join(self.checkpoint_dir, name)
+        return validate
 
     # -------------------------------------------------------------- predict
     def _outputs(self, X) -> np.ndarray:
         """Head outputs, (n, k); (n, 8, k) over the dihedral views with test-time augmentation."""
         check_is_fitted(self, "model_")
+        # These two may be changed after fitting: check them at each use.
+        check_params(
+            type(self).__name__,
+            {
+                key: self._parameter_constraints[key]
+                for key in ("point_estimate", "test_time_augmentation")
+            },
+            point_estimate=self.point_estimate,
+            test_time_augmentation=self.test_time_augmentation,
+        )
         X = check_input(self, X, reset=False)
         check_sample_shape(self, X)
         self._check_test_time_augmentation()
         module = self.model_.predictor
         if self.test_time_augmentation:
             module = OverDihedralViews(module)
-        return predict_batches(
+        return predict(
             module,
             X,
             batch_size=max(self.batch_size, 256),
@@ -414,26 +455,11 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         )
 
     def _check_test_time_augmentation(self) -> None:
-        if not isinstance(self.test_time_augmentation, bool | np.bool_):
-            raise ValueError(
-                f"test_time_augmentation must be True or False; got "
-                f"{self.test_time_augmentation!r}."
-            )
         if self.test_time_augmentation and len(self.input_shape_) != 3:
             raise ValueError(
                 f"test_time_augmentation needs images (n_samples, n_bands, height, width); this "
                 f"model was fitted on samples of shape {tuple(self.input_shape_)}."
             )
-
-    def _pdf_of(self, outputs: np.ndarray) -> np.ndarray:
-        """PDFs over the bins; outputs over views give the mean of their PDFs."""
-        flat = torch.as_tensor(outputs.reshape(-1, outputs.shape[-1]))
-        with torch.no_grad():
-            pdf = self.model_.head.pdf(flat).double().numpy()
-        pdf = pdf.reshape(*outputs.shape[:-1], -1)
-        if pdf.ndim == 3:
-            pdf = pdf.mean(axis=1)
-        return pdf / pdf.sum(axis=1, keepdims=True)
 
     def predict_pdf(self, X) -> np.ndarray:
         """Redshift PDFs over the bins ``redshift_bins_``.
@@ -443,22 +469,13 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         ndarray of shape (n_samples, n_bins)
             Probability of each bin; rows sum to 1.
         """
-        return self._pdf_of(self._outputs(X))
+        return _pdf_of(self.model_.head, self._outputs(X))
 
     def predict(self, X) -> np.ndarray:
         """Point redshifts: the ``point_estimate`` of each PDF (the Gaussian mean for
         ``head="regression"``, not limited to ``z_range``)."""
         outputs = self._outputs(X)
-        if self.head == "regression":
-            means = outputs[..., 0].astype(np.float64)
-            return means.mean(axis=1) if means.ndim == 2 else means
-        pdf = self._pdf_of(outputs)
-        centres = 0.5 * (self.redshift_bins_[1:] + self.redshift_bins_[:-1])
-        if self.point_estimate == "mean":
-            return pdf @ centres
-        if self.point_estimate == "mode":
-            return centres[np.argmax(pdf, axis=1)]
-        return _pdf_quantiles(pdf, self.redshift_bins_, [0.5])[:, 0]
+        return _point_estimates(self.model_.head, outputs, self.redshift_bins_, self.point_estimate)
 
     def predict_quantiles(self, X, quantiles=(0.16, 0.5, 0.84)) -> np.ndarray:
         """Quantiles of each redshift PDF (linear within bins).
@@ -485,16 +502,7 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
         return bounds[:, 0], bounds[:, 1]
 
     # ------------------------------------------------------------ checking
-    def _check_params(self) -> None:
-        check_augmentation_params(self)
-        check_choice(self, "head", ("bins", "regression"))
-        check_choice(self, "point_estimate", ("mean", "median", "mode"))
-        check_integer(self, "n_bins", 2)
-        check_integer(self, "n_epochs", 1)
-        check_integer(self, "n_iter_no_change", 1)
-        check_number(self, "backbone_lr_ratio", 0, strict=True)
-        check_number(self, "target_sigma", 0)
-        check_number(self, "validation_fraction", 0, 1)
+    def _check_z_range(self) -> None:
         try:
             low, high = (float(v) for v in self.z_range)
         except (TypeError, ValueError):
@@ -504,6 +512,32 @@ class PhotoZRegressor(RegressorMixin, BaseEstimator):
                 f"z_range must be two finite numbers (low, high) with low < high; "
                 f"got {self.z_range!r}."
             )
+
+
+def _pdf_of(head, outputs: np.ndarray) -> np.ndarray:
+    """PDFs over the bins of a head's outputs; outputs over views give the mean of their PDFs."""
+    flat = torch.as_tensor(outputs.reshape(-1, outputs.shape[-1]))
+    with torch.no_grad():
+        pdf = head.pdf(flat).double().numpy()
+    pdf = pdf.reshape(*outputs.shape[:-1], -1)
+    if pdf.ndim == 3:
+        pdf = pdf.mean(axis=1)
+    return pdf / pdf.sum(axis=1, keepdims=True)
+
+
+def _point_estimates(head, outputs: np.ndarray, edges: np.ndarray, point_estimate: str):
+    """Point redshifts of a head's outputs: the Gaussian mean of a regression head (averaged
+    over views), else the ``point_estimate`` statistic of the binned PDF."""
+    if isinstance(head, GaussianRedshiftHead):
+        means = outputs[..., 0].astype(np.float64)
+        return means.mean(axis=1) if means.ndim == 2 else means
+    pdf = _pdf_of(head, outputs)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    if point_estimate == "mean":
+        return pdf @ centres
+    if point_estimate == "mode":
+        return centres[np.argmax(pdf, axis=1)]
+    return _pdf_quantiles(pdf, edges, [0.5])[:, 0]
 
 
 def _pdf_quantiles(pdf: np.ndarray, edges: np.ndarray, quantiles) -> np.ndarray:

@@ -93,7 +93,7 @@ def test_warm_start_continues_training(galaxies):
     first = emb.transform(X)
     weights = {k: v.clone() for k, v in emb.moco_.state_dict().items()}
     emb.fit(X)
-    assert len(emb.history_) == 2
+    assert [h["epoch"] for h in emb.history_] == [0, 1]
     assert not np.allclose(emb.transform(X), first)
     changed = [not torch.equal(weights[k], v) for k, v in emb.moco_.state_dict().items()]
     assert any(changed)
@@ -104,11 +104,15 @@ def test_warm_start_continues_training(galaxies):
     np.testing.assert_array_equal(fresh.transform(X), first)
 
 
-def test_checkpoint_resume(galaxies, tmp_path):
+def test_checkpoint_of_the_same_finished_run_is_restored(galaxies, tmp_path, monkeypatch):
     X, _ = galaxies
     emb = _tiny(n_epochs=2, checkpoint_dir=tmp_path).fit(X)
     assert (tmp_path / "moco.pt").exists()
-    # A finished checkpoint is resumed without training: same weights, same history.
+    # The same run, finished: its final state is restored without training.
+    monkeypatch.setattr(
+        "skphotoz.nn.engine.Trainer.run_epoch",
+        lambda *a: pytest.fail("a finished run of the same fit was trained again"),
+    )
     again = _tiny(n_epochs=2, checkpoint_dir=tmp_path).fit(X)
     np.testing.assert_array_equal(again.transform(X), emb.transform(X))
     assert again.history_ == emb.history_
@@ -124,19 +128,21 @@ def test_random_init_baseline_has_no_history(galaxies):
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        (
-            {"embedding": "pixels"},
-            "embedding must be one of \\('backbone', 'projection'\\); got 'pixels'",
-        ),
-        ({"backbone": "vgg16"}, "backbone must be one of \\('auto', 'resnet18'"),
-        ({"stem": "tiny"}, "stem must be one of \\('standard', 'published'\\)"),
-        ({"batch_size": 1}, "batch_size must be an integer >= 2; got 1"),
-        ({"queue_size": 0}, "queue_size must be an integer >= 1; got 0"),
-        ({"n_epochs": -1}, "n_epochs must be an integer >= 0; got -1"),
-        ({"momentum": 1.0}, "momentum must be in \\(0.0, 1.0\\); got 1.0"),
-        ({"jitter": -2}, "jitter must be a number >= 0; got -2"),
-        ({"scale": 0.5}, "scale must be a number >= 1; got 0.5"),
-        ({"crop_size": 2.5}, "crop_size must be an integer or None; got 2.5"),
+        ({"embedding": "pixels"}, "'embedding' parameter of MoCoEmbedder must be a str among"),
+        ({"backbone": "vgg16"}, "'backbone' parameter of MoCoEmbedder must be a str among"),
+        ({"stem": "tiny"}, "'stem' parameter of MoCoEmbedder must be a str among"),
+        ({"batch_size": 1}, "'batch_size' parameter of MoCoEmbedder must be an int in the range"),
+        ({"batch_size": True}, "'batch_size' parameter .* Got True instead"),
+        ({"queue_size": 0}, "'queue_size' parameter of MoCoEmbedder must be"),
+        ({"n_epochs": -1}, "'n_epochs' parameter of MoCoEmbedder must be an int in the range"),
+        ({"momentum": 1.0}, "'momentum' parameter of MoCoEmbedder must be a float in the range"),
+        ({"jitter": -2}, "'jitter' parameter of MoCoEmbedder must be a float in the range"),
+        ({"scale": 0.5}, "'scale' parameter of MoCoEmbedder must be a float in the range"),
+        ({"lr": float("inf")}, "'lr' parameter of MoCoEmbedder .* Got inf instead"),
+        ({"dust_ebv": float("nan")}, "'dust_ebv' parameter of MoCoEmbedder"),
+        ({"rotation": "False"}, "'rotation' parameter of MoCoEmbedder must be an instance of"),
+        ({"crop_size": 2.5}, "'crop_size' parameter of MoCoEmbedder must be"),
+        ({"callbacks": "log"}, "'callbacks' parameter of MoCoEmbedder must be"),
     ],
 )
 def test_parameter_errors(galaxies, params, match):

@@ -5,11 +5,18 @@ Nothing here imports scikit-learn; the estimators in :mod:`skphotoz` are thin fa
 
 from .augment import GalaxyAugment, VectorAugment
 from .backbones import MLP, AsinhScaling, Encoder, Standardize, build_backbone, resnet
-from .engine import TrainConfig, fit_module, resolve_device
+from .callbacks import Callback, Checkpoint, EarlyStopping, ProgressTable
+from .engine import TrainConfig, Trainer, fit_module, predict, resolve_device
 from .moco import MoCo, MoCoTask, info_nce
 
 __all__ = [
     "AsinhScaling",
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "ProgressTable",
+    "Trainer",
+    "predict",
     "Encoder",
     "GalaxyAugment",
     "MLP",

@@ -1,29 +1,37 @@
-"""The one training loop of skphotoz.
+"""The one training loop of skphotoz, and batched inference.
 
-Every estimator trains through :func:`fit_module`: a *task* module turns a batch into a loss
-(MoCo pretraining, redshift fine-tuning), and the engine owns everything around it: device and
-precision, batching and shuffling, the SGD optimiser with warm-up and cosine decay, gradient
-clipping, progress, history, atomic per-epoch checkpoints and resuming from them.
+Every estimator trains through :class:`Trainer` (or its shorthand :func:`fit_module`): a *task*
+module turns a batch into a loss (MoCo pretraining, redshift fine-tuning), and the trainer owns
+everything around it — device and precision, batching and shuffling, the SGD optimiser with
+warm-up and cosine decay, gradient clipping and the history — in small steps
+(:meth:`~Trainer.build_optimizer`, :meth:`~Trainer.run_epoch`, :meth:`~Trainer.state_dict` /
+:meth:`~Trainer.load_state_dict`). Early stopping, checkpoints and progress are callbacks
+(:mod:`skphotoz.nn.callbacks`) that own their state; that state goes into the checkpoint, so a
+resumed run is the same run.
+
+Every source of randomness of a step is a function of ``(seed, epoch)``: the order of the
+batches and the ``torch.Generator`` handed to the task. An epoch therefore computes the same
+thing whether the run was interrupted before it or not.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import math
-import os
-import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 
 @dataclass
 class TrainConfig:
-    """Settings of one training run (see :func:`fit_module`)."""
+    """Settings of one training run (see :class:`Trainer`)."""
 
     n_epochs: int = 10
     batch_size: int = 128
@@ -35,9 +43,11 @@ class TrainConfig:
     device: str = "auto"
     num_workers: int = 0
     seed: int = 0
-    verbose: bool = False
-    checkpoint_path: str | os.PathLike | None = None
     description: str = "train"
+
+
+# Settings that change how a run computes, not what: left out of the run's fingerprint.
+_RUNTIME_SETTINGS = ("device", "num_workers", "description")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -103,6 +113,15 @@ def autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def center_crop(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Central ``size × size`` pixels of a batch of images (no-op for None or vectors)."""
+    if size is None or images.ndim != 4 or images.shape[-1] == size:
+        return images
+    top = (images.shape[-2] - size) // 2
+    left = (images.shape[-1] - size) // 2
+    return images[..., top : top + size, left : left + size]
+
+
 def _cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -113,29 +132,41 @@ def _cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], 
     return factor
 
 
-def _save_atomically(state: dict, path) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+# ------------------------------------------------------------------ fingerprints
+# Rows of each array read to fingerprint the data: cheap (one sorted read), and enough to tell
+# apart two data sets, two cross-validation folds or two archives.
+_FINGERPRINT_ROWS = 64
 
 
-def fit_module(
-    task: nn.Module,
-    arrays: Sequence,
-    config: TrainConfig,
-    param_groups: list[dict] | None = None,
-    on_epoch_end: Callable[[dict], bool] | None = None,
-) -> list[dict]:
-    """Train ``task`` on ``arrays`` and return the per-epoch history.
+def fingerprint_state(state: dict[str, torch.Tensor]) -> str:
+    """Hash of a state dict's names, shapes, dtypes and values."""
+    digest = hashlib.blake2b(digest_size=12)
+    for name, tensor in state.items():
+        tensor = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint_array(array) -> str:
+    """Hash of an array-like's shape and of up to 64 evenly spaced rows (all rows of 1-D
+    arrays, e.g. labels)."""
+    n = len(array)
+    shape = tuple(getattr(array, "shape", (n,)))
+    if len(shape) == 1:
+        rows = np.arange(n)
+    else:
+        rows = np.unique(np.linspace(0, n - 1, min(n, _FINGERPRINT_ROWS)).astype(np.int64))
+    values = np.ascontiguousarray(np.asarray(array[rows], dtype=np.float32))
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(repr(shape).encode())
+    digest.update(values.tobytes())
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------ trainer
+class Trainer:
+    """Train ``task`` on ``arrays``: the one training loop of skphotoz.
 
     Parameters
     ----------
@@ -151,125 +182,256 @@ def fit_module(
     param_groups : list of dict, optional
         Optimiser parameter groups; a group's ``lr_scale`` multiplies ``config.lr``
         (e.g. 0.1 for a fine-tuned backbone). Defaults to all trainable parameters.
-    on_epoch_end : callable, optional
-        Called with the epoch's history entry, the task in eval mode; it may add entries to
-        it (e.g. a validation loss) and returns True to stop training (early stopping).
+    callbacks : sequence of Callback, optional
+        Called in order at each hook (see :class:`skphotoz.nn.callbacks.Callback`); put a
+        :class:`~skphotoz.nn.callbacks.Checkpoint` last, so that it saves what the others
+        computed for the epoch.
 
-    Returns
-    -------
-    list of dict
-        One entry per epoch: ``epoch``, ``loss`` (mean over batches), ``lr`` (at the end),
-        ``lrs`` (of every parameter group), ``images_per_s`` and ``time_s``; resumed runs
-        include the epochs of the checkpoint.
+    Attributes
+    ----------
+    history : list of dict
+        One entry per completed epoch: ``epoch``, ``loss`` (mean over batches), ``lr`` (at
+        the end), ``lrs`` (of every parameter group), ``images_per_s`` and ``time_s``, plus
+        what callbacks add (e.g. ``validation_loss``); a resumed run includes the epochs of
+        its checkpoint.
+    stop : bool
+        Set by a callback at the end of an epoch to end training there (early stopping).
+    finished : bool
+        The run ended normally (all epochs, or stopped by a callback).
+    interrupted : bool
+        The run was interrupted (Ctrl-C) and rolled back to its last complete epoch.
     """
-    device = resolve_device(config.device)
-    task.to(device)
-    if device.type == "cuda":
-        task.to(memory_format=torch.channels_last)
-    n_samples = len(arrays[0])
-    steps_per_epoch = len(epoch_batches(n_samples, config.batch_size, config.seed, 0))
-    if param_groups is None:
-        param_groups = [{"params": [p for p in task.parameters() if p.requires_grad]}]
-    groups = [
-        {
-            **{k: v for k, v in g.items() if k != "lr_scale"},
-            "lr": config.lr * g.get("lr_scale", 1.0),
-        }
-        for g in param_groups
-    ]
-    optimizer = torch.optim.SGD(
-        groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        _cosine_with_warmup(
-            config.n_epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch)
-        ),
-    )
-    history: list[dict] = []
-    start_epoch = 0
-    if config.checkpoint_path is not None and os.path.exists(config.checkpoint_path):
-        checkpoint = torch.load(config.checkpoint_path, map_location=device, weights_only=False)
-        try:
-            task.load_state_dict(checkpoint["task"])
-        except RuntimeError as exc:
-            raise ValueError(
-                f"checkpoint {os.fspath(config.checkpoint_path)!r} does not fit this model "
-                f"(another architecture or input shape); remove it to start afresh."
-            ) from exc
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        history = checkpoint["history"]
-        start_epoch = checkpoint["epoch"] + 1
 
-    task.train()
-    for epoch in range(start_epoch, config.n_epochs):
-        batches = epoch_batches(n_samples, config.batch_size, config.seed, epoch)
+    def __init__(
+        self,
+        task: nn.Module,
+        arrays: Sequence,
+        config: TrainConfig,
+        param_groups: list[dict] | None = None,
+        callbacks: Sequence = (),
+    ):
+        self.task = task
+        self.arrays = arrays
+        self.config = config
+        self.param_groups = param_groups
+        self.callbacks = list(callbacks)
+        self.device = resolve_device(config.device)
+        self.n_samples = len(arrays[0])
+        self.steps_per_epoch = len(epoch_batches(self.n_samples, config.batch_size, config.seed, 0))
+        self.history: list[dict] = []
+        self.stop = False
+        self.finished = False
+        self.interrupted = False
+        self.epoch = 0
+
+    # -- the steps -----------------------------------------------------------------------
+    def build_optimizer(self) -> None:
+        """SGD with momentum over the parameter groups, warm-up then cosine decay per step."""
+        config = self.config
+        groups = self.param_groups
+        if groups is None:
+            groups = [{"params": [p for p in self.task.parameters() if p.requires_grad]}]
+        groups = [
+            {
+                **{k: v for k, v in g.items() if k != "lr_scale"},
+                "lr": config.lr * g.get("lr_scale", 1.0),
+            }
+            for g in groups
+        ]
+        self.optimizer = torch.optim.SGD(
+            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            _cosine_with_warmup(
+                config.n_epochs * self.steps_per_epoch,
+                round(config.warmup_epochs * self.steps_per_epoch),
+            ),
+        )
+
+    def fingerprint(self) -> dict[str, str]:
+        """What makes this run this run: the training settings, the learning-rate scale of
+        each parameter group, the data and the initial weights. Call before training."""
+        settings = {k: v for k, v in asdict(self.config).items() if k not in _RUNTIME_SETTINGS}
+        scales = [g.get("lr_scale", 1.0) for g in self.param_groups or [{}]]
+        out = {name: repr(value) for name, value in settings.items()}
+        out["lr_scale of each parameter group"] = repr(scales)
+        for i, array in enumerate(self.arrays):
+            out[f"data (array {i})"] = fingerprint_array(array)
+        out["initial weights"] = fingerprint_state(self.task.state_dict())
+        return out
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs: weights and buffers, optimiser, schedule, history,
+        the callbacks' states and whether the run finished. Plain tensors and containers, so
+        that it loads with ``torch.load(weights_only=True)``."""
+        return {
+            "task": self.task.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "history": self.history,
+            "finished": self.finished,
+            "callbacks": {self._key(i, cb): cb.state_dict() for i, cb in enumerate(self.callbacks)},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state`` (of :meth:`state_dict`); training resumes after its epoch."""
+        self.task.load_state_dict(state["task"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history = list(state["history"])
+        self.finished = bool(state["finished"])
+        self.epoch = int(state["epoch"])
+        saved = state.get("callbacks", {})
+        for i, callback in enumerate(self.callbacks):
+            if self._key(i, callback) in saved:
+                callback.load_state_dict(saved[self._key(i, callback)])
+        self._snapshot_weights()
+
+    def run_epoch(self, epoch: int) -> dict:
+        """One pass over the data; returns the epoch's history entry."""
+        config, device, task = self.config, self.device, self.task
+        batches = epoch_batches(self.n_samples, config.batch_size, config.seed, epoch)
         generator = torch.Generator(device=device)
         generator.manual_seed(config.seed * 100_003 + epoch)
-        loader = batch_loader(arrays, batches, device, config.num_workers)
-        progress = tqdm(
-            loader,
-            total=len(batches),
-            desc=f"{config.description} {epoch + 1}/{config.n_epochs}",
-            disable=not config.verbose,
-            leave=False,
-        )
+        loader = batch_loader(self.arrays, batches, device, config.num_workers)
+        self._call("on_epoch_begin", epoch, len(batches))
+        task.train()
         total_loss, n_seen, started = 0.0, 0, time.perf_counter()
-        for batch in progress:
+        for batch in loader:
             batch = [to_device(t, device) for t in batch]
             with autocast(device):
                 loss = task(*batch, generator=generator)
             if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"the training loss became {loss.item()} at epoch {epoch}; lower lr "
-                    f"(now {config.lr}) or check the input for extreme values."
-                )
-            optimizer.zero_grad(set_to_none=True)
+                raise FloatingPointError(self._non_finite_message(loss, batch, epoch))
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad_norm is not None:
                 nn.utils.clip_grad_norm_(task.parameters(), config.clip_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item() * batch[0].shape[0]
-            n_seen += batch[0].shape[0]
-            rate = n_seen / (time.perf_counter() - started)
-            progress.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
+            self.optimizer.step()
+            self.scheduler.step()
+            value, size = loss.item(), batch[0].shape[0]
+            total_loss += value * size
+            n_seen += size
+            self._call("on_batch_end", value, size)
+        task.eval()
         elapsed = time.perf_counter() - started
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": total_loss / n_seen,
-                "lr": optimizer.param_groups[0]["lr"],
-                "lrs": [group["lr"] for group in optimizer.param_groups],
-                "images_per_s": n_seen / elapsed,
-                "time_s": elapsed,
-            }
+        return {
+            "epoch": epoch,
+            "loss": total_loss / n_seen,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "lrs": [group["lr"] for group in self.optimizer.param_groups],
+            "images_per_s": n_seen / elapsed,
+            "time_s": elapsed,
+        }
+
+    def fit(self) -> list[dict]:
+        """Train until ``n_epochs`` or a callback's stop; returns :attr:`history`.
+
+        A ``KeyboardInterrupt`` (Ctrl-C) after at least one complete epoch rolls the task
+        back to its last complete epoch, warns, and ends the run as interrupted (a checkpoint
+        keeps that epoch, to resume from); before that it propagates.
+        """
+        self.task.to(self.device)
+        if self.device.type == "cuda":
+            self.task.to(memory_format=torch.channels_last)
+        self.build_optimizer()
+        self._snapshot_weights()
+        self._call("on_train_begin")
+        start = len(self.history)
+        try:
+            for epoch in range(start, self.config.n_epochs):
+                if self.finished:
+                    break
+                entry = self.run_epoch(epoch)
+                self.history.append(entry)
+                self.epoch = epoch
+                with torch.no_grad():
+                    self._call("on_epoch_end", entry)
+                self._snapshot_weights()
+                if self.stop:
+                    break
+            self.finished = True
+        except KeyboardInterrupt:
+            if not self.history:
+                raise
+            self.task.load_state_dict(self._last_complete)
+            self.task.eval()
+            self.interrupted = True
+            warnings.warn(
+                f"{self.config.description}: training interrupted; the model keeps the weights "
+                f"of its last complete epoch ({self.history[-1]['epoch'] + 1} of "
+                f"{self.config.n_epochs}).",
+                UserWarning,
+                stacklevel=2,
+            )
+        self._call("on_train_end")
+        self.task.eval()
+        return self.history
+
+    # -- helpers -------------------------------------------------------------------------
+    def _call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def _snapshot_weights(self) -> None:
+        # Where Ctrl-C rolls back to; a copy on the device, cheap next to an epoch.
+        self._last_complete = {k: v.detach().clone() for k, v in self.task.state_dict().items()}
+
+    @staticmethod
+    def _key(index: int, callback) -> str:
+        return f"{index}:{type(callback).__name__}"
+
+    def _non_finite_message(self, loss, batch, epoch: int) -> str:
+        bad = [i for i, t in enumerate(batch) if not bool(torch.isfinite(t).all())]
+        if bad:
+            return (
+                f"the training loss became {loss.item()} at epoch {epoch}: a batch of input "
+                f"array {bad[0]} holds NaN or infinite values; clean or mask the input."
+            )
+        return (
+            f"the training loss became {loss.item()} at epoch {epoch}; lower lr (now "
+            f"{self.config.lr}) or check the input for extreme values."
         )
-        stop = False
-        if on_epoch_end is not None:
-            task.eval()
-            with torch.no_grad():
-                stop = bool(on_epoch_end(history[-1]))
-            task.train()
-        if config.verbose:
-            entry = history[-1]
-            tqdm.write(
-                f"{config.description} epoch {epoch + 1}/{config.n_epochs}: "
-                f"loss {entry['loss']:.4f}, {entry['images_per_s']:.0f} img/s"
-            )
-        if config.checkpoint_path is not None:
-            _save_atomically(
-                {
-                    "task": task.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": epoch,
-                    "history": history,
-                },
-                config.checkpoint_path,
-            )
-        if stop:
-            break
-    task.eval()
-    return history
+
+
+def fit_module(
+    task: nn.Module,
+    arrays: Sequence,
+    config: TrainConfig,
+    param_groups: list[dict] | None = None,
+    callbacks: Sequence = (),
+) -> list[dict]:
+    """Train ``task`` on ``arrays`` with a :class:`Trainer` and return the per-epoch history."""
+    return Trainer(task, arrays, config, param_groups, callbacks).fit()
+
+
+# ----------------------------------------------------------------------- inference
+@torch.no_grad()
+def predict(module: nn.Module, X, *, batch_size: int, device, crop: int | None = None):
+    """Apply ``module`` to the rows of X in batches on ``device``; a float32 numpy array.
+
+    The live module is never changed: where it is in training mode, on another device or in
+    another dtype than the pass needs, a copy runs instead, so prediction is safe in the
+    middle of training and from several threads.
+
+    Feature vectors (2-D X) on the CPU go through the (small) network in float64: float32
+    matrix products round differently with the number of rows, and a row's prediction must
+    not depend on the other rows of its batch.
+    """
+    device = resolve_device(device)
+    exact = len(X.shape) == 2 and device.type == "cpu"
+    dtype = torch.float64 if exact else torch.float32
+    first = next(module.parameters(), None)
+    stale = first is not None and (first.device != device or first.dtype != dtype)
+    if stale or any(m.training for m in module.modules()):
+        module = copy.deepcopy(module).to(device=device, dtype=dtype).eval()
+    outputs = []
+    for start in range(0, len(X), batch_size):
+        batch = torch.as_tensor(np.asarray(X[start : start + batch_size], dtype=np.float32))
+        batch = center_crop(to_device(batch, device), crop).to(dtype)
+        with autocast(device):
+            out = module(batch)
+        outputs.append(out.float().cpu().numpy())
+    return np.concatenate(outputs)

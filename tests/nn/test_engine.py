@@ -1,11 +1,9 @@
-import os
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from skphotoz.nn import TrainConfig, fit_module, resolve_device
+from skphotoz.nn import TrainConfig, fit_module, predict, resolve_device
 from skphotoz.nn.engine import epoch_batches
 
 
@@ -73,56 +71,6 @@ def test_lr_scale_of_parameter_groups():
     assert captured["lrs"] == pytest.approx([0.02, 0.2])
 
 
-def test_checkpoint_resume_equals_uninterrupted_run(tmp_path, monkeypatch):
-    X, y = _data()
-    config = TrainConfig(n_epochs=4, batch_size=16, lr=0.05, device="cpu", seed=3)
-    full = _Regression()
-    fit_module(full, (X, y), config)
-
-    path = tmp_path / "run.pt"
-    checkpointed = TrainConfig(**{**config.__dict__, "checkpoint_path": path})
-
-    class Crash(Exception):
-        pass
-
-    original_save = torch.save
-    saves = []
-
-    def crash_after_second_epoch(obj, f, *a, **k):
-        original_save(obj, f, *a, **k)
-        saves.append(obj["epoch"])
-        if len(saves) == 2:
-            raise Crash
-
-    monkeypatch.setattr(torch, "save", crash_after_second_epoch)
-    with pytest.raises(Crash):
-        fit_module(_Regression(), (X, y), checkpointed)
-    monkeypatch.undo()
-    assert saves == [0, 1] and os.path.exists(path)
-    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temporary file left
-
-    resumed = _Regression()
-    history = fit_module(resumed, (X, y), checkpointed)
-    assert [h["epoch"] for h in history] == [0, 1, 2, 3]
-    assert torch.load(path, weights_only=False)["epoch"] == 3
-    for a, b in zip(resumed.parameters(), full.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
-
-
-def test_checkpoint_of_another_model_is_refused(tmp_path):
-    X, y = _data()
-    path = tmp_path / "c.pt"
-    fit_module(_Regression(), (X, y), TrainConfig(n_epochs=1, device="cpu", checkpoint_path=path))
-
-    class Other(_Regression):
-        def __init__(self):
-            super().__init__()
-            self.linear = nn.Linear(3, 2)
-
-    with pytest.raises(ValueError, match="does not fit this model"):
-        fit_module(Other(), (X, y), TrainConfig(n_epochs=2, device="cpu", checkpoint_path=path))
-
-
 def test_non_finite_loss_is_reported():
     X, y = _data()
     X[0, 0] = np.inf
@@ -142,16 +90,37 @@ def test_resolve_device():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_predict_batches_returns_the_module_in_its_own_dtype(dtype):
-    # Feature vectors on the CPU run through the module in float64; afterwards the module
-    # must be as it was, whatever its dtype, and the output must not depend on the batch.
-    from skphotoz._base import predict_batches
-
+    # Feature vectors on the CPU run through a float64 copy; the live module is never
+    # changed (dtype, mode), and a row's output does not depend on its batch.
     torch.manual_seed(0)
-    module = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).to(dtype)
+    module = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2)).to(dtype)
+    module.train()
     X = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
-    out = predict_batches(module, X, batch_size=3, device="cpu")
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    out = predict(module, X, batch_size=3, device="cpu")
     assert out.shape == (10, 2)
     assert {p.dtype for p in module.parameters()} == {dtype}
-    np.testing.assert_array_equal(
-        out[:3], predict_batches(module, X[:3], batch_size=8, device="cpu")
-    )
+    assert module.training and module[1].training
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, before[k]), k  # BatchNorm statistics untouched
+    np.testing.assert_array_equal(out[:3], predict(module, X[:3], batch_size=8, device="cpu"))
+    # In eval mode the output is that of the module itself (in float64).
+    module.eval()
+    expected = module.double()(torch.as_tensor(X, dtype=torch.float64)).detach().numpy()
+    np.testing.assert_allclose(predict(module, X, batch_size=4, device="cpu"), expected, rtol=1e-6)
+
+
+def test_predict_from_many_threads_agrees_with_one():
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 2)).eval()
+    X = np.random.default_rng(1).normal(size=(200, 4)).astype(np.float32)
+    images = np.random.default_rng(2).normal(size=(20, 4)).astype(np.float32)
+    expected = predict(module, X, batch_size=16, device="cpu")
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: predict(module, X, batch_size=16, device="cpu"), range(8)))
+    for run in runs:
+        np.testing.assert_array_equal(run, expected)
+    assert {p.dtype for p in module.parameters()} == {torch.float32}
+    assert predict(module, images, batch_size=7, device="cpu").shape == (20, 2)
