@@ -67,7 +67,7 @@ def demo(args) -> int:
     X, z = archive.images, archive.redshift
     print(f"  lazy images: {X!r}")
     picks = [int(i) for i in np.argsort(z)[np.linspace(0, len(z) - 1, 8).astype(int)]]
-    _save_gallery(to_rgb(X[picks]), z[picks], out / "demo_gallery.png")
+    _write_gallery(to_rgb(X[picks]), z[picks], out / "demo_gallery.png")
 
     print(f"\n3. MoCo v2 pretraining on the unlabelled images ({args.epochs} epochs, CPU)")
     embedder = MoCoEmbedder(n_epochs=args.epochs, random_state=0, verbose=args.verbose)
@@ -93,24 +93,25 @@ def demo(args) -> int:
     return 0
 
 
-def _save_gallery(rgb: np.ndarray, z: np.ndarray, path: Path) -> None:
+def _write_gallery(rgb: np.ndarray, z: np.ndarray, path: Path) -> None:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
     except ImportError:
         print("  (matplotlib not installed: no gallery)")
         return
-    fig, axes = plt.subplots(1, len(rgb), figsize=(1.6 * len(rgb), 1.9))
-    for ax, image, redshift in zip(axes, rgb, z, strict=True):
-        ax.imshow(image, origin="lower")
-        ax.set_title(f"z = {redshift:.3f}", fontsize=8)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    from .plotting import plot_gallery
+
+    _save_figure(plot_gallery(rgb, z), path, dpi=90)
     print(f"  gallery (g,r,i asinh composites, by redshift): {path}")
+
+
+def _save_figure(fig, path, dpi: int) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
 
 
 def simulate(args) -> int:
@@ -161,9 +162,102 @@ def embed(args) -> int:
     return 0
 
 
-def search(args) -> int:
-    from .search import run_search_cli
+def run_search_cli(
+    archive_path,
+    query_index: int,
+    *,
+    n_neighbors: int = 10,
+    embeddings_path=None,
+    embedder_path=None,
+    output_png=None,
+    crop: int | None = None,
+    metric: str = "cosine",
+    backend: str = "torch",
+    device: str = "auto",
+):
+    """Search an HDF5 archive for the galaxies most similar to one of its galaxies.
 
+    The engine behind ``skphotoz search``: it indexes the archive's embeddings (read from a
+    ``.npy`` file, or computed with a pickled fitted embedder), prints the neighbours and
+    optionally draws them.
+
+    Parameters
+    ----------
+    archive_path : str or path-like
+        HDF5 archive (see :func:`skphotoz.data.open_archive`).
+    query_index : int
+        Row of the query galaxy in the archive.
+    n_neighbors : int, default=10
+    embeddings_path : str or path-like, optional
+        ``.npy`` file of shape (n_samples, d), one row per archive galaxy, memory-mapped.
+    embedder_path : str or path-like, optional
+        ``joblib`` pickle of a fitted transformer (e.g. :class:`skphotoz.MoCoEmbedder`) that
+        embeds the archive images; used when ``embeddings_path`` is not given.
+    output_png : str or path-like, optional
+        Where to save the figure of :func:`skphotoz.plotting.plot_neighbors`.
+    crop : int, optional
+        Centre-crop of the archive stamps (64 for the published 107-px archive), for the
+        embedder and the figure.
+    metric, backend, device : str
+        See :class:`skphotoz.search.SimilaritySearch`.
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``indices`` and ``similarities`` of the neighbours (the query excluded), ``redshift``
+        of the neighbours when the archive has it, and ``query_redshift``.
+    """
+    import joblib
+    from sklearn.utils import Bunch
+
+    from ._validation import check_params, integer
+    from .data import open_archive
+    from .plotting import plot_neighbors
+    from .search import SimilaritySearch
+
+    if (embeddings_path is None) == (embedder_path is None):
+        raise ValueError(
+            "exactly one of embeddings_path and embedder_path is needed; got "
+            f"embeddings_path={embeddings_path!r}, embedder_path={embedder_path!r}."
+        )
+    archive = open_archive(archive_path, crop=crop)
+    n = archive.images.shape[0]
+    check_params("run_search_cli", {"query_index": [integer(0)]}, query_index=query_index)
+    if not 0 <= query_index < n:
+        raise ValueError(f"query_index must be in [0, {n - 1}]; got {query_index}.")
+    if embeddings_path is not None:
+        X, embedder = np.load(embeddings_path, mmap_mode="r"), None
+        if X.shape[0] != n:
+            raise ValueError(
+                f"embeddings_path must hold one row per archive galaxy ({n}); got "
+                f"{X.shape[0]} rows."
+            )
+    else:
+        X, embedder = archive.images, joblib.load(embedder_path)
+    search = SimilaritySearch(embedder=embedder, metric=metric, backend=backend, device=device)
+    search.fit(X)
+    k = min(n_neighbors + 1, n)
+    values, rows = search.kneighbors(np.asarray(X[[query_index]]), n_neighbors=k)
+    keep = rows[0] != query_index
+    result = Bunch(indices=rows[0][keep][:n_neighbors], similarities=values[0][keep][:n_neighbors])
+    redshift = archive.get("redshift")
+    result.query_redshift = None if redshift is None else float(redshift[query_index])
+    result.redshift = None if redshift is None else redshift[result.indices]
+    z_query = "" if redshift is None else f"  z={result.query_redshift:.4f}"
+    print(f"query #{query_index}{z_query}")
+    print(f"{'rank':>4} {'index':>10} {'similarity':>10}" + ("" if redshift is None else "  z"))
+    for rank, (row, value) in enumerate(zip(result.indices, result.similarities, strict=True), 1):
+        z = "" if redshift is None else f"  {redshift[row]:.4f}"
+        print(f"{rank:>4} {row:>10} {value:>10.4f}{z}")
+    if output_png is not None:
+        fig = plot_neighbors(
+            archive.images, query_index, result.indices, result.similarities, redshift=redshift
+        )
+        _save_figure(fig, output_png, dpi=120)
+    return result
+
+
+def search(args) -> int:
     run_search_cli(
         args.archive,
         args.query,

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from skphotoz.cli import build_parser, main
-from skphotoz.data import open_archive
+from skphotoz.cli import build_parser, main, run_search_cli
+from skphotoz.data import open_archive, write_archive
 
 
 def test_simulate_pretrain_embed(tmp_path, capsys):
@@ -33,6 +33,47 @@ def test_simulate_pretrain_embed(tmp_path, capsys):
     similarities = [float(r[2]) for r in ranks]
     assert similarities == sorted(similarities, reverse=True)
     assert png.stat().st_size > 0
+
+
+def _archive_and_embeddings(tmp_path, n=30, d=32):
+    rng = np.random.default_rng(13)
+    images = np.abs(rng.normal(size=(n, 5, 8, 8))).astype(np.float32)
+    archive = tmp_path / "a.h5"
+    write_archive(archive, images, redshift=np.linspace(0.01, 0.3, n))
+    embeddings = rng.normal(size=(n, d)).astype(np.float32)
+    np.save(tmp_path / "e.npy", embeddings)
+    return archive, embeddings
+
+
+def test_run_search_cli_on_archive(tmp_path, capsys):
+    pytest.importorskip("matplotlib").use("Agg")
+    archive, embeddings = _archive_and_embeddings(tmp_path)
+    result = run_search_cli(
+        archive, 5, n_neighbors=4, embeddings_path=tmp_path / "e.npy", output_png=tmp_path / "n.png"
+    )
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    expected = np.argsort(-(unit @ unit[5]))[1:5]
+    np.testing.assert_array_equal(result.indices, expected)
+    np.testing.assert_allclose(result.redshift, np.linspace(0.01, 0.3, 30)[expected])
+    assert (tmp_path / "n.png").stat().st_size > 0
+    assert "query #5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "query_index, match",
+    [
+        (
+            -1,
+            r"The 'query_index' parameter of run_search_cli must be an int in the range \[0, inf\)",
+        ),
+        (1.0, r"The 'query_index' parameter of run_search_cli must be an int"),
+        (30, r"query_index must be in \[0, 29\]; got 30"),
+    ],
+)
+def test_run_search_cli_checks_query_index(tmp_path, query_index, match):
+    archive, _ = _archive_and_embeddings(tmp_path)
+    with pytest.raises(ValueError, match=match):
+        run_search_cli(archive, query_index, embeddings_path=tmp_path / "e.npy")
 
 
 def test_search_needs_embeddings_or_model(tmp_path):

@@ -7,12 +7,9 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from skphotoz.search import (
-    SimilaritySearch,
-    _bf16_prefiltered_top_k,
-    plot_neighbors,
-    run_search_cli,
-)
+from skphotoz.search import SimilaritySearch
+from skphotoz.search._faiss import FaissIndex
+from skphotoz.search._topk import _bf16_prefiltered_top_k
 
 
 def _embeddings(n, d=32, seed=0):
@@ -97,9 +94,10 @@ def test_self_exclusion_when_queries_are_the_index():
     similarities, indices = SimilaritySearch().fit(X).kneighbors(n_neighbors=5)
     assert indices.shape == (400, 5)
     assert not np.any(indices == np.arange(400)[:, None])
-    ref = _brute_force(X, X, 6)[1][:, 1:]
-    np.testing.assert_array_equal(indices, ref)
-    assert np.all(similarities < 0.999)
+    ref_similarities, ref_indices = _brute_force(X, X, 6)
+    np.testing.assert_array_equal(indices, ref_indices[:, 1:])
+    # The similarities are the neighbours' own, not the self-match's 1.0 shifted along.
+    np.testing.assert_allclose(similarities, ref_similarities[:, 1:], rtol=0, atol=1e-5)
 
 
 def test_self_exclusion_with_duplicate_rows():
@@ -166,7 +164,13 @@ def test_approximate_recall_at_10(index):
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"dtype": "bfloat16"}, {"backend": "faiss"}, {"backend": "faiss", "index": "hnsw"}],
+    [
+        {},
+        {"dtype": "bfloat16"},
+        {"backend": "faiss"},
+        {"backend": "faiss", "index": "hnsw"},
+        {"backend": "faiss", "index": "ivf", "dtype": "float16"},
+    ],
 )
 def test_pickle_round_trip(params):
     if params.get("backend") == "faiss":
@@ -176,7 +180,10 @@ def test_pickle_round_trip(params):
     restored = pickle.loads(pickle.dumps(search))
     for a, b in zip(search.kneighbors(Q, 5), restored.kneighbors(Q, 5), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert search.kneighbors(Q, 5)[0].shape == (10, 5)
+    # Searching the index itself reads its stored rows back (faiss: reconstruct, which an IVF
+    # index can only do with the direct map built at fit).
+    for a, b in zip(search.kneighbors(), restored.kneighbors(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_score_samples_ranks_injected_outlier_lowest():
@@ -205,17 +212,34 @@ def test_embedder_is_applied_to_images():
     np.testing.assert_array_equal(indices[:, 0], [3, 9])
 
 
+def _invalid(name, expected, given):
+    """The message of scikit-learn's parameter validation, as a regular expression."""
+    return rf"The '{name}' parameter of SimilaritySearch must be {expected}\. Got {given} instead"
+
+
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"metric": "euclidean"}, r"metric must be one of \['cosine', 'dot'\]; got 'euclidean'"),
-        ({"backend": "annoy"}, r"backend must be one of .*; got 'annoy'"),
+        ({"metric": "euclidean"}, _invalid("metric", r"a str among \{.*'dot'.*\}", "'euclidean'")),
+        ({"backend": "annoy"}, _invalid("backend", r"a str among \{.*'faiss'.*\}", "'annoy'")),
         ({"index": "hnsw"}, r"index='hnsw' .* needs backend='faiss'.*got backend='torch'"),
-        ({"dtype": "int8"}, r"dtype must be one of .*; got 'int8'"),
-        ({"n_neighbors": 0}, r"n_neighbors must be a positive integer; got 0"),
-        ({"index_block_size": 2.5}, r"index_block_size must be a positive integer; got 2.5"),
+        ({"dtype": "int8"}, _invalid("dtype", r"a str among \{.*'bfloat16'.*\}", "'int8'")),
+        ({"n_neighbors": 0}, _invalid("n_neighbors", r"an int in the range \[1, inf\)", "0")),
+        ({"n_neighbors": True}, _invalid("n_neighbors", r"an int in the range \[1, inf\)", "True")),
+        (
+            {"index_block_size": 2.5},
+            _invalid("index_block_size", r"None or an int in the range \[1, inf\)", "2.5"),
+        ),
+        ({"hnsw_m": 1}, _invalid("hnsw_m", r"an int in the range \[2, 256\]", "1")),
+        ({"hnsw_m": 10**6}, _invalid("hnsw_m", r"an int in the range \[2, 256\]", "1000000")),
+        ({"ef_search": 0}, _invalid("ef_search", r"an int in the range \[1, inf\)", "0")),
+        ({"n_lists": -4}, _invalid("n_lists", r"None or an int in the range \[1, inf\)", "-4")),
+        ({"device": 0}, _invalid("device", r"an instance of 'str'", "0")),
         ({"device": "tpu"}, r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'tpu'"),
-        ({"embedder": object()}, r"embedder must be a fitted transformer .*; got object"),
+        (
+            {"embedder": object()},
+            _invalid("embedder", r"None or an object implementing 'transform'", "<object .*>"),
+        ),
     ],
 )
 def test_invalid_parameters_name_argument_expected_and_given(params, match):
@@ -223,8 +247,25 @@ def test_invalid_parameters_name_argument_expected_and_given(params, match):
         SimilaritySearch(**params).fit(_embeddings(20))
 
 
+def test_hnsw_m_two_is_the_smallest_graph_faiss_builds():
+    # faiss crashes the process with hnsw_m=1 (refused above); 2 works, even on a tiny index.
+    pytest.importorskip("faiss")
+    X = _embeddings(300)
+    search = SimilaritySearch(backend="faiss", index="hnsw", hnsw_m=2, ef_search=300).fit(X)
+    np.testing.assert_array_equal(search.kneighbors(X[:5], 3)[1][:, 0], np.arange(5))
+
+
+def test_n_lists_beyond_the_number_of_samples_is_refused_before_faiss_trains():
+    pytest.importorskip("faiss")
+    search = SimilaritySearch(backend="faiss", index="ivf", n_lists=21)
+    with pytest.raises(ValueError, match=r"n_lists must be at most .* \(20\).*got n_lists=21"):
+        search.fit(_embeddings(20))
+
+
 def test_invalid_search_arguments():
     search = SimilaritySearch().fit(_embeddings(20))
+    with pytest.raises(ValueError, match=_invalid("n_neighbors", r"an int in .*", "0")):
+        search.kneighbors(_embeddings(2), n_neighbors=0)
     with pytest.raises(ValueError, match=r"n_neighbors must be at most 20.*got n_neighbors=21"):
         search.kneighbors(_embeddings(2), n_neighbors=21)
     with pytest.raises(
@@ -260,44 +301,172 @@ def test_sklearn_conventions():
         check_is_fitted(search)
     with pytest.raises(NotFittedError):
         search.kneighbors(_embeddings(2))
-    search.fit(_embeddings(50))
+    X = _embeddings(50)
+    assert search.fit(X) is search
     check_is_fitted(search)
-    copy = clone(search)
-    assert copy.get_params() == search.get_params()
-    assert not hasattr(copy, "index_")
     assert search.n_samples_fit_ == 50 and search.n_features_in_ == 32
-
-
-def test_plot_neighbors_draws_query_and_neighbours():
-    pytest.importorskip("matplotlib")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    images = np.abs(np.random.default_rng(12).normal(size=(20, 5, 8, 8))).astype(np.float32)
-    redshift = np.linspace(0.01, 0.3, 20)
-    fig = plot_neighbors(images, 4, [7, 2, 9], [0.9, 0.8, 0.7], redshift=redshift, n_cols=2)
-    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert titles[0].startswith("query #4") and "z=" in titles[0]
-    assert titles[1] == f"#7  s=0.900\nz={redshift[7]:.3f}"
-    assert len(titles) == 4 and len(fig.axes) == 4
-
-
-def test_run_search_cli_on_archive(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from skphotoz.data import write_archive
-
-    rng = np.random.default_rng(13)
-    images = np.abs(rng.normal(size=(30, 5, 8, 8))).astype(np.float32)
-    archive = tmp_path / "a.h5"
-    write_archive(archive, images, redshift=np.linspace(0.01, 0.3, 30))
-    embeddings = _embeddings(30)
-    np.save(tmp_path / "e.npy", embeddings)
-    result = run_search_cli(
-        archive, 5, n_neighbors=4, embeddings_path=tmp_path / "e.npy", output_png=tmp_path / "n.png"
+    # A clone refitted on the same data finds the same neighbours.
+    np.testing.assert_array_equal(
+        clone(search).fit(X).kneighbors(n_neighbors=4)[1], search.kneighbors(n_neighbors=4)[1]
     )
-    np.testing.assert_array_equal(result.indices, _brute_force(embeddings, embeddings, 5)[1][5, 1:])
-    assert (tmp_path / "n.png").stat().st_size > 0
-    assert "query #5" in capsys.readouterr().out
+    # Refitting replaces the index: new size, new neighbours.
+    X_new = _embeddings(30, seed=14)
+    search.fit(X_new)
+    assert search.n_samples_fit_ == 30 and search.index_.shape == (30, 32)
+    np.testing.assert_array_equal(
+        search.kneighbors(X_new[:5], 4)[1], _brute_force(X_new, X_new[:5], 4)[1]
+    )
+
+
+# -- the faiss adapter ---------------------------------------------------------------------
+
+
+def _clustered(n, d=16, n_centres=50, seed=15):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_centres, d))
+    X = centres[rng.integers(n_centres, size=n)] + 0.3 * rng.normal(size=(n, d))
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_faiss_index_builds_from_blocks_searches_and_pickles():
+    pytest.importorskip("faiss")
+    X, Q = _clustered(1000), _clustered(20, seed=16)
+    index = FaissIndex.build(np.array_split(X, 7), n_samples=1000)
+    assert (index.n_samples, index.dim, index.kind) == (1000, 16, "flat")
+    similarities, rows = index.search(Q, 10)
+    ref_similarities, ref_rows = _brute_force(X, Q, 10, "dot")
+    np.testing.assert_array_equal(rows, ref_rows)
+    np.testing.assert_allclose(similarities, ref_similarities, rtol=0, atol=1e-5)
+    assert similarities.dtype == np.float32 and rows.dtype == np.int64
+    np.testing.assert_array_equal(index.reconstruct(100, 103), X[100:103])
+    for restored in (
+        FaissIndex.deserialize(index.serialize()),
+        pickle.loads(pickle.dumps(index)),
+    ):
+        for a, b in zip(restored.search(Q, 10), (similarities, rows), strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"k must be in \[1, 1000\]; got 1001"):
+        index.search(Q, 1001)
+    with pytest.raises(ValueError, match=r"queries must have shape \(n_queries, 16\)"):
+        index.search(Q[:, :8], 3)
+    with pytest.raises(ValueError, match=r"blocks held 1000 rows; expected n_samples=999"):
+        FaissIndex.build([X], n_samples=999)
+    with pytest.raises(ValueError, match="kind='ivf' needs training_rows"):
+        FaissIndex.build([X], n_samples=1000, kind="ivf")
+
+
+def test_faiss_index_ivf_trains_on_rows_spread_over_the_index():
+    pytest.importorskip("faiss")
+    X = _clustered(2000)
+    asked = []
+
+    def training_rows(positions):
+        asked.append(positions)
+        return X[positions]
+
+    index = FaissIndex.build(
+        [X[:1000], X[1000:]], n_samples=2000, kind="ivf", n_lists=8, training_rows=training_rows
+    )
+    (positions,) = asked
+    assert positions[0] == 0 and positions[-1] == 1999 and len(positions) == 8 * 64
+    assert np.all(np.diff(positions) > 0)
+    # All lists probed: exact.
+    np.testing.assert_array_equal(
+        index.search(X[:30], 5, n_probe=8)[1], _brute_force(X, X[:30], 5, "dot")[1]
+    )
+
+
+def test_faiss_index_ivf_searches_short_queries_again_instead_of_returning_minus_one():
+    faiss = pytest.importorskip("faiss")
+    # 64 lists for 300 rows: one probed list often holds fewer than 10 rows.
+    X, Q = _clustered(300), _clustered(100, seed=17)
+    index = FaissIndex.build(
+        [X], n_samples=300, kind="ivf", n_lists=64, n_probe=1, training_rows=X.__getitem__
+    )
+    raw_values, raw_rows = index.index.search(Q, 10, params=faiss.SearchParametersIVF(nprobe=1))
+    short = (raw_rows < 0).any(axis=1)
+    assert 0 < short.sum() < len(Q)  # the situation under test does arise
+    similarities, rows = index.search(Q, 10)
+    assert np.all(rows >= 0) and np.all(rows < 300)
+    assert all(len(np.unique(r)) == 10 for r in rows)
+    np.testing.assert_allclose(similarities, np.einsum("qd,qkd->qk", Q, X[rows]), atol=1e-5)
+    assert np.all(np.diff(similarities, axis=1) <= 0)
+    # Queries that were complete keep their answer; only the short ones were searched again.
+    np.testing.assert_array_equal(rows[~short], raw_rows[~short])
+    np.testing.assert_array_equal(similarities[~short], raw_values[~short])
+
+
+class _ShortIndex:
+    """A stand-in faiss index that finds one row per query below ``complete_from`` candidates."""
+
+    ntotal, d = 40, 4
+
+    def __init__(self, complete_from):
+        self.complete_from = complete_from
+        self.ef_seen = []
+
+    def search(self, queries, k, params=None):
+        ef = params.efSearch
+        self.ef_seen.append(ef)
+        rows = np.tile(np.arange(k, dtype=np.int64), (len(queries), 1))
+        values = np.tile(-np.arange(k, dtype=np.float32), (len(queries), 1))
+        if ef < self.complete_from:
+            rows[:, 1:] = -1
+            values[:, 1:] = -np.finfo(np.float32).max
+        return values, rows
+
+
+def test_faiss_index_hnsw_widens_ef_search_up_to_the_index_size():
+    pytest.importorskip("faiss")
+    stub = _ShortIndex(complete_from=40)
+    index = FaissIndex(stub, "hnsw", ef_search=5)
+    _, rows = index.search(np.zeros((3, 4), np.float32), 6)
+    assert stub.ef_seen == [6, 12, 24, 40]  # at least k, doubled, capped at the 40 rows
+    np.testing.assert_array_equal(rows, np.tile(np.arange(6), (3, 1)))
+
+
+def test_faiss_index_raises_when_the_widest_search_is_still_short():
+    pytest.importorskip("faiss")
+    stub = _ShortIndex(complete_from=10**9)
+    match = r"fewer than k=3 neighbours for 2 of 2 queries .*ef_search=40\); use an exact index"
+    with pytest.raises(RuntimeError, match=match):
+        FaissIndex(stub, "hnsw", ef_search=64).search(np.zeros((2, 4), np.float32), 3)
+    assert stub.ef_seen == [40]
+
+
+def test_faiss_ivf_estimator_never_returns_minus_one():
+    pytest.importorskip("faiss")
+    X = _clustered(300)
+    search = SimilaritySearch(backend="faiss", index="ivf", n_lists=64, n_probe=1).fit(X)
+    for similarities, rows in (search.kneighbors(X[:100], 10), search.kneighbors()):
+        assert np.all(rows >= 0) and np.all(similarities > -1.01)
+
+
+def test_faiss_search_parameters_apply_without_refitting():
+    pytest.importorskip("faiss")
+    X, Q = _clustered(2000), _clustered(50, seed=18)
+    search = SimilaritySearch(backend="faiss", index="ivf", n_lists=32, n_probe=1).fit(X)
+    exact = _brute_force(X, Q, 10)[1]
+    coarse = search.kneighbors(Q, 10)[1]
+    assert not np.array_equal(coarse, exact)
+    # All 32 lists probed (and more than there are lists, capped by the adapter): exact.
+    for n_probe in (32, 10**30):
+        np.testing.assert_array_equal(
+            search.set_params(n_probe=n_probe).kneighbors(Q, 10)[1], exact
+        )
+    # An HNSW search with more candidates than rows is capped instead of overflowing faiss' int.
+    hnsw = SimilaritySearch(backend="faiss", index="hnsw", ef_search=10**12).fit(X)
+    np.testing.assert_array_equal(hnsw.kneighbors(Q, 10)[1], exact)
+
+
+def test_pickles_from_before_the_faiss_adapter_still_load():
+    faiss = pytest.importorskip("faiss")
+    X, Q = _clustered(500), _clustered(10, seed=19)
+    search = SimilaritySearch(backend="faiss", index="hnsw", ef_search=100).fit(X)
+    state = search.__getstate__()
+    state["index_"] = faiss.serialize_index(search.index_.index)  # the old pickled form
+    old = SimilaritySearch.__new__(SimilaritySearch)
+    old.__setstate__(state)
+    assert isinstance(old.index_, FaissIndex) and old.index_.kind == "hnsw"
+    for a, b in zip(old.kneighbors(Q, 5), search.kneighbors(Q, 5), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -1,0 +1,507 @@
+"""The :class:`SimilaritySearch` estimator: exact search in PyTorch, or faiss."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from .._validation import HasMethods, StrOptions, check_params, fit_context, integer
+from ._faiss import FaissIndex, import_faiss
+from ._topk import (
+    _BF16_MIN_QUERIES,
+    _CPU_BUFFER,
+    _CPU_INDEX_BLOCK,
+    _CPU_QUERY_BLOCK,
+    _CUDA_BUFFER,
+    _CUDA_INDEX_BLOCK,
+    _CUDA_QUERY_BLOCK,
+    _N_GROUPS,
+    _bf16_prefiltered_top_k,
+    _cpu_has_bf16,
+    _drop_self,
+    _exact_top_k,
+)
+
+__all__ = ["SimilaritySearch"]
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Rows passed to the embedder or copied into the index at a time: bounds the memory of fit.
+_INGEST_BLOCK = 8192
+# faiss HNSW: fewer than 2 links per node crashes faiss (a division by log(1) = 0); each link
+# costs 8 bytes per indexed galaxy (4 at the base level, stored twice over), so 256 links
+# already add 2 KiB to every galaxy.
+_HNSW_M_RANGE = (2, 256)
+
+
+class SimilaritySearch(BaseEstimator):
+    """Most similar galaxies by inner product of (normalised) embeddings.
+
+    Exact search (``index="flat"``) multiplies blocks of queries by blocks of the index with
+    PyTorch on the CPU or a GPU and merges per-block top-k lists, so memory stays bounded for
+    any index size; ``backend="faiss"`` uses faiss' exact ``IndexFlatIP`` or its approximate
+    HNSW graph and IVF inverted lists for the largest surveys.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=10
+        Number of neighbours returned by :meth:`kneighbors` and averaged by
+        :meth:`score_samples` when not given there.
+    metric : {"cosine", "dot"}, default="cosine"
+        ``"cosine"`` L2-normalises the index at fit and each query at search time, so the
+        similarity is the cosine in [-1, 1]; ``"dot"`` uses raw inner products.
+    embedder : transformer, optional
+        A *fitted* object with ``transform`` (e.g. :class:`skphotoz.MoCoEmbedder`): ``fit``,
+        ``kneighbors`` and ``score_samples`` then take images and embed them, a block of 8,192
+        at a time. It is used as given and never refitted; since :func:`~sklearn.base.clone`
+        returns unfitted copies of nested estimators, wrap it in
+        :class:`sklearn.frozen.FrozenEstimator` to keep it fitted through ``clone``.
+    backend : {"torch", "faiss"}, default="torch"
+        ``"torch"``: exact search on ``device``. ``"faiss"``: faiss on the CPU (needs the
+        ``faiss-cpu`` package), exact or approximate according to ``index``.
+    index : {"flat", "hnsw", "ivf"}, default="flat"
+        ``"flat"``: exact. ``"hnsw"``: faiss HNSW graph (``hnsw_m`` links per node, recall set by
+        ``ef_search``). ``"ivf"``: faiss inverted lists (``n_lists`` k-means cells, ``n_probe``
+        visited per query). Approximate indexes need ``backend="faiss"``.
+    dtype : {"float32", "float16", "bfloat16"}, default="float32"
+        Storage precision of the index: half precision halves its memory. The torch backend
+        computes similarities in float32 from the stored values; the faiss backend stores them
+        with a scalar quantizer.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The
+        faiss backend runs on the CPU.
+    n_lists : int, optional
+        Inverted lists of ``index="ivf"``, at most the number of indexed galaxies; by default
+        ``4 * sqrt(n_samples)``, at most ``n_samples // 39``.
+    n_probe : int, default=16
+        Inverted lists visited per query (``index="ivf"``): more is slower and closer to exact.
+    hnsw_m : int, default=32
+        Graph links per node of ``index="hnsw"``, from 2 to 256 (each link costs 8 bytes per
+        indexed galaxy).
+    ef_search : int, default=64
+        Candidate list length of an HNSW query (``index="hnsw"``): more is slower and closer to
+        exact; at least ``n_neighbors`` and at most the number of indexed galaxies are used.
+    query_block_size : int, optional
+        Queries per block; by default 1,024 on the CPU and 4,096 on a GPU.
+    index_block_size : int, optional
+        Index rows per block of the torch backend. By default as many as fit a working buffer
+        of 2**24 (CPU) or 2**26 (GPU) values — similarities of the block's queries, plus the
+        converted copy of the rows for half-precision storage — but at least 16,384 rows.
+
+    Attributes
+    ----------
+    index_ : torch.Tensor of shape (n_samples_fit_, embedding_dim_) or FaissIndex
+        The stored (normalised, for ``metric="cosine"``) embeddings; with ``backend="faiss"``
+        a :class:`~skphotoz.search._faiss.FaissIndex`, whose ``index`` is the faiss index.
+    device_ : torch.device
+        Device of the torch index.
+    n_samples_fit_ : int
+        Number of indexed galaxies.
+    embedding_dim_ : int
+        Dimension of the embeddings.
+    n_features_in_ : int
+        Number of features seen in fit, when ``X`` was embeddings (no ``embedder``).
+
+    See Also
+    --------
+    sklearn.neighbors.NearestNeighbors : exact neighbours by distance, not block-merged top-k.
+    skphotoz.plotting.plot_neighbors : colour composites of a query and its neighbours.
+
+    Notes
+    -----
+    :meth:`kneighbors` returns similarities (larger is more similar), sorted in descending
+    order, where scikit-learn's ``NearestNeighbors`` returns distances in ascending order.
+    Torch threads follow :func:`torch.get_num_threads` and faiss threads
+    ``faiss.omp_get_max_threads``; this class changes neither. Where an approximate faiss
+    index reaches fewer than ``n_neighbors`` galaxies from a query (few IVF lists probed), that
+    query is searched again more widely, up to exhaustively; no ``-1`` rows are returned.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skphotoz.search import SimilaritySearch
+    >>> rng = np.random.default_rng(0)
+    >>> centres = rng.normal(size=(3, 16))  # three kinds of galaxy
+    >>> embeddings = centres[rng.integers(3, size=1000)] + 0.1 * rng.normal(size=(1000, 16))
+    >>> embeddings[42] = rng.normal(size=16)  # and an artefact
+    >>> search = SimilaritySearch(n_neighbors=3).fit(embeddings)
+    >>> similarity, indices = search.kneighbors(embeddings[[7]])
+    >>> int(indices[0, 0]), round(float(similarity[0, 0]), 3)
+    (7, 1.0)
+    >>> search.kneighbors(n_neighbors=2)[1].shape  # the index itself, excluding self-matches
+    (1000, 2)
+    >>> int(np.argmin(search.score_samples()))  # the most unusual galaxy of the index
+    42
+    """
+
+    _parameter_constraints: dict = {
+        "n_neighbors": [integer(1)],
+        "metric": [StrOptions({"cosine", "dot"})],
+        "embedder": [None, HasMethods(["transform"])],
+        "backend": [StrOptions({"torch", "faiss"})],
+        "index": [StrOptions({"flat", "hnsw", "ivf"})],
+        "dtype": [StrOptions(set(_DTYPES))],
+        "device": [str],
+        # At most the number of indexed galaxies, checked in fit.
+        "n_lists": [None, integer(1)],
+        # Capped by faiss (and the adapter) at the number of lists.
+        "n_probe": [integer(1)],
+        "hnsw_m": [integer(*_HNSW_M_RANGE)],
+        # Capped by the adapter at the number of indexed galaxies.
+        "ef_search": [integer(1)],
+        # Capped by the numbers of queries and of indexed galaxies.
+        "query_block_size": [None, integer(1)],
+        "index_block_size": [None, integer(1)],
+    }
+
+    def __init__(
+        self,
+        n_neighbors: int = 10,
+        *,
+        metric: str = "cosine",
+        embedder=None,
+        backend: str = "torch",
+        index: str = "flat",
+        dtype: str = "float32",
+        device: str = "auto",
+        n_lists: int | None = None,
+        n_probe: int = 16,
+        hnsw_m: int = 32,
+        ef_search: int = 64,
+        query_block_size: int | None = None,
+        index_block_size: int | None = None,
+    ):
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.embedder = embedder
+        self.backend = backend
+        self.index = index
+        self.dtype = dtype
+        self.device = device
+        self.n_lists = n_lists
+        self.n_probe = n_probe
+        self.hnsw_m = hnsw_m
+        self.ef_search = ef_search
+        self.query_block_size = query_block_size
+        self.index_block_size = index_block_size
+
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None) -> SimilaritySearch:
+        """Index the galaxies.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings; or, with ``embedder``, anything its ``transform`` accepts (e.g. images
+            (n_samples, n_bands, height, width) or :class:`skphotoz.data.HDF5Images`). Read a
+            block of rows at a time, so memory-mapped and lazy arrays are not loaded whole.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : SimilaritySearch
+        """
+        X = _as_array_like(X)
+        n = X.shape[0]
+        if n < 1:
+            raise ValueError(f"X must hold at least one sample; got shape {tuple(X.shape)}.")
+        self._check_combination(n)
+        if self.backend == "faiss":
+            import_faiss()
+        self.device_ = self._resolve_device()
+        blocks = self._embedded_blocks(X)
+        _, first = next(blocks)
+        d = first.shape[1]
+        blocks = itertools.chain([(0, first)], blocks)
+        if self.backend == "torch":
+            self.index_ = torch.empty((n, d), dtype=_DTYPES[self.dtype], device=self.device_)
+            max_norm = 0.0
+            for start, block in blocks:
+                rows = self._normalize(block)
+                max_norm = max(max_norm, float(torch.linalg.vector_norm(rows, dim=1).max()))
+                self.index_[start : start + len(block)] = rows.to(self.device_)
+            # Bounds the rounding error of the bfloat16 pre-selection (see _search_block).
+            self.max_norm_ = max_norm
+        else:
+            self.index_ = FaissIndex.build(
+                (self._normalize(block).numpy() for _, block in blocks),
+                n_samples=n,
+                kind=self.index,
+                dtype=self.dtype,
+                n_lists=self.n_lists,
+                hnsw_m=self.hnsw_m,
+                n_probe=self.n_probe,
+                ef_search=self.ef_search,
+                training_rows=self._training_rows(X),
+            )
+        self.n_samples_fit_ = n
+        self.embedding_dim_ = d
+        if self.embedder is None:
+            self.n_features_in_ = d
+        return self
+
+    def kneighbors(
+        self, X_query=None, n_neighbors: int | None = None, return_distance: bool = True
+    ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
+        """Find the most similar indexed galaxies.
+
+        Parameters
+        ----------
+        X_query : array-like of shape (n_queries, n_features), optional
+            Query embeddings (or images, with ``embedder``). If None, the queries are the indexed
+            galaxies themselves and each one's own row is excluded from its neighbours.
+        n_neighbors : int, optional
+            Number of neighbours; ``self.n_neighbors`` if None.
+        return_distance : bool, default=True
+            Also return the similarities (named as in scikit-learn; they are similarities,
+            larger is closer).
+
+        Returns
+        -------
+        similarities : ndarray of shape (n_queries, n_neighbors), float32
+            Cosine similarities (``metric="cosine"``) or inner products, descending in each row.
+            Only if ``return_distance`` is True.
+        indices : ndarray of shape (n_queries, n_neighbors), int64
+            Rows of the index in the same order.
+        """
+        check_is_fitted(self)
+        exclude_self = X_query is None
+        k = self._check_n_neighbors(n_neighbors, exclude_self)
+        similarities, indices = self._search(X_query, k)
+        return (similarities, indices) if return_distance else indices
+
+    def score_samples(self, X=None, n_neighbors: int | None = None) -> np.ndarray:
+        """Typicality of galaxies: mean similarity to their nearest indexed neighbours.
+
+        Follows scikit-learn's outlier-detector convention: the lower, the more unusual, so
+        ``np.argsort(search.score_samples())`` lists the indexed survey from its rarest objects
+        and artefacts to its most common galaxies.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), optional
+            Galaxies to score against the whole index (embeddings, or images with
+            ``embedder``). A galaxy that is itself indexed then finds itself as its first
+            neighbour. If None, the indexed galaxies are scored, each excluding itself.
+        n_neighbors : int, optional
+            Neighbours averaged; ``self.n_neighbors`` if None.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,), float32
+        """
+        check_is_fitted(self)
+        k = self._check_n_neighbors(n_neighbors, X is None)
+        similarities, _ = self._search(X, k)
+        return similarities.mean(axis=1)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy: BaseEstimator may return the live __dict__. A FaissIndex pickles itself.
+        state = dict(super().__getstate__())
+        index = state.get("index_")
+        if isinstance(index, torch.Tensor):
+            state["index_"] = index.cpu()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        index = state.get("index_")
+        if isinstance(index, np.ndarray):
+            # Pickled before FaissIndex existed: the bare serialised faiss index.
+            state["index_"] = FaissIndex.deserialize(
+                index, state["index"], n_probe=state["n_probe"], ef_search=state["ef_search"]
+            )
+        elif isinstance(index, torch.Tensor):
+            device = state["device_"]
+            if device.type == "cuda" and not torch.cuda.is_available():
+                device = torch.device("cpu")
+            state["device_"] = device
+            state["index_"] = index.to(device)
+        super().__setstate__(state)
+
+    # -- validation -----------------------------------------------------------------------
+
+    def _check_combination(self, n_samples: int) -> None:
+        """Checks across parameters (and the data); ``_parameter_constraints`` checks each one
+        alone."""
+        if self.backend == "torch" and self.index != "flat":
+            raise ValueError(
+                f"index={self.index!r} is approximate and needs backend='faiss'; the torch "
+                f"backend supports index='flat' only, got backend='torch'."
+            )
+        if self.index == "ivf" and self.n_lists is not None and self.n_lists > n_samples:
+            raise ValueError(
+                f"n_lists must be at most the number of indexed galaxies ({n_samples}): each "
+                f"inverted list is a k-means cell of them; got n_lists={self.n_lists}."
+            )
+
+    def _resolve_device(self) -> torch.device:
+        if self.device == "auto":
+            cuda = self.backend == "torch" and torch.cuda.is_available()
+            return torch.device("cuda" if cuda else "cpu")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as error:
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}."
+            ) from error
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}."
+            )
+        if device.type == "cuda" and self.backend == "faiss":
+            raise ValueError(
+                f"backend='faiss' runs on the CPU; expected device='auto' or 'cpu', got "
+                f"device={self.device!r}."
+            )
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={self.device!r} but CUDA is not available; use device='auto' or 'cpu'."
+            )
+        return device
+
+    def _check_n_neighbors(self, n_neighbors, exclude_self: bool) -> int:
+        k = self.n_neighbors if n_neighbors is None else n_neighbors
+        check_params(type(self).__name__, {"n_neighbors": [integer(1)]}, n_neighbors=k)
+        available = self.n_samples_fit_ - int(exclude_self)
+        if k > available:
+            where = "indexed samples other than the query" if exclude_self else "indexed samples"
+            raise ValueError(
+                f"n_neighbors must be at most {available}, the number of {where}; "
+                f"got n_neighbors={k}."
+            )
+        return k
+
+    # -- embeddings -----------------------------------------------------------------------
+
+    def _embed(self, block) -> np.ndarray:
+        """Validated float32 embeddings of a block of rows of X."""
+        if self.embedder is not None:
+            block = self.embedder.transform(block)
+        elif getattr(block, "ndim", 2) != 2:
+            raise ValueError(
+                f"X must be 2-D embeddings (n_samples, n_features); got shape {block.shape}. "
+                f"Pass embedder= to search images."
+            )
+        embeddings = check_array(block, dtype=np.float32, input_name="X")
+        if not embeddings.flags.writeable:  # e.g. a memory-mapped .npy; torch needs writable
+            embeddings = embeddings.copy()
+        expected = getattr(self, "embedding_dim_", None)
+        if expected is not None and embeddings.shape[1] != expected:
+            source = "embedder output" if self.embedder is not None else "X"
+            raise ValueError(
+                f"{source} has {embeddings.shape[1]} features, but {type(self).__name__} was "
+                f"fitted with embeddings of dimension {expected}."
+            )
+        return embeddings
+
+    def _embedded_blocks(self, X):
+        """Yield ``(start, float32 tensor)`` blocks of the embeddings of X, of equal width."""
+        width = None
+        for start in range(0, X.shape[0], _INGEST_BLOCK):
+            block = self._embed(X[start : start + _INGEST_BLOCK])
+            if width is not None and block.shape[1] != width:
+                raise ValueError(
+                    f"X rows must all have {width} features; got {block.shape[1]} from row {start}."
+                )
+            width = block.shape[1]
+            yield start, torch.from_numpy(block)
+
+    def _normalize(self, embeddings: torch.Tensor) -> torch.Tensor:
+        if self.metric == "dot":
+            return embeddings
+        norms = torch.linalg.vector_norm(embeddings, dim=1, keepdim=True)
+        return embeddings / norms.clamp_min(torch.finfo(torch.float32).tiny)
+
+    # -- search ---------------------------------------------------------------------------
+
+    def _search(self, X_query, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of every query; with ``X_query=None`` the index itself, self-matches removed."""
+        exclude_self = X_query is None
+        n_queries = self.n_samples_fit_ if exclude_self else None
+        if not exclude_self:
+            X_query = _as_array_like(X_query)
+            n_queries = X_query.shape[0]
+            if n_queries < 1:
+                raise ValueError(
+                    f"X_query must hold at least one sample; got shape {tuple(X_query.shape)}."
+                )
+        k_search = k + int(exclude_self)
+        similarities = np.empty((n_queries, k), dtype=np.float32)
+        indices = np.empty((n_queries, k), dtype=np.int64)
+        block = self._query_block()
+        for start in range(0, n_queries, block):
+            stop = min(start + block, n_queries)
+            queries = self._stored_rows(start, stop) if exclude_self else None
+            if queries is None:
+                queries = self._normalize(torch.from_numpy(self._embed(X_query[start:stop])))
+            values, rows = self._search_block(queries, k_search)
+            if exclude_self:
+                values, rows = _drop_self(values, rows, np.arange(start, stop), k)
+            similarities[start:stop] = values
+            indices[start:stop] = rows
+        return similarities, indices
+
+    def _query_block(self) -> int:
+        if self.query_block_size is not None:
+            return self.query_block_size
+        return _CUDA_QUERY_BLOCK if self.device_.type == "cuda" else _CPU_QUERY_BLOCK
+
+    def _stored_rows(self, start: int, stop: int) -> torch.Tensor:
+        """Indexed embeddings ``start:stop`` as float32 queries (already normalised)."""
+        if isinstance(self.index_, torch.Tensor):
+            return self.index_[start:stop].float()
+        return torch.from_numpy(self.index_.reconstruct(start, stop))
+
+    def _search_block(self, queries: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(self.index_, torch.Tensor):
+            # The current n_probe and ef_search: set_params changes them without a refit.
+            return self.index_.search(
+                queries.numpy(), k, n_probe=self.n_probe, ef_search=self.ef_search
+            )
+        # The bfloat16 pass pays off where the products are compute-bound (many queries);
+        # a few queries only stream the index through memory, which the conversion slows.
+        bf16 = (
+            self.device_.type == "cpu"
+            and len(queries) >= _BF16_MIN_QUERIES
+            and self.index_.dtype == torch.float32
+            and _cpu_has_bf16()
+        )
+        index_block = self.index_block_size
+        if index_block is None:
+            cuda = self.device_.type == "cuda"
+            buffer = _CUDA_BUFFER if cuda else _CPU_BUFFER
+            minimum = _CUDA_INDEX_BLOCK if cuda else _CPU_INDEX_BLOCK
+            # Rows stored in another precision than the products are converted in a buffer
+            # of their own.
+            per_row = len(queries) + (self.embedding_dim_ if bf16 or self.dtype != "float32" else 0)
+            index_block = max(minimum, buffer // per_row // _N_GROUPS * _N_GROUPS)
+        queries = queries.to(self.device_)
+        if bf16:
+            values, rows = _bf16_prefiltered_top_k(
+                queries, self.index_, k, index_block, self.max_norm_
+            )
+        else:
+            values, rows = _exact_top_k(queries, self.index_, k, index_block)
+        return values.float().cpu().numpy(), rows.cpu().numpy()
+
+    # -- faiss ----------------------------------------------------------------------------
+
+    def _training_rows(self, X):
+        """``positions -> rows`` of X embedded and normalised, to train an IVF index."""
+
+        def rows(positions: np.ndarray) -> np.ndarray:
+            return self._normalize(torch.from_numpy(self._embed(X[positions]))).numpy()
+
+        return rows
+
+
+def _as_array_like(X):
+    """Arrays and lazy array-likes (``shape`` and row slicing) pass through; the rest → ndarray."""
+    if hasattr(X, "shape") and hasattr(X, "__getitem__"):
+        return X
+    return np.asarray(X)

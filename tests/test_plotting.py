@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from skphotoz.plotting import plot_gallery, plot_neighbors
+
+pytest.importorskip("matplotlib").use("Agg")
+plt = pytest.importorskip("matplotlib.pyplot")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_plot_neighbors_draws_query_and_neighbours():
+    images = np.abs(np.random.default_rng(12).normal(size=(20, 5, 8, 8))).astype(np.float32)
+    redshift = np.linspace(0.01, 0.3, 20)
+    fig = plot_neighbors(images, 4, [7, 2, 9], [0.9, 0.8, 0.7], redshift=redshift, n_cols=2)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0].startswith("query #4") and "z=" in titles[0]
+    assert titles[1] == f"#7  s=0.900\nz={redshift[7]:.3f}"
+    assert len(titles) == 4 and len(fig.axes) == 4
+
+
+def test_plot_neighbors_of_an_outside_image():
+    images = np.abs(np.random.default_rng(13).normal(size=(20, 5, 8, 8))).astype(np.float32)
+    fig = plot_neighbors(images, images[3] * 2, [3, 5], redshift=np.linspace(0.01, 0.3, 20))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "query" and titles[1].startswith("#3\nz=")
+
+
+def test_plot_neighbors_checks_its_arguments():
+    images = np.ones((5, 5, 4, 4), np.float32)
+    match = r"The 'n_cols' parameter of plot_neighbors must be an int in the range \[1, inf\)"
+    for n_cols in (0, 2.0, True):
+        with pytest.raises(ValueError, match=match):
+            plot_neighbors(images, 0, [1, 2], n_cols=n_cols)
+    with pytest.raises(ValueError, match=r"similarities must have one value per neighbour \(2\)"):
+        plot_neighbors(images, 0, [1, 2], [0.5])
+
+
+def test_plot_neighbors_is_still_importable_from_skphotoz_search():
+    from skphotoz.search import plot_neighbors as old_name
+
+    assert old_name is plot_neighbors
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_plot_gallery_captions_each_image_with_its_redshift(n):
+    rgb = np.random.default_rng(14).uniform(size=(n, 6, 6, 3))
+    z = np.linspace(0.05, 0.2, n)
+    fig = plot_gallery(rgb, z)
+    assert [ax.get_title() for ax in fig.axes] == [f"z = {value:.3f}" for value in z]
+    np.testing.assert_array_equal(fig.axes[-1].get_images()[0].get_array(), rgb[-1])
+    assert fig.get_size_inches()[0] == pytest.approx(1.6 * n)
+
+
+def test_plot_gallery_checks_its_arguments():
+    with pytest.raises(ValueError, match=r"z must have one value per image \(2\); got 3"):
+        plot_gallery(np.zeros((2, 4, 4, 3)), [0.1, 0.2, 0.3])
+    with pytest.raises(
+        ValueError, match=r"rgb must hold at least one image .* got shape \(4, 4, 3\)"
+    ):
+        plot_gallery(np.zeros((4, 4, 3)), [0.1])
