@@ -309,10 +309,11 @@ def test_sklearn_conventions():
     np.testing.assert_array_equal(
         clone(search).fit(X).kneighbors(n_neighbors=4)[1], search.kneighbors(n_neighbors=4)[1]
     )
-    # Refitting replaces the index: new size, new neighbours.
-    X_new = _embeddings(30, seed=14)
+    # Refitting replaces everything fit learnt: new size, new dimension, new neighbours.
+    X_new = _embeddings(30, d=8, seed=14)
     search.fit(X_new)
-    assert search.n_samples_fit_ == 30 and search.index_.shape == (30, 32)
+    assert search.n_samples_fit_ == 30 and search.n_features_in_ == 8
+    assert search.index_.shape == (30, 8)
     np.testing.assert_array_equal(
         search.kneighbors(X_new[:5], 4)[1], _brute_force(X_new, X_new[:5], 4)[1]
     )

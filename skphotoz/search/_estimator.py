@@ -378,8 +378,9 @@ class SimilaritySearch(BaseEstimator):
 
     # -- embeddings -----------------------------------------------------------------------
 
-    def _embed(self, block) -> np.ndarray:
-        """Validated float32 embeddings of a block of rows of X."""
+    def _embed(self, block, fitted_dim: int | None = None) -> np.ndarray:
+        """Validated float32 embeddings of a block of rows of X, of ``fitted_dim`` features if
+        given (queries; at fit a previous fit's dimension does not count)."""
         if self.embedder is not None:
             block = self.embedder.transform(block)
         elif getattr(block, "ndim", 2) != 2:
@@ -390,12 +391,11 @@ class SimilaritySearch(BaseEstimator):
         embeddings = check_array(block, dtype=np.float32, input_name="X")
         if not embeddings.flags.writeable:  # e.g. a memory-mapped .npy; torch needs writable
             embeddings = embeddings.copy()
-        expected = getattr(self, "embedding_dim_", None)
-        if expected is not None and embeddings.shape[1] != expected:
+        if fitted_dim is not None and embeddings.shape[1] != fitted_dim:
             source = "embedder output" if self.embedder is not None else "X"
             raise ValueError(
                 f"{source} has {embeddings.shape[1]} features, but {type(self).__name__} was "
-                f"fitted with embeddings of dimension {expected}."
+                f"fitted with embeddings of dimension {fitted_dim}."
             )
         return embeddings
 
@@ -438,7 +438,8 @@ class SimilaritySearch(BaseEstimator):
             stop = min(start + block, n_queries)
             queries = self._stored_rows(start, stop) if exclude_self else None
             if queries is None:
-                queries = self._normalize(torch.from_numpy(self._embed(X_query[start:stop])))
+                embedded = self._embed(X_query[start:stop], self.embedding_dim_)
+                queries = self._normalize(torch.from_numpy(embedded))
             values, rows = self._search_block(queries, k_search)
             if exclude_self:
                 values, rows = _drop_self(values, rows, np.arange(start, stop), k)
