@@ -297,8 +297,8 @@ def load_checkpoint(path, device=None) -> dict:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # truncated, foreign or code-carrying files
         raise ValueError(
-            f"{os.fspath(path)!r} is not a readable skphotoz checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}); remove it to start afresh."
+            f"{os.fspath(path)!r} is not a readable skphotoz checkpoint (truncated, or not "
+            f"written by skphotoz: {type(error).__name__}); remove it to start afresh."
         ) from error
     if not isinstance(state, dict) or "trainer" not in state or "fingerprint" not in state:
         raise ValueError(
