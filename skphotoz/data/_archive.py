@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._validation import StrOptions, check_params, integer
 from ._lazy import HDF5Images
 
 #: Per-galaxy columns of the HDF5 archive, their dtype and shape after the sample axis.
@@ -74,7 +75,22 @@ class ArchiveWriter:
     (2, 5, 8, 8)
     """
 
+    _constraints = {
+        "n_samples": [integer(1)],
+        "stamp_size": [integer(1)],
+        "n_bands": [integer(1)],
+        "compression": [StrOptions({"gzip", "lzf"}), None],
+    }
+
     def __init__(self, path, n_samples, stamp_size=107, n_bands=5, compression=None):
+        check_params(
+            "ArchiveWriter",
+            self._constraints,
+            n_samples=n_samples,
+            stamp_size=stamp_size,
+            n_bands=n_bands,
+            compression=compression,
+        )
         self.path = path
         self.n_samples = n_samples
         self.stamp_size = stamp_size
@@ -84,9 +100,6 @@ class ArchiveWriter:
         self._n_written = 0
 
     def __enter__(self) -> ArchiveWriter:
-        _check_positive_int(self.n_samples, "n_samples")
-        _check_positive_int(self.stamp_size, "stamp_size")
-        _check_positive_int(self.n_bands, "n_bands")
         self._file = h5py.File(self.path, "w")
         shape = (self.n_samples, self.n_bands, self.stamp_size, self.stamp_size)
         self._file.create_dataset(
@@ -195,11 +208,12 @@ def write_archive(
     if shape is None:
         images = np.asarray(images, dtype=np.float32)
         shape = images.shape
-    if len(shape) != 4 or shape[2] != shape[3]:
+    if len(shape) != 4 or shape[2] != shape[3] or 0 in tuple(shape):
         raise ValueError(
-            f"images must have shape (n_samples, n_bands, size, size); got {tuple(shape)}."
+            "images must have shape (n_samples, n_bands, size, size) with no empty axis; "
+            f"got {tuple(shape)}."
         )
-    _check_positive_int(chunk_size, "chunk_size")
+    check_params("write_archive", {"chunk_size": [integer(1)]}, chunk_size=chunk_size)
     columns = {
         "specz_redshift": redshift,
         "specz_redshift_err": redshift_err,
@@ -244,6 +258,12 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
         ``extinction`` (n, n_bands), ``ra``, ``dec``, ``objid``, ``specobjid`` (those present
         in the file).
     """
+    check_params(
+        "open_archive",
+        {"crop": [integer(1), None], "deredden": ["boolean"]},
+        crop=crop,
+        deredden=deredden,
+    )
     images = HDF5Images(path, crop=crop, deredden=deredden)
     bunch = Bunch(images=images)
     with h5py.File(path, "r") as f:
@@ -311,8 +331,3 @@ def load_npz_cube(path) -> Bunch:
         elif "z" in data:
             bunch["redshift"] = np.asarray(data["z"])
     return bunch
-
-
-def _check_positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")

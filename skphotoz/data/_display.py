@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_params, finite, integer, positive
+
 
 def to_rgb(
     images,
@@ -39,6 +41,18 @@ def to_rgb(
     -------
     ndarray of shape (n_samples, height, width, 3) or (height, width, 3), float in [0, 1].
     """
+    constraints = {
+        "stretch": [positive()],
+        "Q": [positive()],
+        "minimum": [finite(-np.inf, closed="neither")],
+    }
+    check_params(
+        "to_rgb",
+        constraints,
+        stretch=stretch,
+        Q=Q,
+        minimum=minimum,
+    )
     images = np.asarray(images, dtype=np.float64)
     single = images.ndim == 3
     if single:
@@ -48,12 +62,9 @@ def to_rgb(
             f"images must have shape (n_samples, n_bands, height, width) or "
             f"(n_bands, height, width); got {images.shape}."
         )
-    if len(bands) != 3 or not all(-images.shape[1] <= b < images.shape[1] for b in bands):
-        raise ValueError(
-            f"bands must be three band indices below {images.shape[1]}; got {bands!r}."
-        )
-    if stretch <= 0 or Q <= 0:
-        raise ValueError(f"stretch and Q must be positive; got stretch={stretch}, Q={Q}.")
+    n_bands = images.shape[1]
+    _check_triple("bands", bands, integer(-n_bands, n_bands - 1))
+    _check_triple("scales", scales, positive())
     rgb = images[:, list(bands)] * np.asarray(scales, dtype=np.float64)[None, :, None, None]
     rgb = np.clip(rgb - minimum, 0.0, None)
     intensity = rgb.mean(axis=1, keepdims=True)
@@ -65,3 +76,11 @@ def to_rgb(
     peak = np.maximum(rgb.max(axis=1, keepdims=True), 1.0)
     rgb = (rgb / peak).transpose(0, 2, 3, 1)
     return rgb[0] if single else rgb
+
+
+def _check_triple(name: str, values, constraint) -> None:
+    """``values`` must be three numbers, each satisfying ``constraint`` (named ``name[i]``)."""
+    if isinstance(values, str | bytes) or not hasattr(values, "__len__") or len(values) != 3:
+        raise ValueError(f"{name} must be a sequence of three numbers; got {values!r}.")
+    for i, value in enumerate(values):
+        check_params("to_rgb", {f"{name}[{i}]": [constraint]}, **{f"{name}[{i}]": value})

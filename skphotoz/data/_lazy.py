@@ -8,6 +8,8 @@ import os
 import h5py
 import numpy as np
 
+from .._validation import check_params, integer
+
 # Rows closer than this are read in one contiguous slice (h5py point selections are slow,
 # while reading a few unwanted neighbours from the same chunk costs almost nothing).
 _MAX_GAP = 8
@@ -49,7 +51,22 @@ class HDF5Images:
     ((4, 5, 3, 3), (3, 5, 3, 3))
     """
 
+    _constraints = {
+        "key": [str],
+        "crop": [integer(1), None],
+        "deredden": ["boolean"],
+        "extinction_key": [str],
+    }
+
     def __init__(self, path, key="images", crop=None, deredden=False, extinction_key="e_bv"):
+        check_params(
+            "HDF5Images",
+            self._constraints,
+            key=key,
+            crop=crop,
+            deredden=deredden,
+            extinction_key=extinction_key,
+        )
         self.path = os.fspath(path)
         self.key = key
         self.crop = crop
@@ -73,11 +90,8 @@ class HDF5Images:
                     f"which {self.path} lacks."
                 )
         size = min(stored[2], stored[3])
-        if crop is not None:
-            if isinstance(crop, bool) or not isinstance(crop, numbers.Integral) or crop < 1:
-                raise ValueError(f"crop must be a positive integer or None; got {crop!r}.")
-            if crop > size:
-                raise ValueError(f"crop must be at most the stamp size {size}; got {crop}.")
+        if crop is not None and crop > size:
+            raise ValueError(f"crop must be at most the stamp size {size}; got {crop}.")
         self._stored_shape = stored
 
     @property

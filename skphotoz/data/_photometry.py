@@ -24,8 +24,7 @@ NANOMAGGY_ZEROPOINT = 22.5
 def _band_axis_extinction(extinction, n_dims: int, band_axis: int, name: str) -> np.ndarray:
     """Reshape per-band extinction ``(n, n_bands)`` or ``(n_bands,)`` to broadcast on images."""
     ext = np.asarray(extinction, dtype=np.float64)
-    if not np.all(np.isfinite(ext)):
-        raise ValueError(f"{name} must be finite; got non-finite values.")
+    _check_finite(ext, name)
     if ext.ndim not in (1, 2):
         raise ValueError(
             f"{name} must have shape (n_bands,) or (n_samples, n_bands); got shape {ext.shape}."
@@ -54,7 +53,22 @@ def extinction_from_ebv(ebv, coefficients=EXTINCTION_COEFFICIENTS) -> np.ndarray
     ebv = np.atleast_1d(np.asarray(ebv, dtype=np.float64))
     if ebv.ndim != 1:
         raise ValueError(f"ebv must be a scalar or 1-D array; got shape {ebv.shape}.")
-    return ebv[:, np.newaxis] * np.asarray(coefficients, dtype=np.float64)[np.newaxis, :]
+    _check_finite(ebv, "ebv")
+    coefficients = np.asarray(coefficients, dtype=np.float64)
+    if coefficients.ndim != 1:
+        raise ValueError(
+            f"coefficients must be a 1-D array (n_bands,); got shape {coefficients.shape}."
+        )
+    _check_finite(coefficients, "coefficients")
+    return ebv[:, np.newaxis] * coefficients[np.newaxis, :]
+
+
+def _check_finite(values: np.ndarray, name: str) -> None:
+    n_bad = int(np.count_nonzero(~np.isfinite(values)))
+    if n_bad:
+        raise ValueError(
+            f"{name} must be finite; got {n_bad} NaN or infinite value(s) of {values.size}."
+        )
 
 
 def _check_images(images, name="images") -> np.ndarray:

@@ -81,11 +81,82 @@ def test_writer_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown archive columns \\['redshift'\\]"):
         with ArchiveWriter(path, 1, stamp_size=4) as writer:
             writer.append(images=np.zeros((1, 5, 4, 4)), redshift=[0.1])
-    with pytest.raises(ValueError, match="n_samples must be a positive integer; got 0"):
-        with ArchiveWriter(path, 0):
-            pass
     with pytest.raises(ValueError, match="redshift must have 3 rows"):
         write_archive(path, np.zeros((3, 5, 4, 4)), [0.1])
+    with pytest.raises(ValueError, match=r"no empty axis; got \(0, 5, 4, 4\)"):
+        write_archive(path, np.zeros((0, 5, 4, 4)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"n_samples": 0},
+            r"'n_samples' parameter of ArchiveWriter must be an int in the range \[1, inf\)\. "
+            r"Got 0 instead",
+        ),
+        ({"n_samples": True}, r"'n_samples' .* Got True instead"),
+        ({"n_samples": 2.0}, r"'n_samples' .* Got 2.0 instead"),
+        ({"n_samples": 2, "stamp_size": -4}, r"'stamp_size' .* Got -4 instead"),
+        ({"n_samples": 2, "n_bands": np.float64(5)}, r"'n_bands' .* Got np.float64\(5.0\)"),
+        (
+            {"n_samples": 2, "compression": "zip"},
+            r"'compression' parameter of ArchiveWriter must be a str among \{.*'gzip'.*\} or None",
+        ),
+    ],
+)
+def test_writer_argument_validation(tmp_path, kwargs, match):
+    path = tmp_path / "never.h5"
+    with pytest.raises(ValueError, match=match):
+        ArchiveWriter(path, **kwargs)
+    # Refused at construction: no file is created.
+    assert not path.exists()
+
+
+def test_writer_accepts_numpy_integers_and_compression(tmp_path):
+    path = tmp_path / "c.h5"
+    with ArchiveWriter(path, np.int64(2), stamp_size=np.int32(4), compression="gzip") as w:
+        w.append(images=np.ones((2, 5, 4, 4)))
+    with h5py.File(path, "r") as f:
+        assert f["images"].compression == "gzip"
+        np.testing.assert_array_equal(f["images"][...], 1.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"chunk_size": 0}, r"'chunk_size' parameter of write_archive must be an int .* Got 0"),
+        ({"chunk_size": True}, r"'chunk_size' .* Got True instead"),
+        ({"chunk_size": 1.5}, r"'chunk_size' .* Got 1.5 instead"),
+    ],
+)
+def test_write_archive_argument_validation(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        write_archive(tmp_path / "a.h5", np.zeros((3, 5, 4, 4)), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"crop": 0},
+            r"'crop' parameter of open_archive must be an int in the range \[1, inf\) or None\. "
+            r"Got 0 instead",
+        ),
+        ({"crop": True}, r"'crop' .* Got True instead"),
+        ({"crop": 3.0}, r"'crop' .* Got 3.0 instead"),
+        ({"deredden": 1}, r"'deredden' parameter of open_archive must be an instance of 'bool'"),
+        ({"deredden": "yes"}, r"'deredden' .* Got 'yes' instead"),
+    ],
+)
+def test_open_archive_argument_validation(tmp_path, kwargs, match):
+    path = tmp_path / "a.h5"
+    write_archive(path, np.zeros((3, 5, 4, 4)), extinction=np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=match):
+        open_archive(path, **kwargs)
+    # numpy booleans and integers are as good as Python's.
+    bunch = open_archive(path, crop=np.int64(2), deredden=np.bool_(True))
+    assert bunch.images.shape == (3, 5, 2, 2)
 
 
 def test_npz_cube_round_trip_is_channels_last(tmp_path):

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from skphotoz.data import HDF5Images, deredden, write_archive
+from skphotoz.data import HDF5Images, write_archive
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +72,12 @@ def test_deredden_on_read(archive):
     path, images, extinction = archive
     X = HDF5Images(path, crop=5, deredden=True)
     idx = [9, 3, 9]
-    expected = deredden(images[idx][:, :, 5:10, 5:10], extinction[idx])
-    np.testing.assert_allclose(X[idx], expected, rtol=1e-6)
+    # Band b of galaxy i is brightened by 10**(0.4 A_ib), A read from the e_bv column.
+    factor = 10.0 ** (0.4 * extinction[idx].astype(np.float64))[:, :, None, None]
+    expected = images[idx][:, :, 5:10, 5:10] * factor
+    got = X[idx]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def test_array_conversion_and_iteration(archive):
@@ -85,11 +89,20 @@ def test_array_conversion_and_iteration(archive):
 
 def test_pickles_without_handle(archive):
     path, images, _ = archive
-    X = HDF5Images(path, crop=9)
-    X[0]  # opens the file
+    X = HDF5Images(path, crop=9, deredden=True)
+    X[0]  # opens the file and loads the extinction column
+    assert X._file is not None
     Y = pickle.loads(pickle.dumps(X))
+    assert Y._file is None and Y._extinction is None
     np.testing.assert_array_equal(Y[[1, 0]], X[[1, 0]])
+    # The copy reads the galaxies themselves, not what the original had cached.
+    Z = pickle.loads(pickle.dumps(HDF5Images(path, crop=9)))
+    np.testing.assert_array_equal(Z[[1, 0]], images[[1, 0]][:, :, 3:12, 3:12])
     X.close()
+    assert X._file is None
+    np.testing.assert_array_equal(X[[1, 0]], Y[[1, 0]])  # reopens after close
+    X.close()
+    Y.close()
 
 
 def test_errors(archive, tmp_path):
@@ -103,8 +116,6 @@ def test_errors(archive, tmp_path):
         X[np.ones(3, dtype=bool)]
     with pytest.raises(ValueError, match="crop must be at most the stamp size 15; got 20"):
         HDF5Images(path, crop=20)
-    with pytest.raises(ValueError, match="crop must be a positive integer"):
-        HDF5Images(path, crop=0)
     with pytest.raises(KeyError, match="no dataset 'cube'"):
         HDF5Images(path, key="cube")
     bare = tmp_path / "bare.h5"
@@ -112,6 +123,35 @@ def test_errors(archive, tmp_path):
         f["images"] = np.zeros((2, 5, 4, 4), np.float32)
     with pytest.raises(KeyError, match="deredden=True needs the per-band extinction"):
         HDF5Images(bare, deredden=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"crop": 0},
+            r"'crop' parameter of HDF5Images must be an int in the range \[1, inf\) or None\. "
+            r"Got 0 instead",
+        ),
+        ({"crop": True}, r"'crop' .* Got True instead"),
+        ({"crop": 4.0}, r"'crop' .* Got 4.0 instead"),
+        ({"crop": "64"}, r"'crop' .* Got '64' instead"),
+        ({"deredden": 1}, r"'deredden' parameter of HDF5Images must be an instance of 'bool'"),
+        ({"deredden": "no"}, r"'deredden' .* Got 'no' instead"),
+        ({"key": 0}, r"'key' parameter of HDF5Images must be an instance of 'str'"),
+        ({"extinction_key": None}, r"'extinction_key' .* Got None instead"),
+    ],
+)
+def test_argument_validation(archive, kwargs, match):
+    path, _, _ = archive
+    with pytest.raises(ValueError, match=match):
+        HDF5Images(path, **kwargs)
+
+
+def test_numpy_scalars_are_accepted(archive):
+    path, images, _ = archive
+    X = HDF5Images(path, crop=np.int64(9), deredden=np.bool_(False))
+    np.testing.assert_array_equal(X[2], images[2][:, 3:12, 3:12])
 
 
 _PEAK_RSS_SCRIPT = textwrap.dedent(

@@ -51,7 +51,11 @@ def test_extinction_from_ebv_shape():
         (np.ones((2, 5, 4)), np.zeros((2, 5)), "images must be a 4-D array"),
         (np.ones((2, 5, 4, 4)), np.zeros((2, 4)), "extinction has 4 bands but images have 5"),
         (np.ones((2, 5, 4, 4)), np.zeros((3, 5)), "one row per image \\(2\\)"),
-        (np.ones((2, 5, 4, 4)), np.full((2, 5), np.nan), "extinction must be finite"),
+        (
+            np.ones((2, 5, 4, 4)),
+            np.array([[0.1] * 5, [0.1, np.inf, 0.1, np.nan, 0.1]]),
+            r"extinction must be finite; got 2 NaN or infinite value\(s\) of 10",
+        ),
     ],
 )
 def test_deredden_errors(images, ext, match):
@@ -62,6 +66,23 @@ def test_deredden_errors(images, ext, match):
 def test_redden_rejects_wrong_ebv_count():
     with pytest.raises(ValueError, match="ebv must be a scalar or have one value per image"):
         redden(np.ones((2, 5, 4, 4)), [0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize(
+    ("ebv", "coefficients", "match"),
+    [
+        (np.inf, EXTINCTION_COEFFICIENTS, r"ebv must be finite; got 1 NaN or infinite value"),
+        ([0.1, np.nan], EXTINCTION_COEFFICIENTS, r"ebv must be finite; got 1 NaN"),
+        ([[0.1]], EXTINCTION_COEFFICIENTS, r"ebv must be a scalar or 1-D array; got shape"),
+        (0.1, [4.2, np.nan, 2.3, 1.7, 1.3], r"coefficients must be finite; got 1 NaN"),
+        (0.1, [[4.2, 3.3]], r"coefficients must be a 1-D array \(n_bands,\); got shape \(1, 2\)"),
+    ],
+)
+def test_extinction_from_ebv_refuses_non_finite_or_misshapen(ebv, coefficients, match):
+    with pytest.raises(ValueError, match=match):
+        extinction_from_ebv(ebv, coefficients)
+    with pytest.raises(ValueError, match=match):
+        redden(np.ones((2, 5, 4, 4)), ebv, coefficients)
 
 
 def test_magnitude_round_trip():
