@@ -26,7 +26,6 @@ sampling error at steep n=4 centres, and one inverse FFT per band.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -34,6 +33,7 @@ import numpy as np
 import scipy.fft
 from sklearn.utils import Bunch
 
+from .._validation import check_params, finite, integer
 from ..data._photometry import (
     BANDS,
     EXTINCTION_COEFFICIENTS,
@@ -470,21 +470,15 @@ def _add_noise(images, rng: np.random.Generator) -> np.ndarray:
 
 
 def _root_seed(random_state) -> np.random.SeedSequence:
-    """One SeedSequence from None, an int, a RandomState or a Generator."""
+    """One SeedSequence from None, a non-negative int, a RandomState or a Generator (checked
+    by the callers' :data:`_CONSTRAINTS`)."""
     if random_state is None:
         return np.random.SeedSequence()
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be a non-negative int; got {random_state}.")
-        return np.random.SeedSequence(int(random_state))
     if isinstance(random_state, np.random.Generator):
         return np.random.SeedSequence(random_state.integers(2**32, size=4).tolist())
     if isinstance(random_state, np.random.RandomState):
         return np.random.SeedSequence(random_state.randint(2**32, size=4, dtype=np.uint64).tolist())
-    raise ValueError(
-        "random_state must be None, an int, a numpy Generator or RandomState; "
-        f"got {random_state!r}."
-    )
+    return np.random.SeedSequence(int(random_state))
 
 
 def _block_generator(root: np.random.SeedSequence, block: int, stream: int):
@@ -492,22 +486,23 @@ def _block_generator(root: np.random.SeedSequence, block: int, stream: int):
     return np.random.Generator(np.random.PCG64(seed))
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    return int(value)
+#: Argument constraints of :func:`make_sdss_galaxies` and :func:`write_sdss_galaxies`.
+_CONSTRAINTS = {
+    "n_samples": [integer(1)],
+    "random_state": [integer(0, None), np.random.Generator, np.random.RandomState, None],
+    # Below 8 pixels the PSF core alone (FWHM ~3.5 px) fills the stamp.
+    "stamp_size": [integer(8)],
+    "noise": ["boolean"],
+    "neighbour_fraction": [finite(0.0, 1.0, closed="both")],
+    "star_fraction": [finite(0.0, 1.0, closed="both")],
+    "mask_fraction": [finite(0.0, 1.0, closed="both")],
+    "return_X_y": ["boolean"],
+    "chunk_size": [integer(1)],
+}
 
 
-def _check_options(stamp_size, noise, realism: dict[str, float]) -> int:
-    stamp_size = _check_positive_int(stamp_size, "stamp_size")
-    if stamp_size < 8:
-        raise ValueError(f"stamp_size must be at least 8 pixels; got {stamp_size}.")
-    if not isinstance(noise, bool | np.bool_):
-        raise ValueError(f"noise must be True or False; got {noise!r}.")
-    for name, value in realism.items():
-        if not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-            raise ValueError(f"{name} must be a fraction in [0, 1]; got {value!r}.")
-    return stamp_size
+def _check_arguments(caller: str, **values) -> None:
+    check_params(caller, {name: _CONSTRAINTS[name] for name in values}, **values)
 
 
 def _shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -747,7 +742,7 @@ def make_sdss_galaxies(
     ----------
     n_samples : int, default=1000
         Number of galaxies.
-    random_state : int, numpy Generator or RandomState, default=None
+    random_state : non-negative int, numpy Generator or RandomState, default=None
         Seed of the simulation. The same seed gives the same galaxies, and the first ``k``
         galaxies of a larger run are those of a run of ``k``.
     stamp_size : int, default=64
@@ -789,13 +784,21 @@ def make_sdss_galaxies(
     >>> bool((y == data.redshift).all())
     True
     """
-    n_samples = _check_positive_int(n_samples, "n_samples")
     realism = {
         "neighbour_fraction": neighbour_fraction,
         "star_fraction": star_fraction,
         "mask_fraction": mask_fraction,
     }
-    stamp_size = _check_options(stamp_size, noise, realism)
+    _check_arguments(
+        "make_sdss_galaxies",
+        n_samples=n_samples,
+        random_state=random_state,
+        stamp_size=stamp_size,
+        noise=noise,
+        return_X_y=return_X_y,
+        **realism,
+    )
+    n_samples, stamp_size = int(n_samples), int(stamp_size)
     root = _root_seed(random_state)
     # Fill preallocated arrays block by block: no concatenation copies of the images.
     out: dict[str, np.ndarray] = {}
@@ -838,7 +841,7 @@ def write_sdss_galaxies(
         HDF5 file to create (overwritten).
     n_samples : int
         Number of galaxies.
-    random_state : int, numpy Generator or RandomState, default=None
+    random_state : non-negative int, numpy Generator or RandomState, default=None
         Seed; the archive holds exactly ``make_sdss_galaxies(n_samples, random_state=...)``.
     stamp_size : int, default=64
         Height and width of the cutouts in pixels.
@@ -861,14 +864,21 @@ def write_sdss_galaxies(
     """
     from ..data import ArchiveWriter
 
-    n_samples = _check_positive_int(n_samples, "n_samples")
-    chunk_size = _check_positive_int(chunk_size, "chunk_size")
     realism = {
         "neighbour_fraction": neighbour_fraction,
         "star_fraction": star_fraction,
         "mask_fraction": mask_fraction,
     }
-    stamp_size = _check_options(stamp_size, noise, realism)
+    _check_arguments(
+        "write_sdss_galaxies",
+        n_samples=n_samples,
+        random_state=random_state,
+        stamp_size=stamp_size,
+        noise=noise,
+        chunk_size=chunk_size,
+        **realism,
+    )
+    n_samples, stamp_size, chunk_size = int(n_samples), int(stamp_size), int(chunk_size)
     root = _root_seed(random_state)
     start = 0
     with ArchiveWriter(path, n_samples, stamp_size=stamp_size, n_bands=len(BANDS)) as writer:
