@@ -55,12 +55,15 @@ def test_photoz_report_collects_all():
     z_spec = np.array([0.1, 0.2, 0.3, 0.15])
     z_phot = np.array([0.11, 0.19, 0.42, 0.15])
     report = photoz_report(z_spec, z_phot)
-    assert report == {
-        "n": 4,
-        "sigma_mad": sigma_mad(z_spec, z_phot),
-        "bias": bias(z_spec, z_phot),
-        "outlier_fraction": 0.25,
-    }
+    # dz = 0.01/1.1, -0.01/1.2, 0.12/1.3, 0: median (0 + 0.01/1.1) / 2; the absolute
+    # deviations sort as d, d, 0.01/1.2 + d, 0.12/1.3 - d with d = 0.01/2.2.
+    d = 0.01 / 2.2
+    assert set(report) == {"n", "sigma_mad", "bias", "outlier_fraction"}
+    assert report["n"] == 4
+    assert report["sigma_mad"] == pytest.approx(1.4826 * (d + 0.01 / 1.2 + d) / 2, abs=1e-15)
+    assert report["bias"] == pytest.approx((0.01 / 1.1 - 0.01 / 1.2 + 0.12 / 1.3) / 4, abs=1e-15)
+    assert report["outlier_fraction"] == 0.25
+    assert photoz_report(z_spec, z_phot, threshold=0.1)["outlier_fraction"] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -85,38 +88,53 @@ def test_invalid_threshold(threshold):
         outlier_fraction([0.1], [0.1], threshold=threshold)
 
 
-def _regression_data(n=300, seed=0):
+def _regression_data(n=300, seed=0, outliers=0.0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 4))
     y = np.clip(0.1 + X @ [0.03, -0.02, 0.01, 0.0] + rng.normal(0, 0.01, n), 0.0, 0.4)
+    # Labels no linear model can follow: catastrophic outliers of the fit.
+    y = np.where(rng.random(n) < outliers, y + 0.3, y)
     return X, y
+
+
+def _hand_metrics(z_spec, z_phot):
+    """sigma_MAD, bias and outlier fraction written out from their definitions."""
+    dz = (z_phot - z_spec) / (1 + z_spec)
+    return {
+        "sigma_mad": 1.4826 * np.median(np.abs(dz - np.median(dz))),
+        "bias": dz.mean(),
+        "outlier_fraction": np.count_nonzero(np.abs(dz) > 0.05) / len(dz),
+    }
 
 
 def test_sigma_mad_scorer_in_cross_val_score():
     X, y = _regression_data()
     cv = KFold(5, shuffle=True, random_state=0)
     scores = cross_val_score(Ridge(), X, y, cv=cv, scoring=sigma_mad_scorer)
-    assert np.all(scores < 0)
     expected = []
     for train, test in cv.split(X):
         model = Ridge().fit(X[train], y[train])
-        expected.append(sigma_mad(y[test], model.predict(X[test])))
-    np.testing.assert_allclose(-scores, expected, rtol=0, atol=1e-12)
+        expected.append(_hand_metrics(y[test], model.predict(X[test]))["sigma_mad"])
+    # The scorer is minus sigma_MAD (greater is better), fold by fold.
+    np.testing.assert_allclose(scores, -np.array(expected), rtol=0, atol=1e-12)
+    assert np.all(np.array(expected) > 0.005)
 
 
 def test_photoz_scoring_in_cross_validate():
-    X, y = _regression_data()
+    X, y = _regression_data(outliers=0.1)
     cv = KFold(3, shuffle=True, random_state=0)
     result = cross_validate(Ridge(), X, y, cv=cv, scoring=PHOTOZ_SCORING)
     assert set(PHOTOZ_SCORING) == {"neg_sigma_mad", "neg_outlier_fraction", "neg_abs_bias"}
     pred = cross_val_predict(Ridge(), X, y, cv=cv)
     for i, (_, test) in enumerate(cv.split(X)):
-        report = photoz_report(y[test], pred[test])
-        assert result["test_neg_sigma_mad"][i] == pytest.approx(-report["sigma_mad"], abs=1e-12)
+        hand = _hand_metrics(y[test], pred[test])
+        # The outliers make every measure non-trivial: a wrong sign or swap would show.
+        assert hand["outlier_fraction"] > 0.05 and abs(hand["bias"]) > 1e-4
+        assert result["test_neg_sigma_mad"][i] == pytest.approx(-hand["sigma_mad"], abs=1e-12)
         assert result["test_neg_outlier_fraction"][i] == pytest.approx(
-            -report["outlier_fraction"], abs=1e-12
+            -hand["outlier_fraction"], abs=1e-12
         )
-        assert result["test_neg_abs_bias"][i] == pytest.approx(-abs(report["bias"]), abs=1e-12)
+        assert result["test_neg_abs_bias"][i] == pytest.approx(-abs(hand["bias"]), abs=1e-12)
 
 
 def test_scorer_prefers_better_model():

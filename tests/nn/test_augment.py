@@ -55,22 +55,44 @@ def test_shift_and_crop():
     torch.testing.assert_close(out, images[:, :, 2:12, 7:17], atol=1e-5, rtol=0)
 
 
-def test_scaling_preserves_flux():
+def _second_moments(images):
+    """Flux-weighted variances (along x, along y) about the stamp centre, per image and band."""
+    size = images.shape[-1]
+    offset = torch.arange(size, dtype=images.dtype) - (size - 1) / 2
+    flux = images.sum((2, 3))
+    var_x = (images * offset.reshape(1, 1, 1, -1) ** 2).sum((2, 3)) / flux
+    var_y = (images * offset.reshape(1, 1, -1, 1) ** 2).sum((2, 3)) / flux
+    return var_x, var_y
+
+
+def test_scaling_preserves_flux_and_magnifies():
     images = _galaxies(n=2)
+    scale = torch.tensor([0.9, 1.1])
     out = affine_resample(
-        images, torch.zeros(2), torch.zeros(2, dtype=torch.bool), torch.zeros(2, 2),
-        torch.tensor([0.9, 1.1]), 48,
-    )  # fmt: skip
+        images, torch.zeros(2), torch.zeros(2, dtype=torch.bool), torch.zeros(2, 2), scale, 48
+    )
     # Bilinear resampling of the peak loses under 1.5% of the flux.
     torch.testing.assert_close(out.sum((2, 3)), images.sum((2, 3)), rtol=0.015, atol=0)
+    # The galaxy is `scale` times larger: its variances (16 and 6 px^2) change by scale^2
+    # (0.81 and 1.21), up to the ~1/6 px^2 that bilinear interpolation adds.
+    expected = (scale**2).reshape(2, 1).expand(2, 5)
+    for before, after in zip(_second_moments(images), _second_moments(out), strict=True):
+        torch.testing.assert_close(after / before, expected, rtol=0.05, atol=0)
 
 
-def test_blur_preserves_flux_and_widens():
+def test_blur_preserves_flux_and_adds_its_variance():
     images = _galaxies(n=2)
     out = gaussian_blur(images, torch.tensor([0.0, 2.0]))
     torch.testing.assert_close(out[0], images[0])
     torch.testing.assert_close(out.sum((2, 3)), images.sum((2, 3)), rtol=1e-4, atol=0)
-    assert out[1].max() < images[1].max()
+    # Convolving Gaussians adds variances: 16 + 2^2 along x, 6 + 2^2 along y.
+    var_x, var_y = _second_moments(out)
+    torch.testing.assert_close(var_x[1], torch.full((5,), 20.0), rtol=0.02, atol=0)
+    torch.testing.assert_close(var_y[1], torch.full((5,), 10.0), rtol=0.02, atol=0)
+    # ... about the same centre.
+    offset = torch.arange(48.0) - 23.5
+    centroid_x = (out[1] * offset).sum((1, 2)) / out[1].sum((1, 2))
+    torch.testing.assert_close(centroid_x, torch.zeros(5), rtol=0, atol=1e-3)
 
 
 def test_reddening_then_dereddening_restores():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from skphotoz.nn import build_backbone, resnet
+from skphotoz.nn import AsinhScaling, Encoder, Standardize, build_backbone, resnet
 
 
 @pytest.mark.parametrize(("depth", "features"), [(18, 512), (34, 512), (50, 2048)])
@@ -32,3 +32,26 @@ def test_build_backbone_errors():
         build_backbone("vgg", (5, 8, 8))
     with pytest.raises(ValueError, match="depth must be one of \\[18, 34, 50\\]"):
         build_backbone("resnet101", (5, 8, 8))
+
+
+def test_build_backbone_follows_the_input():
+    # The first convolution takes the input's bands and the stem asked for.
+    model = build_backbone("resnet18", (3, 16, 16), stem="published").eval()
+    assert model.conv1.in_channels == 3 and model.conv1.stride == (1, 1)
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 512)
+    with pytest.raises(RuntimeError):
+        model(torch.randn(2, 5, 16, 16))
+    mlp = build_backbone("mlp", (7,)).eval()
+    assert mlp.layers[0].in_features == 7 and mlp(torch.randn(4, 7)).shape == (4, 256)
+
+
+def test_encoder_scales_before_the_body():
+    softening = torch.tensor([0.5, 1.0, 2.0])
+    body = torch.nn.Flatten()
+    body.out_features = 3
+    encoder = Encoder(AsinhScaling(softening), body)
+    x = torch.tensor([[[[1.0]], [[-3.0]], [[0.2]]]])
+    assert encoder.out_features == 3
+    torch.testing.assert_close(encoder(x), torch.asinh(torch.tensor([[2.0, -3.0, 0.1]])))
+    standardize = Standardize([1.0, -2.0], [2.0, 0.5])
+    torch.testing.assert_close(standardize(torch.tensor([[3.0, -1.0]])), torch.tensor([[1.0, 2.0]]))
