@@ -59,10 +59,12 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         Output of ``transform``: the backbone representation (512-d for ResNet18/34,
         2048-d for ResNet50, 256-d for the MLP) or the ``projection_dim``-d projection.
     projection_dim : int, default=128
+        Width of the MLP projection in which InfoNCE compares views (MoCo v2: 128).
     n_epochs : int, default=30
-        Passes over X (4,000 galaxies: about 5 minutes on 2 CPU cores). ``n_epochs=0`` keeps
-        the randomly initialised encoder: the baseline against which pretraining is judged.
+        Passes over X (timings per machine in ``docs/moco.md``). ``n_epochs=0`` keeps the
+        randomly initialised encoder: the baseline against which pretraining is judged.
     batch_size : int, default=128
+        Galaxies per step; each brings two views, and its keys join the queue.
     queue_size : int or "auto", default="auto"
         Negative keys kept. "auto" keeps ``min(65536, n_samples // 2)``: a queue shorter than
         an epoch never holds an older key of the query's own galaxy, which would act as a
@@ -70,11 +72,15 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
     momentum : float, default=0.99
         Key-encoder momentum; shorter runs need a faster key encoder than the published 0.999.
     temperature : float, default=0.2
+        InfoNCE softmax temperature: lower values weigh the hardest negatives more (MoCo v2:
+        0.2; Hayat et al. 2021: 0.1).
     lr : float, default=0.06
         Peak SGD learning rate (momentum 0.9), reached after ``warmup_epochs`` and decayed
         with a cosine.
     weight_decay : float, default=1e-4
+        L2 penalty of SGD.
     warmup_epochs : float, default=1.0
+        Epochs of linear warm-up of the learning rate.
     rotation : bool, default=True
         Augmentation: rotation by a uniform angle in [0, 360).
     flip : bool, default=True
@@ -96,14 +102,13 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
     brightness : float, default=1.5
         Augmentation: largest change of total brightness in magnitudes, uniform, all bands
         alike (colours kept). Without it (and with mild ``scale``) the embeddings group
-        galaxies mostly by brightness and size and lose colour, the main redshift signal:
-        on 4,000 simulated galaxies the kNN photo-z σ_MAD was 0.030 without it and 0.021
-        with ``brightness=1.5, scale=1.3`` (docs/moco.md).
+        galaxies mostly by brightness and size and lose colour, the main redshift signal
+        (measured in ``docs/moco.md``).
     crop_size : int, optional
         Side of the views and of the centre crop in ``transform``. Defaults to half the stamp
         (32 px of a 64-px stamp, 12.7"): the galaxy body stays in (median half-light radius
         ~7 px), rotations and jitter expose few pixels from outside the stamp (those are
-        reflected), and CPU steps are ~3x faster than at 48 px and ~7x faster than at 64.
+        reflected), and steps cost a fraction of those on the whole stamp.
     device : str, default="auto"
         "auto" (CUDA if available), "cpu", "cuda" or "cuda:<i>".
     num_workers : int, default=0

@@ -81,38 +81,47 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
     Parameters
     ----------
     encoder : None, MoCoEmbedder, FrozenEstimator or path, default=None
+        Where the encoder comes from (see above).
     backbone : {"auto", "resnet18", "resnet34", "resnet50", "mlp"}, default="auto"
         Architecture when ``encoder=None``: "resnet18" for images, "mlp" for 2-D input.
     stem : {"standard", "published"}, default="standard"
+        ResNet stem of an encoder trained from scratch: "standard" (stride 2 + max-pool)
+        for CPUs, "published" (stride 1, no max-pool) as in Hayat et al. (2021), for GPUs.
     head : {"bins", "regression"}, default="bins"
         "bins": softmax over ``n_bins`` redshift bins with cross-entropy (Pasquet et al.
         2019); "regression": a Gaussian mean and width trained by likelihood.
     n_bins : int, default=180
+        Redshift bins of the PDF (180 over 0 < z < 0.4 as in Pasquet et al. 2019: bins of
+        0.0022, finer than the expected scatter).
     z_range : tuple of float, default=(0, 0.4)
         Range of the bins; labels outside are clipped into the end bins (with a warning).
     target_sigma : float, default=0.01
         ``head="bins"``: width, in redshift, of the Gaussian each label is spread over the
         bins in the cross-entropy target, so that near bins count as near; 0 trains on
-        one-hot targets. About the photo-z scatter expected; with 667 labels it lowered
-        σ_MAD by 12 % from scratch (docs/moco.md).
+        one-hot targets. About the photo-z scatter expected; measured effect in
+        ``docs/moco.md``.
     backbone_lr_ratio : float, default=0.1
-        Learning rate of a pretrained encoder relative to the head's.
+        Learning rate of a pretrained encoder relative to the head's: a gentle rate keeps
+        what pretraining learned while the fresh head settles (Hayat et al. 2021 use 0.1).
     freeze_backbone : bool, default=False
         Train the head only (a linear-probe-like protocol).
-    n_epochs : int, default=30
-        Passes over the labelled rows. With few labels the number of optimizer steps
-        (``n_epochs * n_labelled // batch_size``) is what counts: with 667 labels, 1,000
-        steps (100 epochs of 64) beat 150 (30 epochs of 128) by 13 % fine-tuned and 9 % from
-        scratch on one seed; 2,000 steps helped from scratch on three seeds of three and the
-        fine-tuned network on two (docs/moco.md).
+    n_epochs : int or "auto", default="auto"
+        Passes over the labelled training rows. With few labels what counts is the number
+        of optimizer steps, not of epochs, so "auto" trains for enough epochs to make at
+        least 1,000 steps (``n_train // batch_size`` per epoch), and never fewer than 30
+        epochs; the number used is ``n_epochs_``. The measurements behind it are in
+        ``docs/moco.md``.
     batch_size : int, default=128
+        Labelled rows per step (fewer if there are fewer training rows).
     lr : float, default=0.3
         Peak SGD learning rate of the head (momentum 0.9, warm-up then cosine decay); a
         pretrained backbone gets ``backbone_lr_ratio`` of it, by default 0.03, the
-        pretraining's own rate (measured best of 0.03, 0.1, 0.3 and 1 for fine-tuning with
-        few labels; from scratch 0.1 and 0.3 tie, both better than 0.03).
+        pretraining's own rate.
     weight_decay : float, default=1e-4
+        L2 penalty of SGD.
     warmup_epochs : float, default=1.0
+        Epochs of linear warm-up of the learning rate, which keeps the first steps of a
+        fresh head from wrecking a pretrained encoder.
     rotation, flip : bool, default=True
         Augmentations, on as in the published fine-tuning.
     jitter : float, default=2.0
@@ -128,7 +137,9 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         Hold out ``validation_fraction`` of the labelled rows, stop when their loss has not
         improved for ``n_iter_no_change`` epochs, and keep the best weights.
     validation_fraction : float, default=0.1
+        Share of the labelled rows held out for early stopping.
     n_iter_no_change : int, default=5
+        Epochs without a better validation loss before early stopping ends training.
     point_estimate : {"mean", "median", "mode"}, default="mean"
         Statistic of the PDF returned by ``predict``.
     test_time_augmentation : bool, default=False
@@ -137,12 +148,26 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         mirror images of each stamp; 8x the prediction time. Like ``point_estimate`` it can be
         changed after fitting.
     device : str, default="auto"
+        "auto" (CUDA if available), "cpu", "cuda" or "cuda:<i>".
     num_workers : int, default=0
+        DataLoader worker processes reading the batches (useful for HDF5 input).
     random_state : int, RandomState instance or None, default=None
+        Seeds the weights, batches, augmentations and the validation split: on the CPU equal
+        seeds give equal models. Resuming a checkpoint needs an integer.
     verbose : bool, default=False
+        A progress bar over each epoch's batches and a table row per epoch (loss, and with
+        early stopping the validation loss and σ_MAD), and which epoch early stopping kept.
     checkpoint_dir : str or path-like, optional
-        ``photoz.pt`` (and ``moco.pt`` when pretraining here) are written after each epoch and
-        resumed from.
+        Folder of ``photoz.pt`` (and of ``moco.pt`` when an embedder is pretrained here),
+        written after each epoch and resumed from if ``fit`` is run again after a crash.
+        Only an unfinished run of the same fit is resumed (same parameters that shape
+        training, data, seed and initial weights; see :class:`MoCoEmbedder`); a finished
+        run of the same fit is restored, a finished run of another fit is replaced, and an
+        unfinished run of another fit raises an error naming what differs. Fits running at
+        the same time need folders of their own.
+    callbacks : list of skphotoz.nn.callbacks.Callback, optional
+        Your hooks into the training loop (e.g. logging); copies are used and kept in
+        ``callbacks_``, with their state saved in the checkpoint.
 
     Attributes
     ----------
@@ -153,7 +178,15 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
     redshift_bins_ : ndarray of shape (n_bins + 1,)
         Bin edges of ``predict_pdf``.
     history_ : list of dict
-        Per-epoch loss, learning rates (``lrs``: backbone then head), validation loss.
+        Per epoch: ``loss``, learning rates (``lrs``: backbone then head), ``images_per_s``,
+        ``time_s``, and with early stopping ``validation_loss`` and
+        ``validation_sigma_mad``.
+    n_epochs_ : int
+        Epochs the fit was set to run (``n_epochs``, or what "auto" gave).
+    best_epoch_ : int or None
+        With early stopping, the (0-based) epoch whose weights were kept.
+    callbacks_ : list
+        The copies of ``callbacks`` used by the last fit.
     n_features_in_ : int
     input_shape_ : tuple of int
 
