@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from ._validation import StrOptions, finite, integer, positive
+from ._validation import StrOptions, finite, integer, positive, random_state
 from .nn import AsinhScaling, Encoder, GalaxyAugment, Standardize, VectorAugment
 from .nn.backbones import build_backbone
 from .nn.callbacks import Checkpoint, CheckpointMismatchError, ProgressTable
@@ -218,7 +218,7 @@ class NetworkEstimator(BaseEstimator):
         "crop_size": [integer(1), None],
         "device": [str, torch.device],
         "num_workers": [integer(0, 1024)],
-        "random_state": ["random_state"],
+        "random_state": random_state(),
         "verbose": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
         "callbacks": [list, tuple, None],

@@ -39,6 +39,7 @@ __all__ = [
     "finite",
     "integer",
     "positive",
+    "random_state",
 ]
 
 
@@ -82,9 +83,23 @@ def positive() -> Interval:
     return Range(Real, 0, np.inf, closed="neither")
 
 
-def finite(low: float = 0.0, high: float = np.inf, closed: str = "left") -> Interval:
-    """Real numbers between ``low`` and ``high``; infinity is refused unless a bound is closed
-    on it, which it never is here."""
-    if np.isinf(high) and closed in ("right", "both"):
-        raise ValueError("an infinite bound cannot be closed")
+def finite(low: float | None = 0.0, high: float | None = None, closed: str = "left") -> Interval:
+    """Finite real numbers between ``low`` and ``high`` (``None``: unbounded on that side);
+    infinity and NaN are always refused."""
+    low = -np.inf if low is None else low
+    high = np.inf if high is None else high
+    if (np.isinf(low) and closed in ("left", "both")) or (
+        np.isinf(high) and closed in ("right", "both")
+    ):
+        closed = {
+            (True, True): "neither",
+            (True, False): "right" if closed in ("right", "both") else "neither",
+            (False, True): "left" if closed in ("left", "both") else "neither",
+        }[(bool(np.isinf(low)), bool(np.isinf(high)))]
     return Range(Real, low, high, closed=closed)
+
+
+def random_state() -> list:
+    """What ``check_random_state`` takes: None, a seed in [0, 2**32 - 1] or a RandomState
+    (booleans refused, unlike scikit-learn's own ``"random_state"`` constraint)."""
+    return [None, integer(0, 2**32 - 1), np.random.RandomState]

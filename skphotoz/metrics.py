@@ -14,10 +14,10 @@ LSST photo-z data challenge (Schmidt et al. 2020).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from sklearn.metrics import make_scorer
+
+from ._validation import check_params, positive
 
 __all__ = [
     "delta_z",
@@ -125,13 +125,7 @@ def outlier_fraction(z_spec, z_phot, threshold: float = OUTLIER_THRESHOLD) -> fl
     threshold : float, default=0.05
         Limit on ``|dz|``; must be positive.
     """
-    if (
-        not isinstance(threshold, numbers.Real)
-        or isinstance(threshold, bool)
-        or not np.isfinite(threshold)
-        or threshold <= 0
-    ):
-        raise ValueError(f"threshold must be a positive finite number; got {threshold!r}.")
+    check_params("outlier_fraction", {"threshold": [positive()]}, threshold=threshold)
     return float(np.mean(np.abs(delta_z(z_spec, z_phot)) > threshold))
 
 

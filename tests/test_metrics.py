@@ -82,9 +82,9 @@ def test_invalid_input_messages(z_spec, z_phot, match):
         sigma_mad(z_spec, z_phot)
 
 
-@pytest.mark.parametrize("threshold", [0, -0.1, np.nan, "0.05", True])
+@pytest.mark.parametrize("threshold", [0, -0.1, np.nan, np.inf, "0.05", True])
 def test_invalid_threshold(threshold):
-    with pytest.raises(ValueError, match="threshold must be a positive finite number"):
+    with pytest.raises(ValueError, match="'threshold' parameter of outlier_fraction must be"):
         outlier_fraction([0.1], [0.1], threshold=threshold)
 
 
