@@ -108,10 +108,10 @@ class EarlyStopping(Callback):
             return
         trainer.task.load_state_dict(self.best_state)
         if self.verbose:
-            last = trainer.history[-1]["epoch"]
-            how = "stopped early" if trainer.stop else "ran all epochs"
+            last, total = trainer.history[-1]["epoch"] + 1, trainer.config.n_epochs
+            how = f"stopped at epoch {last} of {total}" if trainer.stop else f"ran {total} epochs"
             tqdm.write(
-                f"early stopping: {how} at epoch {last + 1}; kept epoch {self.best_epoch + 1} "
+                f"early stopping: {how}; kept epoch {self.best_epoch + 1} "
                 f"(validation loss {self.best_loss:.4f})",
                 file=sys.stdout,
             )
