@@ -347,9 +347,10 @@ class Trainer:
                 entry = self.run_epoch(epoch)
                 self.history.append(entry)
                 self.epoch = epoch
+                # The epoch is complete: an interruption from here on keeps it.
+                self._snapshot_weights()
                 with torch.no_grad():
                     self._call("on_epoch_end", entry)
-                self._snapshot_weights()
                 if self.stop:
                     break
             self.finished = True
