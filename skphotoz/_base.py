@@ -164,27 +164,6 @@ def resolve_crop_size(crop_size, X) -> int | None:
     return int(crop_size)
 
 
-def build_augment(estimator, X, encoder, crop: int | None):
-    """Augmentations of the estimator's parameters for X, with noise in units of the
-    encoder's input scaling (the band sky noise, or 0.1 of each feature's spread)."""
-    scaling = encoder[0]
-    if len(input_shape(X)) == 1:
-        return VectorAugment(scaling.scale.reshape(-1) * 0.1, noise=estimator.noise)
-    return GalaxyAugment(
-        crop,
-        rotation=estimator.rotation,
-        flip=estimator.flip,
-        jitter=estimator.jitter,
-        scale=estimator.scale,
-        psf_fwhm=estimator.psf_fwhm,
-        noise=estimator.noise,
-        noise_sigma=scaling.softening.reshape(-1).clone(),
-        # Reddening is defined for the five SDSS bands only.
-        dust_ebv=estimator.dust_ebv if input_shape(X)[0] == 5 else 0.0,
-        brightness=estimator.brightness,
-    )
-
-
 # Upper bounds that keep a typo from exhausting memory or running for days.
 _MAX_EPOCHS = 100_000
 _MAX_BATCH = 1 << 20
@@ -299,7 +278,24 @@ class NetworkEstimator(BaseEstimator):
         return Encoder(input_scaling(X, seed), body)
 
     def _build_augment(self, X, encoder, crop: int | None):
-        return build_augment(self, X, encoder, crop)
+        """Augmentations of the estimator's parameters for X, with noise in units of the
+        encoder's input scaling (the band sky noise, or 0.1 of each feature's spread)."""
+        scaling = encoder[0]
+        if len(input_shape(X)) == 1:
+            return VectorAugment(scaling.scale.reshape(-1) * 0.1, noise=self.noise)
+        return GalaxyAugment(
+            crop,
+            rotation=self.rotation,
+            flip=self.flip,
+            jitter=self.jitter,
+            scale=self.scale,
+            psf_fwhm=self.psf_fwhm,
+            noise=self.noise,
+            noise_sigma=scaling.softening.reshape(-1).clone(),
+            # Reddening is defined for the five SDSS bands only.
+            dust_ebv=self.dust_ebv if input_shape(X)[0] == 5 else 0.0,
+            brightness=self.brightness,
+        )
 
     # -- training ------------------------------------------------------------------------
     def _train(
