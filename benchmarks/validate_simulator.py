@@ -31,8 +31,9 @@ from sklearn.model_selection import KFold, cross_val_predict
 
 from skphotoz.data import deredden, to_rgb
 from skphotoz.datasets import load_sdss_catalog, make_sdss_galaxies
-from skphotoz.datasets._simulator import PIXEL_SCALE, SHEN_EARLY, SHEN_LATE, SKY_SIGMA
+from skphotoz.datasets._simulator import SHEN_EARLY, SHEN_LATE, SKY_SIGMA
 from skphotoz.metrics import outlier_fraction, sigma_mad
+from skphotoz.preprocessing import AperturePhotometry
 
 #: SDSS-to-AB offsets added to SDSS magnitudes, ugriz (kcorrect's sdss_ab_correct).
 SDSS_TO_AB = np.array([-0.036, 0.012, 0.010, 0.028, 0.040])
@@ -86,17 +87,8 @@ def catalogue_like_magnitudes(sim, cat, rng) -> np.ndarray:
 
 def aperture_features(images, extinction) -> np.ndarray:
     """Dereddened aperture magnitudes: colours in the 3" aperture, r in every aperture, and
-    colours in the 1.5" aperture."""
-    img = deredden(images, extinction)
-    size = img.shape[-1]
-    yy, xx = np.mgrid[:size, :size]
-    radius = np.hypot(yy - size // 2, xx - size // 2) * PIXEL_SCALE
-    flux = np.stack(
-        [np.einsum("nbij,ij->nb", img, (radius < r).astype(np.float32)) for r in APERTURES_ARCSEC],
-        axis=1,
-    )
-    mag = 22.5 - 2.5 * np.log10(np.clip(flux, 1e-2, None))
-    return np.column_stack([-np.diff(mag[:, 1], axis=1), mag[:, :, 2], -np.diff(mag[:, 0], axis=1)])
+    colours in the 1.5" aperture (skphotoz.preprocessing.AperturePhotometry)."""
+    return AperturePhotometry(APERTURES_ARCSEC).fit_transform(deredden(images, extinction))
 
 
 def random_forest() -> RandomForestRegressor:

@@ -133,6 +133,10 @@ class RowSubset:
     def shape(self) -> tuple[int, ...]:
         return (len(self.rows), *self.data.shape[1:])
 
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
     def __getitem__(self, index):
         return self.data[self.rows[index]]
 

@@ -10,10 +10,18 @@ the same test galaxies with a paired bootstrap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import numbers
+import time
+from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import KFold, check_cv
+from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils.parallel import Parallel, delayed
 
+from ._validation import Range, Real, check_params, integer
 from .metrics import sigma_mad
 
 
@@ -32,6 +40,9 @@ class LabelEfficiencyCurve:
         Out-of-fold predictions of each split, one row per budget.
     test_indices : list of ndarray of shape (n_test,)
         Rows of ``X`` (and ``y``) of each split's test galaxies.
+    train_indices : list of ndarray
+        Rows of each split's training set, in the order budgets take their labels: at budget
+        ``n`` the first ``n`` are labelled; then come the rows that never had a label.
     y : ndarray of shape (n_samples,)
         The spectroscopic redshifts the curve was computed with (NaN where unlabelled).
     repeats : ndarray of shape (n_splits,)
@@ -48,12 +59,12 @@ class LabelEfficiencyCurve:
     test_scores: np.ndarray
     predictions: list
     test_indices: list
+    train_indices: list
     y: np.ndarray
     repeats: np.ndarray
     fit_times: np.ndarray
     scoring: str = "neg_sigma_mad"
     name: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def n_repeats(self) -> int:
@@ -75,3 +86,442 @@ class LabelEfficiencyCurve:
     def sigma_mad(self) -> np.ndarray:
         """σ_MAD of the pooled out-of-fold predictions of each repeat: (n_budgets, n_repeats)."""
         return self.pooled(sigma_mad)
+
+
+def _uses_unlabelled(estimator) -> bool:
+    """Whether ``estimator`` (or a Pipeline's last step) learns from rows whose label is NaN."""
+    from .regressor import PhotoZRegressor
+
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    return isinstance(final, PhotoZRegressor)
+
+
+def _rows(X, rows: np.ndarray):
+    """Rows of X in that order: a copy for numpy arrays, a lazy view for out-of-core arrays."""
+    from ._base import take_rows
+
+    if isinstance(X, np.ndarray) or not hasattr(X, "shape"):
+        return _safe_indexing(X, rows)
+    return take_rows(X, rows)
+
+
+def _fit_and_score(estimator, X, y, train, n_labels, test, scorer, verbose, message):
+    """Fit on ``train`` with labels beyond the first ``n_labels`` training rows set to NaN (and
+    those rows dropped when the estimator cannot use them); score and predict ``test``."""
+    y_train = y[train].copy()
+    y_train[n_labels:] = np.nan
+    keep = slice(None) if _uses_unlabelled(estimator) else slice(0, n_labels)
+    started = time.perf_counter()
+    estimator.fit(_rows(X, train[keep]), y_train[keep])
+    fit_time = time.perf_counter() - started
+    X_test = _rows(X, test)
+    score = scorer(estimator, X_test, y[test])
+    predictions = np.asarray(estimator.predict(X_test), dtype=np.float64).reshape(-1)
+    if verbose:
+        print(f"[label_efficiency_curve] {message}: score {score:.4f}, fit {fit_time:.1f} s")
+    return score, predictions, fit_time
+
+
+def label_efficiency_curve(
+    estimator,
+    X,
+    y,
+    *,
+    label_counts,
+    cv=5,
+    scoring=None,
+    n_repeats: int = 1,
+    n_jobs: int | None = None,
+    random_state=None,
+    verbose: int = 0,
+) -> LabelEfficiencyCurve:
+    """Cross-validated accuracy against the number of labelled training galaxies.
+
+    For each split of the labelled rows and each budget ``n`` of ``label_counts``, the
+    estimator is fitted on the split's training rows of which only ``n`` keep their labels
+    (a random subset, nested: a larger budget adds labels to a smaller one's); the others
+    become NaN. Estimators that learn from unlabelled rows
+    (:class:`~skphotoz.PhotoZRegressor`, alone or last in a Pipeline) get all training rows,
+    so pretraining inside ``fit`` sees every image; any other regressor gets the ``n``
+    labelled rows only. Rows whose ``y`` is NaN on input are never tested on, and are
+    unlabelled training rows of every split.
+
+    Like :func:`sklearn.model_selection.learning_curve`, it clones the estimator for each fit
+    and runs the fits with joblib, so joblib's backends (e.g. Dask or Ray) spread them over a
+    cluster. Two curves computed with the same ``cv``, ``n_repeats`` and ``random_state`` on
+    the same ``y`` share their test galaxies and training subsets, so that
+    :func:`label_efficiency_factor` and :func:`paired_difference` compare them pairwise.
+
+    Parameters
+    ----------
+    estimator : regressor
+        Cloned for each fit; e.g. ``PhotoZRegressor()`` (from scratch),
+        ``PhotoZRegressor(FrozenEstimator(embedder))`` (fine-tuned) or
+        ``make_pipeline(AperturePhotometry(), RandomForestRegressor())``.
+    X : array-like of shape (n_samples, ...)
+        Images (numpy or a lazy :class:`~skphotoz.data.HDF5Images`) or features.
+    y : array-like of shape (n_samples,)
+        Spectroscopic redshifts; NaN marks rows without one.
+    label_counts : array-like of int
+        Budgets: labelled training rows per fit, each at most the number of labelled rows of
+        the smallest training split.
+    cv : int or cross-validation splitter, default=5
+        An int gives shuffled :class:`~sklearn.model_selection.KFold` splits, drawn anew for
+        each repeat; a splitter is used as given (the same splits at every repeat).
+    scoring : str or callable, default=None
+        A scikit-learn scorer; None gives :data:`skphotoz.metrics.sigma_mad_scorer`
+        (minus σ_MAD).
+    n_repeats : int, default=1
+        Repetitions with other splits (for an int ``cv``) and other label subsets.
+    n_jobs : int, default=None
+        Fits run in parallel (joblib).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the splits and the label subsets (not the estimator's own randomness).
+    verbose : int, default=0
+        Print a line per fit.
+
+    Returns
+    -------
+    LabelEfficiencyCurve
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.neighbors import KNeighborsRegressor
+    >>> from skphotoz.model_selection import label_efficiency_curve
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4))
+    >>> z = 0.1 + 0.03 * np.tanh(X[:, 0]) + 0.002 * rng.normal(size=300)
+    >>> curve = label_efficiency_curve(
+    ...     KNeighborsRegressor(5), X, z, label_counts=[20, 60, 200], cv=3, random_state=0
+    ... )
+    >>> curve.test_scores.shape  # budgets x splits
+    (3, 3)
+    >>> bool(curve.sigma_mad()[-1, 0] < curve.sigma_mad()[0, 0])  # more labels, less scatter
+    True
+    """
+    from .metrics import sigma_mad_scorer
+
+    check_params(
+        "label_efficiency_curve",
+        {"n_repeats": [integer(1, 10_000)], "verbose": [integer(0, None), "boolean"]},
+        n_repeats=n_repeats,
+        verbose=verbose,
+    )
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    n = len(X)
+    if len(y) != n:
+        raise ValueError(f"y must have one redshift per row of X ({n}); got {len(y)}.")
+    if np.isinf(y).any():
+        raise ValueError("y contains infinity; mark rows without a redshift with NaN.")
+    counts = np.asarray(label_counts)
+    if counts.ndim != 1 or counts.size == 0 or not np.issubdtype(counts.dtype, np.integer):
+        raise ValueError(f"label_counts must be a 1-D sequence of integers; got {label_counts!r}.")
+    if np.any(counts < 2) or np.any(np.diff(counts) <= 0):
+        raise ValueError(f"label_counts must be increasing integers >= 2; got {counts.tolist()}.")
+    scorer = sigma_mad_scorer if scoring is None else check_scoring(estimator, scoring=scoring)
+    labelled = np.flatnonzero(~np.isnan(y))
+    unlabelled = np.flatnonzero(np.isnan(y))
+    rng = check_random_state(random_state)
+
+    tasks = []
+    splits = []
+    for repeat in range(n_repeats):
+        splitter = cv
+        if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+            splitter = KFold(int(cv), shuffle=True, random_state=rng.randint(2**31 - 1))
+        splitter = check_cv(splitter)
+        for train_pos, test_pos in splitter.split(labelled):
+            train = rng.permutation(labelled[train_pos])
+            if counts[-1] > len(train):
+                raise ValueError(
+                    f"label_counts must not exceed the labelled training rows of a split "
+                    f"({len(train)}); got {counts[-1]}."
+                )
+            # Labelled rows first (in random order: the first n are budget n's), then the
+            # rows that never had a label.
+            train = np.concatenate([train, unlabelled])
+            test = np.sort(labelled[test_pos])
+            splits.append((repeat, train, test))
+    for s, (repeat, train, test) in enumerate(splits):
+        for b, count in enumerate(counts):
+            message = f"repeat {repeat}, split {s}, {count} labels"
+            tasks.append((s, b, train, int(count), test, message))
+
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_and_score)(
+            clone(estimator), X, y, train, count, test, scorer, verbose, message
+        )
+        for s, b, train, count, test, message in tasks
+    )
+    scores = np.empty((len(counts), len(splits)))
+    fit_times = np.empty((len(counts), len(splits)))
+    predictions = [np.empty((len(counts), len(test))) for _, _, test in splits]
+    for (s, b, *_), (score, pred, fit_time) in zip(tasks, results, strict=True):
+        scores[b, s], fit_times[b, s] = score, fit_time
+        predictions[s][b] = pred
+    name = type(estimator).__name__
+    if hasattr(estimator, "steps"):
+        name = " + ".join(type(step).__name__ for _, step in estimator.steps)
+    return LabelEfficiencyCurve(
+        label_counts=counts.astype(np.int64),
+        test_scores=scores,
+        predictions=predictions,
+        test_indices=[test for _, _, test in splits],
+        train_indices=[train for _, train, _ in splits],
+        y=y,
+        repeats=np.array([repeat for repeat, _, _ in splits]),
+        fit_times=fit_times,
+        scoring="neg_sigma_mad" if scoring is None else str(scoring),
+        name=name,
+    )
+
+
+# -------------------------------------------------------------------- paired comparisons
+_BOOTSTRAP_CONSTRAINTS = {
+    "n_bootstrap": [integer(10, 1_000_000)],
+    "confidence": [Range(Real, 0, 1, closed="neither")],
+}
+
+
+def _check_paired(curves) -> None:
+    first = curves[0]
+    for other in curves[1:]:
+        same = len(other.test_indices) == len(first.test_indices) and all(
+            np.array_equal(a, b)
+            for a, b in zip(other.test_indices, first.test_indices, strict=True)
+        )
+        if not same or not np.array_equal(other.repeats, first.repeats):
+            raise ValueError(
+                "the curves must share their test galaxies (computed with the same cv, "
+                "n_repeats and random_state on the same y); got curves "
+                f"{first.name!r} and {other.name!r} with different test splits."
+            )
+        if not np.array_equal(np.nan_to_num(other.y, nan=-1), np.nan_to_num(first.y, nan=-1)):
+            raise ValueError(f"the curves {first.name!r} and {other.name!r} have different y.")
+
+
+def _pooled_sigma_mad(curve, positions) -> np.ndarray:
+    """σ_MAD at each budget, averaged over repeats, of the test galaxies at ``positions``
+    (one index array into each split's test galaxies): shape (n_budgets,)."""
+    per_repeat = []
+    for repeat in range(curve.n_repeats):
+        splits = np.flatnonzero(curve.repeats == repeat)
+        z_spec = np.concatenate([curve.y[curve.test_indices[s]][positions[s]] for s in splits])
+        z_phot = np.concatenate([curve.predictions[s][:, positions[s]] for s in splits], axis=1)
+        dz = (z_phot - z_spec) / (1 + z_spec)
+        centre = np.median(dz, axis=1, keepdims=True)
+        per_repeat.append(1.4826 * np.median(np.abs(dz - centre), axis=1))
+    return np.mean(per_repeat, axis=0)
+
+
+def _bootstrap(curves, n_bootstrap: int, random_state):
+    """σ_MAD of each curve on the test galaxies and on ``n_bootstrap`` resamples of them
+    (the same resample for every curve and budget, drawn within each split)."""
+    rng = check_random_state(random_state)
+    sizes = [len(t) for t in curves[0].test_indices]
+    everyone = [np.arange(size) for size in sizes]
+    point = [_pooled_sigma_mad(curve, everyone) for curve in curves]
+    draws = [np.empty((n_bootstrap, len(curve.label_counts))) for curve in curves]
+    for i in range(n_bootstrap):
+        positions = [rng.randint(size, size=size) for size in sizes]
+        for curve, out in zip(curves, draws, strict=True):
+            out[i] = _pooled_sigma_mad(curve, positions)
+    return point, draws
+
+
+def _labels_needed(target: float, counts: np.ndarray, sigma: np.ndarray) -> tuple[float, int]:
+    """Labels at which the curve (counts, sigma) reaches ``target``, interpolated in log
+    labels on its running minimum; returns (labels, censored) with censored -1 when even its
+    smallest budget is as good (labels <= counts[0]) and +1 when its largest is not."""
+    envelope = np.minimum.accumulate(sigma)
+    if target >= envelope[0]:
+        return float(counts[0]), -1
+    if target < envelope[-1]:
+        return float(counts[-1]), 1
+    j = int(np.argmax(envelope <= target))
+    log_n = np.log(counts.astype(np.float64))
+    step = envelope[j - 1] - envelope[j]
+    frac = (envelope[j - 1] - target) / step if step > 0 else 1.0
+    return float(np.exp(log_n[j - 1] + frac * (log_n[j] - log_n[j - 1]))), 0
+
+
+@dataclass
+class LabelEfficiencyFactor:
+    """Result of :func:`label_efficiency_factor`.
+
+    Attributes
+    ----------
+    label_counts : ndarray of shape (n_budgets,)
+        The budgets of the first curve.
+    factor : ndarray of shape (n_budgets,)
+        Labels the second curve needs for the first curve's σ_MAD, divided by the budget.
+    low, high : ndarray of shape (n_budgets,)
+        The bootstrap interval of the factor.
+    censored : ndarray of shape (n_budgets,)
+        -1 where the second curve's smallest budget already reaches the first's σ_MAD (the
+        factor is an upper bound), +1 where its largest does not (a lower bound), 0 otherwise.
+    sigma_mad_a, sigma_mad_b : ndarray
+        σ_MAD of each curve at its budgets (mean over repeats).
+    confidence : float
+    """
+
+    label_counts: np.ndarray
+    factor: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    censored: np.ndarray
+    sigma_mad_a: np.ndarray
+    sigma_mad_b: np.ndarray
+    confidence: float
+
+
+def label_efficiency_factor(
+    curve_a: LabelEfficiencyCurve,
+    curve_b: LabelEfficiencyCurve,
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    random_state=None,
+) -> LabelEfficiencyFactor:
+    """How many times more labels ``curve_b`` needs to match ``curve_a``, with an interval.
+
+    For each budget ``n`` of ``curve_a``, k is the number of labels at which ``curve_b``
+    reaches the σ_MAD of ``curve_a`` at ``n`` (interpolated linearly in log labels between
+    ``curve_b``'s budgets, on its running minimum so that noise does not make it cross twice),
+    divided by ``n``: k = 2 means that ``b`` needs twice the labels. The interval is a
+    percentile bootstrap over the test galaxies, resampled within each split and shared by
+    both curves, so it reflects the noise of the comparison, not of each curve alone. The
+    published claim of self-supervised photo-z (Hayat et al. 2021) is k = 2–4 for a
+    fine-tuned network against one trained from scratch.
+
+    Parameters
+    ----------
+    curve_a, curve_b : LabelEfficiencyCurve
+        Computed over the same test galaxies (same ``cv``, ``n_repeats``, ``random_state``
+        and ``y``), e.g. fine-tuned (a) and from scratch (b).
+    n_bootstrap : int, default=1000
+    confidence : float, default=0.95
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    LabelEfficiencyFactor
+    """
+    check_params(
+        "label_efficiency_factor",
+        {
+            "n_bootstrap": [integer(10, 1_000_000)],
+            "confidence": [Range(Real, 0, 1, closed="neither")],
+        },
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+    )
+    _check_paired([curve_a, curve_b])
+    (point_a, point_b), (draws_a, draws_b) = _bootstrap(
+        [curve_a, curve_b], n_bootstrap, random_state
+    )
+    counts_a, counts_b = curve_a.label_counts, curve_b.label_counts
+
+    def factors(sigma_a, sigma_b):
+        needed = [_labels_needed(s, counts_b, sigma_b) for s in sigma_a]
+        return np.array([n for n, _ in needed]) / counts_a, np.array([c for _, c in needed])
+
+    factor, censored = factors(point_a, point_b)
+    boot = np.array([factors(a, b)[0] for a, b in zip(draws_a, draws_b, strict=True)])
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(boot, [tail, 100 - tail], axis=0)
+    return LabelEfficiencyFactor(
+        label_counts=counts_a,
+        factor=factor,
+        low=low,
+        high=high,
+        censored=censored,
+        sigma_mad_a=point_a,
+        sigma_mad_b=point_b,
+        confidence=confidence,
+    )
+
+
+@dataclass
+class PairedDifference:
+    """Result of :func:`paired_difference`: σ_MAD(a) − σ_MAD(b) at each common budget.
+
+    Attributes
+    ----------
+    label_counts : ndarray
+    difference, low, high : ndarray
+        The difference (negative: ``a`` is better) and its bootstrap interval.
+    prob_a_better : ndarray
+        Share of bootstrap resamples in which ``a`` has the smaller σ_MAD.
+    sigma_mad_a, sigma_mad_b : ndarray
+    confidence : float
+    """
+
+    label_counts: np.ndarray
+    difference: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    prob_a_better: np.ndarray
+    sigma_mad_a: np.ndarray
+    sigma_mad_b: np.ndarray
+    confidence: float
+
+
+def paired_difference(
+    curve_a: LabelEfficiencyCurve,
+    curve_b: LabelEfficiencyCurve,
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    random_state=None,
+) -> PairedDifference:
+    """σ_MAD of ``curve_a`` minus that of ``curve_b`` at the budgets both have, with a paired
+    bootstrap interval over the shared test galaxies (resampled within each split).
+
+    Parameters
+    ----------
+    curve_a, curve_b : LabelEfficiencyCurve
+        Computed over the same test galaxies.
+    n_bootstrap : int, default=1000
+    confidence : float, default=0.95
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    PairedDifference
+    """
+    check_params(
+        "paired_difference",
+        {
+            "n_bootstrap": [integer(10, 1_000_000)],
+            "confidence": [Range(Real, 0, 1, closed="neither")],
+        },
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+    )
+    _check_paired([curve_a, curve_b])
+    common, in_a, in_b = np.intersect1d(
+        curve_a.label_counts, curve_b.label_counts, return_indices=True
+    )
+    if common.size == 0:
+        raise ValueError(
+            f"the curves have no label budget in common: {curve_a.label_counts.tolist()} and "
+            f"{curve_b.label_counts.tolist()}."
+        )
+    (point_a, point_b), (draws_a, draws_b) = _bootstrap(
+        [curve_a, curve_b], n_bootstrap, random_state
+    )
+    boot = draws_a[:, in_a] - draws_b[:, in_b]
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(boot, [tail, 100 - tail], axis=0)
+    return PairedDifference(
+        label_counts=common,
+        difference=point_a[in_a] - point_b[in_b],
+        low=low,
+        high=high,
+        prob_a_better=(boot < 0).mean(axis=0),
+        sigma_mad_a=point_a[in_a],
+        sigma_mad_b=point_b[in_b],
+        confidence=confidence,
+    )

@@ -1,0 +1,158 @@
+"""Photometry measured on the images: the inputs of the photometry-only photo-z baseline.
+
+A random forest on colours is the reference a network on images must beat (on real SDSS
+galaxies it reaches σ_MAD ≈ 0.013 with colours and r magnitude). Measuring the photometry on
+the very images the networks see, in the same rows, makes the comparison fair and paired:
+``make_pipeline(AperturePhotometry(), RandomForestRegressor())`` takes the same ``X`` as
+:class:`~skphotoz.PhotoZRegressor`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ._validation import check_params, fit_context, integer, positive
+
+#: SDSS pixel scale, arcsec per pixel.
+SDSS_PIXEL_SCALE = 0.396
+
+
+def aperture_fluxes(images, radii=(1.5, 3.0, 6.0), pixel_scale=SDSS_PIXEL_SCALE) -> np.ndarray:
+    """Flux inside circles centred on the stamp, per band, in float64: (n, n_radii, n_bands).
+
+    Parameters
+    ----------
+    images : array-like of shape (n, n_bands, height, width)
+        Fluxes per pixel (e.g. nanomaggies).
+    radii : sequence of float, default=(1.5, 3.0, 6.0)
+        Aperture radii in arcsec (pixels whose centre lies within the radius count).
+    pixel_scale : float, default=0.396
+        Arcsec per pixel (SDSS).
+    """
+    check_params("aperture_fluxes", {"pixel_scale": [positive()]}, pixel_scale=pixel_scale)
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 4:
+        raise ValueError(
+            f"images must be 4-D (n_samples, n_bands, height, width); got shape {images.shape}."
+        )
+    height, width = images.shape[-2:]
+    yy, xx = np.mgrid[:height, :width]
+    radius = np.hypot(yy - height // 2, xx - width // 2) * pixel_scale
+    masks = np.stack([(radius < r).astype(np.float64) for r in radii])  # (n_radii, H, W)
+    return np.einsum("nbij,aij->nab", images, masks, optimize=True)
+
+
+class AperturePhotometry(TransformerMixin, BaseEstimator):
+    """Colours and magnitudes in circular apertures, measured on each stamp.
+
+    The features (for 5 bands and three apertures, 11 of them): the colours of adjacent bands
+    (u−g, g−r, ...) in the middle aperture, the ``reference_band`` magnitude in every
+    aperture (brightness and concentration), and the colours in the smallest aperture (colour
+    gradients). Magnitudes are ``22.5 − 2.5 log10(flux)`` (nanomaggies), with fluxes floored
+    at ``flux_floor`` so that noise-dominated apertures stay finite. Give it dereddened
+    images (``open_archive(..., deredden=True)``), since reddening changes colours.
+
+    Parameters
+    ----------
+    radii : tuple of float, default=(1.5, 3.0, 6.0)
+        Aperture radii in arcsec: about the PSF, the 3" SDSS fibre, and most of a galaxy at
+        z ~ 0.1.
+    pixel_scale : float, default=0.396
+        Arcsec per pixel (SDSS).
+    reference_band : int, default=2
+        Band whose magnitude is given in every aperture (2: r).
+    flux_floor : float, default=0.01
+        Smallest flux (nanomaggies, magnitude 27.5) used in a magnitude.
+    batch_size : int, default=512
+        Stamps measured at a time (bounds the memory for lazy HDF5 input).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skphotoz.preprocessing import AperturePhotometry
+    >>> images = np.ones((2, 5, 16, 16), dtype=np.float32)
+    >>> AperturePhotometry().fit_transform(images).shape
+    (2, 11)
+    """
+
+    _parameter_constraints = {
+        "radii": [tuple, list],
+        "pixel_scale": [positive()],
+        "reference_band": [integer(0, None)],
+        "flux_floor": [positive()],
+        "batch_size": [integer(1, None)],
+    }
+
+    def __init__(
+        self,
+        radii=(1.5, 3.0, 6.0),
+        *,
+        pixel_scale=SDSS_PIXEL_SCALE,
+        reference_band=2,
+        flux_floor=0.01,
+        batch_size=512,
+    ):
+        self.radii = radii
+        self.pixel_scale = pixel_scale
+        self.reference_band = reference_band
+        self.flux_floor = flux_floor
+        self.batch_size = batch_size
+
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check the image shape; nothing is learned."""
+        shape = tuple(getattr(X, "shape", np.shape(X)))
+        if len(shape) != 4:
+            raise ValueError(
+                f"AperturePhotometry takes images (n_samples, n_bands, height, width); got "
+                f"shape {shape}."
+            )
+        radii = np.asarray(self.radii, dtype=np.float64)
+        if radii.ndim != 1 or radii.size < 2 or not np.all(np.isfinite(radii) & (radii > 0)):
+            raise ValueError(f"radii must be two or more positive radii; got {self.radii!r}.")
+        if self.reference_band >= shape[1]:
+            raise ValueError(
+                f"reference_band must be a band of X (0 to {shape[1] - 1}); got "
+                f"{self.reference_band}."
+            )
+        self.n_bands_ = shape[1]
+        self.image_shape_ = shape[1:]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """The aperture features of each stamp, float64 (n_samples, n_features_out)."""
+        check_is_fitted(self, "n_bands_")
+        shape = tuple(getattr(X, "shape", np.shape(X)))
+        if shape[1:] != tuple(self.image_shape_):
+            raise ValueError(
+                f"X has stamps of shape {shape[1:]}, but AperturePhotometry was fitted on "
+                f"{tuple(self.image_shape_)}."
+            )
+        out = [
+            self._features(np.asarray(X[start : start + self.batch_size], dtype=np.float32))
+            for start in range(0, shape[0], self.batch_size)
+        ]
+        return np.concatenate(out) if out else np.empty((0, self.n_features_out_))
+
+    @property
+    def n_features_out_(self) -> int:
+        return 2 * (self.n_bands_ - 1) + len(self.radii)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        check_is_fitted(self, "n_bands_")
+        bands = "ugriz" if self.n_bands_ == 5 else [f"b{i}" for i in range(self.n_bands_)]
+        colour = [f"{a}-{b}" for a, b in zip(bands[:-1], bands[1:], strict=True)]
+        radii = list(self.radii)
+        return np.array(
+            [f'{c} ({radii[1]}")' for c in colour]
+            + [f'{bands[self.reference_band]} ({r}")' for r in radii]
+            + [f'{c} ({radii[0]}")' for c in colour]
+        )
+
+    def _features(self, images: np.ndarray) -> np.ndarray:
+        flux = aperture_fluxes(images, self.radii, self.pixel_scale)
+        mag = 22.5 - 2.5 * np.log10(np.clip(flux, self.flux_floor, None))
+        colours = -np.diff(mag, axis=2)  # (n, n_radii, n_bands - 1): m_b - m_(b+1)
+        return np.column_stack([colours[:, 1], mag[:, :, self.reference_band], colours[:, 0]])

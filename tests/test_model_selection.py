@@ -1,0 +1,174 @@
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import KFold
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import make_pipeline
+
+from skphotoz import MoCoEmbedder, PhotoZRegressor
+from skphotoz.datasets import make_sdss_galaxies
+from skphotoz.metrics import sigma_mad
+from skphotoz.model_selection import (
+    LabelEfficiencyCurve,
+    label_efficiency_curve,
+    label_efficiency_factor,
+    paired_difference,
+)
+from skphotoz.preprocessing import AperturePhotometry
+
+
+def _features(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    z = 0.1 + 0.04 * np.tanh(X[:, 0]) + 0.01 * X[:, 1] + 0.002 * rng.normal(size=n)
+    return X, z
+
+
+def test_forest_curve_holds_every_split_and_budget_and_matches_a_refit():
+    X, z = _features()
+    forest = RandomForestRegressor(30, random_state=0)
+    curve = label_efficiency_curve(forest, X, z, label_counts=[20, 50, 150], cv=4, random_state=1)
+    assert curve.test_scores.shape == (3, 4) and curve.fit_times.shape == (3, 4)
+    assert sorted(np.concatenate(curve.test_indices).tolist()) == list(range(240))
+    for s, (train, test) in enumerate(zip(curve.train_indices, curve.test_indices, strict=True)):
+        assert not set(train) & set(test)
+        for b in range(len(curve.label_counts)):
+            # The score is minus the σ_MAD of the kept predictions ...
+            assert curve.test_scores[b, s] == pytest.approx(
+                -sigma_mad(z[test], curve.predictions[s][b])
+            )
+        # ... which are those of the estimator fitted on the first n training rows alone.
+        refit = RandomForestRegressor(30, random_state=0).fit(X[train[:50]], z[train[:50]])
+        np.testing.assert_array_equal(curve.predictions[s][1], refit.predict(X[test]))
+    # More labels, less scatter.
+    assert curve.sigma_mad()[2, 0] < curve.sigma_mad()[0, 0]
+
+
+def test_repeats_draw_other_splits_and_parallel_fits_agree():
+    X, z = _features(120)
+    knn = KNeighborsRegressor(3)
+    one = label_efficiency_curve(
+        knn, X, z, label_counts=[10, 40], cv=3, n_repeats=2, random_state=0
+    )
+    two = label_efficiency_curve(
+        knn, X, z, label_counts=[10, 40], cv=3, n_repeats=2, random_state=0, n_jobs=2
+    )
+    assert one.test_scores.shape == (2, 6) and one.repeats.tolist() == [0, 0, 0, 1, 1, 1]
+    assert one.sigma_mad().shape == (2, 2)
+    np.testing.assert_array_equal(one.test_scores, two.test_scores)
+    assert not np.array_equal(one.test_indices[0], one.test_indices[3])
+
+
+def test_networks_see_every_training_image_with_labels_beyond_the_budget_masked(monkeypatch):
+    X, z = _features(90)
+    z[:6] = np.nan  # rows without a spectroscopic redshift
+    seen = []
+    original = PhotoZRegressor.fit
+
+    def spy(self, X, y):
+        seen.append((len(X), int(np.count_nonzero(~np.isnan(y)))))
+        return original(self, X, y)
+
+    monkeypatch.setattr(PhotoZRegressor, "fit", spy)
+    model = PhotoZRegressor(n_epochs=1, batch_size=16, random_state=0, device="cpu")
+    curve = label_efficiency_curve(model, X, z, label_counts=[10, 30], cv=KFold(3), random_state=0)
+    # 84 labelled rows: 56 train and 28 test per split; the 6 unlabelled rows train too.
+    assert seen == [(62, 10), (62, 30)] * 3
+    assert curve.test_scores.shape == (2, 3)
+    assert not any(np.isin(np.arange(6), t).any() for t in curve.test_indices)
+
+
+def test_fine_tuned_network_and_image_forest_on_the_same_galaxies():
+    sample = make_sdss_galaxies(96, random_state=0, stamp_size=16)
+    X, z = sample.images, sample.redshift
+    embedder = MoCoEmbedder(n_epochs=1, batch_size=32, queue_size=32, random_state=0, device="cpu")
+    tuned = PhotoZRegressor(
+        FrozenEstimator(embedder.fit(X)), n_epochs=2, batch_size=16, random_state=0, device="cpu"
+    )
+    forest = make_pipeline(
+        AperturePhotometry(radii=(1.0, 2.0)), RandomForestRegressor(20, random_state=0)
+    )
+    curves = [
+        label_efficiency_curve(est, X, z, label_counts=[16, 48], cv=2, random_state=0)
+        for est in (tuned, forest)
+    ]
+    for curve in curves:
+        assert curve.test_scores.shape == (2, 2) and np.isfinite(curve.test_scores).all()
+    assert curves[1].name == "AperturePhotometry + RandomForestRegressor"
+    diff = paired_difference(*curves, n_bootstrap=50, random_state=0)
+    assert diff.label_counts.tolist() == [16, 48]
+
+
+def _synthetic_curve(counts, scale, n_test=3000, name="", noise_seed=0):
+    """A curve whose normalised residuals at budget n are r * scale(n), for one fixed r."""
+    rng = np.random.default_rng(0)
+    z = rng.uniform(0.02, 0.3, size=n_test)
+    r = np.random.default_rng(noise_seed + 1).normal(size=n_test)
+    predictions = np.array([z + (1 + z) * r * scale(n) for n in counts])
+    half = n_test // 2
+    tests = [np.arange(half), np.arange(half, n_test)]
+    return LabelEfficiencyCurve(
+        label_counts=np.asarray(counts),
+        test_scores=np.zeros((len(counts), 2)),
+        predictions=[predictions[:, t] for t in tests],
+        test_indices=tests,
+        train_indices=[np.arange(0), np.arange(0)],
+        y=z,
+        repeats=np.array([0, 0]),
+        fit_times=np.zeros((len(counts), 2)),
+        name=name,
+    )
+
+
+def test_label_efficiency_factor_recovers_a_known_factor():
+    # b needs four times the labels of a for the same scatter: sigma_b(4n) = sigma_a(n).
+    a = _synthetic_curve([100, 200, 400, 1600], lambda n: 0.1 / np.sqrt(n))
+    b = _synthetic_curve([100, 200, 400, 800, 1600, 3200], lambda n: 0.2 / np.sqrt(n))
+    result = label_efficiency_factor(a, b, n_bootstrap=200, random_state=0)
+    np.testing.assert_allclose(result.factor[:3], 4.0, rtol=1e-9)
+    # The same residuals, rescaled: every resample gives the same factor.
+    np.testing.assert_allclose(result.low[:3], 4.0, rtol=1e-9)
+    np.testing.assert_allclose(result.high[:3], 4.0, rtol=1e-9)
+    # At 1,600 labels a would need 6,400 of b, beyond its largest budget: a lower bound.
+    assert result.censored.tolist() == [0, 0, 0, 1]
+    assert result.factor[3] == pytest.approx(3200 / 1600)
+    # With residuals of their own the factor is 4 up to noise, inside its interval.
+    noisy = _synthetic_curve(
+        [100, 200, 400, 800, 1600, 3200], lambda n: 0.2 / np.sqrt(n), noise_seed=7
+    )
+    result = label_efficiency_factor(a, noisy, n_bootstrap=300, random_state=0)
+    assert np.all(np.abs(result.factor[:3] - 4) < 1)
+    assert np.all(result.low[:3] < 4) and np.all(result.high[:3] > 4)
+    assert np.all(result.high[:3] - result.low[:3] > 0.2)
+    # Against itself the factor is 1.
+    np.testing.assert_allclose(label_efficiency_factor(b, b, n_bootstrap=20).factor[:-1], 1.0)
+
+
+def test_paired_difference_sign_and_probability():
+    a = _synthetic_curve([100, 200], lambda n: 0.1 / np.sqrt(n))
+    b = _synthetic_curve([100, 200, 400], lambda n: 0.12 / np.sqrt(n))
+    diff = paired_difference(a, b, n_bootstrap=200, random_state=0)
+    assert diff.label_counts.tolist() == [100, 200]
+    expected = a.sigma_mad()[:, 0] - b.sigma_mad()[:2, 0]
+    np.testing.assert_allclose(diff.difference, expected, rtol=1e-9)
+    assert np.all(diff.high < 0) and np.all(diff.prob_a_better == 1.0)
+
+
+def test_errors_name_the_argument():
+    X, z = _features(60)
+    knn = KNeighborsRegressor(3)
+    with pytest.raises(ValueError, match="label_counts must not exceed the labelled training rows"):
+        label_efficiency_curve(knn, X, z, label_counts=[10, 50], cv=3)
+    with pytest.raises(ValueError, match="label_counts must be increasing integers >= 2"):
+        label_efficiency_curve(knn, X, z, label_counts=[20, 10], cv=3)
+    with pytest.raises(ValueError, match="label_counts must be a 1-D sequence of integers"):
+        label_efficiency_curve(knn, X, z, label_counts=[2.5], cv=3)
+    with pytest.raises(ValueError, match=r"y must have one redshift per row of X \(60\); got 59"):
+        label_efficiency_curve(knn, X, z[:59], label_counts=[10], cv=3)
+    with pytest.raises(ValueError, match="'n_repeats' parameter of label_efficiency_curve"):
+        label_efficiency_curve(knn, X, z, label_counts=[10], cv=3, n_repeats=0)
+    a = label_efficiency_curve(knn, X, z, label_counts=[10], cv=3, random_state=0)
+    b = label_efficiency_curve(knn, X, z, label_counts=[10], cv=3, random_state=1)
+    with pytest.raises(ValueError, match="must share their test galaxies"):
+        label_efficiency_factor(a, b)
