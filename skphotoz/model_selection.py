@@ -66,6 +66,41 @@ class LabelEfficiencyCurve:
     scoring: str = "neg_sigma_mad"
     name: str = ""
 
+    @classmethod
+    def concatenate(cls, curves) -> LabelEfficiencyCurve:
+        """One curve from curves on *different* galaxies with the same budgets (e.g. one per
+        simulated data set): their rows are stacked and each curve's repeats become repeats
+        of the result, so that pooled metrics average over all of them and paired
+        comparisons of two such results resample every data set."""
+        curves = list(curves)
+        counts = curves[0].label_counts
+        for curve in curves[1:]:
+            if not np.array_equal(curve.label_counts, counts):
+                raise ValueError(
+                    f"curves must have the same label_counts to be concatenated; got "
+                    f"{counts.tolist()} and {curve.label_counts.tolist()}."
+                )
+        offsets = np.cumsum([0] + [len(c.y) for c in curves[:-1]])
+        repeat_offsets = np.cumsum([0] + [c.n_repeats for c in curves[:-1]])
+        return cls(
+            label_counts=counts,
+            test_scores=np.concatenate([c.test_scores for c in curves], axis=1),
+            predictions=[p for c in curves for p in c.predictions],
+            test_indices=[
+                t + o for c, o in zip(curves, offsets, strict=True) for t in c.test_indices
+            ],
+            train_indices=[
+                t + o for c, o in zip(curves, offsets, strict=True) for t in c.train_indices
+            ],
+            y=np.concatenate([c.y for c in curves]),
+            repeats=np.concatenate(
+                [c.repeats + o for c, o in zip(curves, repeat_offsets, strict=True)]
+            ),
+            fit_times=np.concatenate([c.fit_times for c in curves], axis=1),
+            scoring=curves[0].scoring,
+            name=curves[0].name,
+        )
+
     @property
     def n_repeats(self) -> int:
         return int(self.repeats.max()) + 1

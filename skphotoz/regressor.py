@@ -43,9 +43,7 @@ from .nn.heads import BinnedRedshiftHead, GaussianRedshiftHead, PhotoZTask
 # Gradient-norm limit of fine-tuning: the first steps on a pretrained encoder with a fresh
 # head can be large.
 _CLIP_GRAD_NORM = 5.0
-# n_epochs="auto": with few labels what counts is the number of optimizer steps, not of
-# epochs; at least this many, and never fewer epochs than _AUTO_MIN_EPOCHS.
-_AUTO_MIN_STEPS = 1000
+# n_epochs="auto" never trains for fewer epochs than this.
 _AUTO_MIN_EPOCHS = 30
 
 
@@ -108,9 +106,12 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
     n_epochs : int or "auto", default="auto"
         Passes over the labelled training rows. With few labels what counts is the number
         of optimizer steps, not of epochs, so "auto" trains for enough epochs to make at
-        least 1,000 steps (``n_train // batch_size`` per epoch), and never fewer than 30
-        epochs; the number used is ``n_epochs_``. The measurements behind it are in
+        least ``min_steps`` steps (``n_train // batch_size`` per epoch), and never fewer than
+        30 epochs; the number used is ``n_epochs_``. The measurements behind it are in
         ``docs/moco.md``.
+    min_steps : int, default=1000
+        Optimizer steps of ``n_epochs="auto"`` (the default is where the measurements of
+        ``docs/moco.md`` stopped improving); fewer make a quicker, rougher fit.
     batch_size : int, default=128
         Labelled rows per step (fewer if there are fewer training rows).
     lr : float, default=0.3
@@ -212,6 +213,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         "backbone_lr_ratio": [positive()],
         "freeze_backbone": ["boolean"],
         "n_epochs": [integer(1, 100_000), StrOptions({"auto"})],
+        "min_steps": [integer(1, 10_000_000)],
         "early_stopping": ["boolean"],
         "validation_fraction": [Range(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [integer(1, 100_000)],
@@ -237,6 +239,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         backbone_lr_ratio=0.1,
         freeze_backbone=False,
         n_epochs="auto",
+        min_steps=1000,
         batch_size=128,
         lr=0.3,
         weight_decay=1e-4,
@@ -293,6 +296,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         self.target_sigma = target_sigma
         self.backbone_lr_ratio = backbone_lr_ratio
         self.freeze_backbone = freeze_backbone
+        self.min_steps = min_steps
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -369,11 +373,12 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         return self
 
     def _resolve_n_epochs(self, n_train: int, batch_size: int) -> int:
-        """``n_epochs``, or for "auto" enough epochs for 1,000 optimizer steps (at least 30)."""
+        """``n_epochs``, or for "auto" enough epochs for ``min_steps`` optimizer steps (at
+        least 30)."""
         if self.n_epochs != "auto":
             return self.n_epochs
         steps_per_epoch = max(1, n_train // batch_size)
-        return max(_AUTO_MIN_EPOCHS, -(-_AUTO_MIN_STEPS // steps_per_epoch))
+        return max(_AUTO_MIN_EPOCHS, -(-self.min_steps // steps_per_epoch))
 
     def _check_y(self, y, n_samples: int) -> np.ndarray:
         y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)

@@ -172,3 +172,13 @@ def test_errors_name_the_argument():
     b = label_efficiency_curve(knn, X, z, label_counts=[10], cv=3, random_state=1)
     with pytest.raises(ValueError, match="must share their test galaxies"):
         label_efficiency_factor(a, b)
+
+
+def test_curves_of_several_data_sets_concatenate_into_repeats():
+    a = _synthetic_curve([100, 200], lambda n: 0.1 / np.sqrt(n))
+    b = _synthetic_curve([100, 200], lambda n: 0.1 / np.sqrt(n), noise_seed=3)
+    both = LabelEfficiencyCurve.concatenate([a, b])
+    assert both.n_repeats == 2 and len(both.y) == 6000
+    np.testing.assert_allclose(both.sigma_mad(), np.column_stack([a.sigma_mad(), b.sigma_mad()]))
+    with pytest.raises(ValueError, match="same label_counts"):
+        LabelEfficiencyCurve.concatenate([a, _synthetic_curve([100], lambda n: 0.1)])

@@ -376,11 +376,11 @@ def test_n_epochs_auto_is_set_by_optimizer_steps(monkeypatch):
     assert PhotoZRegressor()._resolve_n_epochs(100, 128) == 1000  # one batch of 100
     assert PhotoZRegressor()._resolve_n_epochs(100_000, 128) == 30  # 781 steps per epoch
     assert PhotoZRegressor(n_epochs=7)._resolve_n_epochs(667, 128) == 7
+    assert PhotoZRegressor(min_steps=3000)._resolve_n_epochs(667, 128) == 600
     # And fit trains for that many (with a smaller step target, to keep the test short).
-    monkeypatch.setattr(regressor_module, "_AUTO_MIN_STEPS", 40)
     monkeypatch.setattr(regressor_module, "_AUTO_MIN_EPOCHS", 5)
     X, z = _features(64)
-    model = _regressor(n_epochs="auto").fit(X, z)
+    model = _regressor(n_epochs="auto", min_steps=40).fit(X, z)
     assert model.n_epochs_ == 20 and len(model.history_) == 20  # 2 steps per epoch
 
 
