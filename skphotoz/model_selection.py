@@ -53,6 +53,9 @@ class LabelEfficiencyCurve:
         Name of the score.
     name : str
         Name of the estimator, for legends.
+    estimators : list of list or None
+        With ``return_estimators=True``, the fitted estimators of each split (one per
+        budget), e.g. to draw PDFs of the best one.
     """
 
     label_counts: np.ndarray
@@ -65,6 +68,7 @@ class LabelEfficiencyCurve:
     fit_times: np.ndarray
     scoring: str = "neg_sigma_mad"
     name: str = ""
+    estimators: list | None = None
 
     @classmethod
     def concatenate(cls, curves) -> LabelEfficiencyCurve:
@@ -154,7 +158,7 @@ def _fit_and_score(estimator, X, y, train, n_labels, test, scorer, verbose, mess
     predictions = np.asarray(estimator.predict(X_test), dtype=np.float64).reshape(-1)
     if verbose:
         print(f"[label_efficiency_curve] {message}: score {score:.4f}, fit {fit_time:.1f} s")
-    return score, predictions, fit_time
+    return score, predictions, fit_time, estimator
 
 
 def label_efficiency_curve(
@@ -169,6 +173,7 @@ def label_efficiency_curve(
     n_jobs: int | None = None,
     random_state=None,
     verbose: int = 0,
+    return_estimators: bool = False,
 ) -> LabelEfficiencyCurve:
     """Cross-validated accuracy against the number of labelled training galaxies.
 
@@ -214,6 +219,8 @@ def label_efficiency_curve(
         Seeds the splits and the label subsets (not the estimator's own randomness).
     verbose : int, default=0
         Print a line per fit.
+    return_estimators : bool, default=False
+        Keep the fitted estimators (``curve.estimators[split][budget]``).
 
     Returns
     -------
@@ -239,9 +246,14 @@ def label_efficiency_curve(
 
     check_params(
         "label_efficiency_curve",
-        {"n_repeats": [integer(1, 10_000)], "verbose": [integer(0, None), "boolean"]},
+        {
+            "n_repeats": [integer(1, 10_000)],
+            "verbose": [integer(0, None), "boolean"],
+            "return_estimators": ["boolean"],
+        },
         n_repeats=n_repeats,
         verbose=verbose,
+        return_estimators=return_estimators,
     )
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     n = len(X)
@@ -292,9 +304,11 @@ def label_efficiency_curve(
     scores = np.empty((len(counts), len(splits)))
     fit_times = np.empty((len(counts), len(splits)))
     predictions = [np.empty((len(counts), len(test))) for _, _, test in splits]
-    for (s, b, *_), (score, pred, fit_time) in zip(tasks, results, strict=True):
+    estimators = [[None] * len(counts) for _ in splits]
+    for (s, b, *_), (score, pred, fit_time, fitted) in zip(tasks, results, strict=True):
         scores[b, s], fit_times[b, s] = score, fit_time
         predictions[s][b] = pred
+        estimators[s][b] = fitted
     name = type(estimator).__name__
     if hasattr(estimator, "steps"):
         name = " + ".join(type(step).__name__ for _, step in estimator.steps)
@@ -309,6 +323,7 @@ def label_efficiency_curve(
         fit_times=fit_times,
         scoring="neg_sigma_mad" if scoring is None else str(scoring),
         name=name,
+        estimators=estimators if return_estimators else None,
     )
 
 

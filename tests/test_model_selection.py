@@ -28,7 +28,9 @@ def _features(n=240, seed=0):
 def test_forest_curve_holds_every_split_and_budget_and_matches_a_refit():
     X, z = _features()
     forest = RandomForestRegressor(30, random_state=0)
-    curve = label_efficiency_curve(forest, X, z, label_counts=[20, 50, 150], cv=4, random_state=1)
+    curve = label_efficiency_curve(
+        forest, X, z, label_counts=[20, 50, 150], cv=4, random_state=1, return_estimators=True
+    )
     assert curve.test_scores.shape == (3, 4) and curve.fit_times.shape == (3, 4)
     assert sorted(np.concatenate(curve.test_indices).tolist()) == list(range(240))
     for s, (train, test) in enumerate(zip(curve.train_indices, curve.test_indices, strict=True)):
@@ -41,6 +43,8 @@ def test_forest_curve_holds_every_split_and_budget_and_matches_a_refit():
         # ... which are those of the estimator fitted on the first n training rows alone.
         refit = RandomForestRegressor(30, random_state=0).fit(X[train[:50]], z[train[:50]])
         np.testing.assert_array_equal(curve.predictions[s][1], refit.predict(X[test]))
+        kept = curve.estimators[s][1]
+        np.testing.assert_array_equal(kept.predict(X[test]), curve.predictions[s][1])
     # More labels, less scatter.
     assert curve.sigma_mad()[2, 0] < curve.sigma_mad()[0, 0]
 
