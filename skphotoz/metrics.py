@@ -227,7 +227,8 @@ def pit(z_spec, pdf, edges) -> np.ndarray:
     rows = np.arange(len(z_spec))
     j = np.clip(np.searchsorted(edges, z_spec, side="right") - 1, 0, len(edges) - 2)
     frac = np.clip((z_spec - edges[j]) / (edges[j + 1] - edges[j]), 0.0, 1.0)
-    return cdf[rows, j] + frac * pdf[rows, j]
+    # Rounding of the cumulative sum can step just past 1 above the last edge.
+    return np.clip(cdf[rows, j] + frac * pdf[rows, j], 0.0, 1.0)
 
 
 def pit_calibration(pit_values, method: str = "ks") -> float:

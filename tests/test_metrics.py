@@ -184,3 +184,14 @@ def test_pdf_metric_errors():
         crps([0.1], [[1, 1]], [0, 0.5, 0.5])
     with pytest.raises(ValueError, match="equal lengths; got 2 and 1"):
         crps([0.1, 0.2], [[1, 1]], [0, 0.5, 1])
+
+
+def test_pit_above_the_last_edge_is_exactly_one_and_calibration_accepts_it():
+    from skphotoz.metrics import pit, pit_calibration
+
+    rng = np.random.default_rng(0)
+    pdf = rng.uniform(size=(200, 180))
+    edges = np.linspace(0, 0.4, 181)
+    values = pit(np.full(200, 0.5), pdf, edges)
+    assert np.all(values <= 1.0) and np.allclose(values, 1.0)
+    assert np.isfinite(pit_calibration(values))
