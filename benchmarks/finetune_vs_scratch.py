@@ -12,7 +12,7 @@ In each fold, on the same labelled training rows:
 
 The CNNs are scored on their plain predictions and with ``test_time_augmentation=True`` (the
 mean PDF over the eight quarter-turn and mirror images). Prints σ_MAD, outlier fraction and
-time per model, and σ_MAD per fold, and writes docs/finetune_vs_scratch.csv;
+time per model, and σ_MAD per fold, and writes docs/experiments/finetune_vs_scratch.csv;
 ``--predictions FILE.npz`` also keeps every out-of-fold prediction, for the paired bootstrap
 of ``benchmarks/paired_bootstrap.py`` (which can pool runs of several ``--seed``).
 
@@ -75,7 +75,7 @@ def main():
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="docs/finetune_vs_scratch.csv")
+    parser.add_argument("--out", default="docs/experiments/finetune_vs_scratch.csv")
     parser.add_argument(
         "--predictions",
         default=None,

@@ -7,7 +7,7 @@ the 5-fold cross-validated σ_MAD of a k-nearest-neighbour regressor on
 2. the embeddings of the same encoder randomly initialised (``n_epochs=0``),
 3. raw pixels down-sampled to 8x8 per band (asinh-scaled),
 
-and writes docs/moco_quality.csv. Labels are used only by the kNN probe.
+and writes docs/experiments/moco_quality.csv. Labels are used only by the kNN probe.
 
     python benchmarks/moco_quality.py [--n 4000] [--epochs 20]
 """
@@ -53,7 +53,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=None, help="default: the estimator's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="docs/moco_quality.csv")
+    parser.add_argument("--out", default="docs/experiments/moco_quality.csv")
     parser.add_argument("--save", default=None, help="joblib path for the pretrained embedder")
     parser.add_argument(
         "--set",

@@ -2,8 +2,8 @@
 
 Prints images/s of full MoCo steps (two augmented views, query forward + backward, key
 forward, queue update) on 5x64x64 simulated galaxies, for views (crops) of 32, 48 and 64 px,
-and writes docs/pretrain_throughput.csv. Each rate is that of the second epoch (the first
-warms up the allocator and oneDNN kernels).
+and writes docs/experiments/pretrain_throughput.csv. Each rate is that of the second epoch
+(the first warms up the allocator and oneDNN kernels).
 
     python benchmarks/pretrain_throughput.py [--threads 2] [--device cpu]
 """
@@ -59,7 +59,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default="docs/pretrain_throughput.csv")
+    parser.add_argument("--out", default="docs/experiments/pretrain_throughput.csv")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []

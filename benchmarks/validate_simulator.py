@@ -1,7 +1,7 @@
 """Validate the SDSS galaxy simulator against the real SDSS catalogue.
 
 Prints tables and writes ``simulator_validation.csv``, ``simulator_distributions.csv`` and
-PNG figures (distributions, size-luminosity, gallery) to ``--out`` (default ``docs/``):
+PNG figures (distributions, size-luminosity, gallery) to ``--out`` (default ``docs/experiments/``):
 
 1. speed: simulated galaxies per second on one core;
 2. distributions of redshift, r magnitude, g-r, u-r and half-light radius beside the real
@@ -285,7 +285,7 @@ def main(argv=None) -> None:
     parser.add_argument("--n-sim", type=int, default=20000, help="galaxies for distributions/RF")
     parser.add_argument("--n-cnn", type=int, default=40000, help="galaxies for the CNN")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--out", type=Path, default=Path("docs/experiments"))
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     args = parser.parse_args(argv)
     if args.quick:

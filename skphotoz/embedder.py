@@ -61,8 +61,9 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
     projection_dim : int, default=128
         Width of the MLP projection in which InfoNCE compares views (MoCo v2: 128).
     n_epochs : int, default=30
-        Passes over X (timings per machine in ``docs/moco.md``). ``n_epochs=0`` keeps the
-        randomly initialised encoder: the baseline against which pretraining is judged.
+        Passes over X (timings per machine in ``docs/experiments/moco.md``). ``n_epochs=0``
+        keeps the randomly initialised encoder: the baseline against which pretraining is
+        judged.
     batch_size : int, default=128
         Galaxies per step; each brings two views, and its keys join the queue.
     queue_size : int or "auto", default="auto"
@@ -103,7 +104,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         Augmentation: largest change of total brightness in magnitudes, uniform, all bands
         alike (colours kept). Without it (and with mild ``scale``) the embeddings group
         galaxies mostly by brightness and size and lose colour, the main redshift signal
-        (measured in ``docs/moco.md``).
+        (measured in ``docs/experiments/moco.md``).
     crop_size : int, optional
         Side of the views and of the centre crop in ``transform``. Defaults to half the stamp
         (32 px of a 64-px stamp, 12.7"): the galaxy body stays in (median half-light radius

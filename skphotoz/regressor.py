@@ -97,7 +97,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         ``head="bins"``: width, in redshift, of the Gaussian each label is spread over the
         bins in the cross-entropy target, so that near bins count as near; 0 trains on
         one-hot targets. About the photo-z scatter expected; measured effect in
-        ``docs/moco.md``.
+        ``docs/experiments/moco.md``.
     backbone_lr_ratio : float, default=0.1
         Learning rate of a pretrained encoder relative to the head's: a gentle rate keeps
         what pretraining learned while the fresh head settles (Hayat et al. 2021 use 0.1).
@@ -108,10 +108,10 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         of optimizer steps, not of epochs, so "auto" trains for enough epochs to make at
         least ``min_steps`` steps (``n_train // batch_size`` per epoch), and never fewer than
         30 epochs; the number used is ``n_epochs_``. The measurements behind it are in
-        ``docs/moco.md``.
+        ``docs/experiments/moco.md``.
     min_steps : int, default=1000
         Optimizer steps of ``n_epochs="auto"`` (the default is where the measurements of
-        ``docs/moco.md`` stopped improving); fewer make a quicker, rougher fit.
+        ``docs/experiments/moco.md`` stopped improving); fewer make a quicker, rougher fit.
     batch_size : int, default=128
         Labelled rows per step (fewer if there are fewer training rows).
     lr : float, default=0.3

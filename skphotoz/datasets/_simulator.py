@@ -1,6 +1,6 @@
 """Simulated SDSS ugriz galaxy cutouts anchored on the real Main Galaxy Sample.
 
-How a galaxy is made (details and validation in ``docs/simulator.md``):
+How a galaxy is made (details and validation in ``docs/experiments/simulator.md``):
 
 1. *Population.* Draw a real SDSS galaxy; its kcorrect NMF template coefficients (fitted to its
    dereddened model fluxes, Blanton & Roweis 2007) are its SED and luminosity. Place it at a new
@@ -679,7 +679,7 @@ per-band PSF and with sky and Poisson noise at SDSS depth. Populations (redshift
 SED) are resampled from 10,000 real SDSS galaxies (see ``load_sdss_catalog``) with kcorrect
 NMF templates (Blanton & Roweis 2007) giving colours at any redshift; structure is a
 de Vaucouleurs bulge plus an exponential disk of different colours with sizes from the
-Shen et al. (2003) size-luminosity relations. Physics and validation: docs/simulator.md.
+Shen et al. (2003) size-luminosity relations. Physics and validation: docs/experiments/simulator.md.
 
 - ``images`` : (n, 5, S, S) float32, observed nanomaggies per pixel.
 - ``redshift`` : (n,) spectroscopic (true) redshift; ``redshift_err`` its quoted error.
@@ -736,7 +736,7 @@ def make_sdss_galaxies(
     Galaxies are resampled from 10,000 real SDSS galaxies (redshift, luminosity and SED
     through kcorrect templates), given a de Vaucouleurs bulge and an exponential disk of
     different colours, reddened by Galactic dust, convolved with a per-band PSF and observed
-    with SDSS noise. See ``docs/simulator.md`` for the physics and its validation.
+    with SDSS noise. See ``docs/experiments/simulator.md`` for the physics and its validation.
 
     Parameters
     ----------
