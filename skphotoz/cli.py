@@ -3,108 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 
-def _photometry_features(catalog) -> np.ndarray:
-    """Dereddened model colours and r magnitude: the photometry-only photo-z inputs."""
-    from .data import nanomaggies_to_mag
-
-    mags = nanomaggies_to_mag(np.clip(catalog.modelflux, 1e-3, None)) - catalog.extinction
-    return np.column_stack([mags[:, :-1] - mags[:, 1:], mags[:, 2]])
-
-
-def _print_report(name: str, scores: dict) -> None:
-    sigma = -scores["test_neg_sigma_mad"]
-    eta = -scores["test_neg_outlier_fraction"]
-    bias = scores["test_neg_abs_bias"]
-    print(
-        f"  {name:<42} sigma_MAD {sigma.mean():.4f} ± {sigma.std():.4f}   "
-        f"eta {100 * eta.mean():.1f}%   |bias| {-bias.mean():.4f}"
-    )
-
-
 def demo(args) -> int:
     """The showcase on the embedded data; every number printed is computed here and now."""
-    import torch
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.model_selection import KFold, cross_validate
-    from sklearn.neighbors import KNeighborsRegressor
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from ._demo import run_demo
 
-    from . import MoCoEmbedder
-    from .data import open_archive, to_rgb
-    from .datasets import load_sdss_catalog, write_sdss_galaxies
-    from .metrics import PHOTOZ_SCORING
-
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cv = KFold(5, shuffle=True, random_state=0)
-    started = time.perf_counter()
-
-    print("1. Real SDSS catalogue (kcorrect test data): photometry-only photo-z")
-    catalog = load_sdss_catalog()
-    features = _photometry_features(catalog)
-    print(f"  {len(catalog.redshift)} galaxies, median z = {np.median(catalog.redshift):.3f}")
-    forest = RandomForestRegressor(n_estimators=100, min_samples_leaf=3, n_jobs=args.threads)
-    scores = cross_validate(forest, features, catalog.redshift, cv=cv, scoring=PHOTOZ_SCORING)
-    _print_report("random forest, colours + r (5-fold CV)", scores)
-
-    print(f"\n2. Simulated SDSS-like images -> HDF5 archive ({args.n} galaxies)")
-    path = out / "demo_galaxies.h5"
-    tick = time.perf_counter()
-    write_sdss_galaxies(path, args.n, random_state=0, stamp_size=64)
-    size_mb = os.path.getsize(path) / 2**20
-    print(f"  wrote {path} ({size_mb:.0f} MB) in {time.perf_counter() - tick:.1f} s")
-    archive = open_archive(path, deredden=True)
-    X, z = archive.images, archive.redshift
-    print(f"  lazy images: {X!r}")
-    picks = [int(i) for i in np.argsort(z)[np.linspace(0, len(z) - 1, 8).astype(int)]]
-    _write_gallery(to_rgb(X[picks]), z[picks], out / "demo_gallery.png")
-
-    print(f"\n3. MoCo v2 pretraining on the unlabelled images ({args.epochs} epochs, CPU)")
-    embedder = MoCoEmbedder(n_epochs=args.epochs, random_state=0, verbose=args.verbose)
-    tick = time.perf_counter()
-    embedder.fit(X)
-    rate = np.mean([h["images_per_s"] for h in embedder.history_])
-    losses = " ".join(f"{h['loss']:.2f}" for h in embedder.history_)
-    print(f"  {time.perf_counter() - tick:.0f} s, {rate:.0f} img/s")
-    # Epoch 1 contrasts against a queue of random keys, so its loss is low; the queue size
-    # (n / 2 keys) sets the chance level ln(1 + queue).
-    chance = np.log(1 + embedder.moco_.queue.shape[0])
-    print(f"  InfoNCE loss by epoch: {losses} (chance {chance:.2f})")
-    random_encoder = MoCoEmbedder(n_epochs=0, random_state=0).fit(X)
-    probe = make_pipeline(StandardScaler(), KNeighborsRegressor(10, weights="distance"))
-    print("  kNN photo-z probe (labels used only here, 5-fold CV):")
-    for name, model in (
-        ("pretrained embeddings", embedder),
-        ("random-init encoder", random_encoder),
-    ):
-        scores = cross_validate(probe, model.transform(X), z, cv=cv, scoring=PHOTOZ_SCORING)
-        _print_report(name, scores)
-    print(f"\nDone in {time.perf_counter() - started:.0f} s; outputs in {out}/")
+    mode = "quick" if args.quick else "full" if args.full else "default"
+    run_demo(mode, out=args.out, threads=args.threads)
     return 0
-
-
-def _write_gallery(rgb: np.ndarray, z: np.ndarray, path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-    except ImportError:
-        print("  (matplotlib not installed: no gallery)")
-        return
-    from .plotting import plot_gallery
-
-    _save_figure(plot_gallery(rgb, z), path, dpi=90)
-    print(f"  gallery (g,r,i asinh composites, by redshift): {path}")
 
 
 def _save_figure(fig, path, dpi: int) -> None:
@@ -279,12 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="showcase on the embedded data")
-    p.add_argument("--n", type=int, default=2000, help="simulated galaxies (default 2000)")
-    p.add_argument("--epochs", type=int, default=15, help="MoCo epochs (default 15)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default="demo_output")
-    p.add_argument("--verbose", action="store_true")
+    p = sub.add_parser(
+        "demo",
+        help="the case for self-supervised photo-z on simulated galaxies, with an HTML report",
+    )
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
+        "--quick", action="store_true", help="800 galaxies, 3 budgets (about 3 min on 2 cores)"
+    )
+    size.add_argument(
+        "--full", action="store_true", help="6,000 galaxies, 4 budgets up to 3,000 labels (long)"
+    )
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--out", default="demo_output", help="folder of the report and cached data")
     p.set_defaults(func=demo)
 
     p = sub.add_parser("simulate", help="write simulated galaxies to an HDF5 archive")

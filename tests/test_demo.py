@@ -1,0 +1,46 @@
+"""The demo end to end at a tiny size (the real sizes are timed in docs/results.md)."""
+
+import re
+
+import pytest
+
+from skphotoz import _demo
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    config = _demo.DemoConfig(
+        n_galaxies=150, moco_epochs=2, label_counts=(20, 60), min_steps=5, test_size=0.3
+    )
+    monkeypatch.setitem(_demo.CONFIGS, "quick", config)
+    return config
+
+
+def test_demo_writes_the_report_with_every_figure_and_a_row_per_method_and_budget(
+    tiny, tmp_path, capsys
+):
+    result = _demo.run_demo("quick", out=tmp_path, threads=1)
+    out = capsys.readouterr().out
+    names = {"gallery", "moco_loss", "label_efficiency", "photoz", "pit", "neighbours", "anomalies"}
+    assert set(result["figures"]) == names
+    for name in result["figures"].values():
+        assert (tmp_path / name).stat().st_size > 1000
+    assert len(result["rows"]) == 3 * 2
+    report = (tmp_path / "report.html").read_text()
+    for name in result["figures"].values():
+        assert f'src="{name}"' in report
+    # The table printed and the table in the report hold the same numbers.
+    for row in result["rows"]:
+        assert f"{row['sigma_mad']:.4f}" in report and f"{row['sigma_mad']:.4f}" in out
+    # Networks have PDFs (CRPS), the forest has none.
+    assert all((r["crps"] is None) == r["method"].startswith("forest") for r in result["rows"])
+    assert re.search(r"chance level ln\(1 \+ \d+ queued keys\)", out)
+    assert "Pretraining + fine-tuning matches training from scratch" in out
+    # A reading per budget for k, one with all labels, one per network and budget vs the forest.
+    per_budget = [line for line in result["readings"] if line.startswith("  ")]
+    assert len(per_budget) == 2 + 1 + 2 * 2
+    # The simulated galaxies are cached for the next run.
+    cached = list(tmp_path.glob("galaxies_150_seed0.h5"))
+    assert len(cached) == 1
+    _demo.load_galaxies(tmp_path, 150)
+    assert "cached" in capsys.readouterr().out
