@@ -40,7 +40,7 @@ class DemoConfig:
 
 
 CONFIGS = {
-    "quick": DemoConfig(800, 8, (50, 150, 400), 150),
+    "quick": DemoConfig(800, 8, (50, 150, 400), 100),
     "default": DemoConfig(2000, 15, (100, 300, 1000), 300),
     "full": DemoConfig(6000, 30, (100, 300, 1000, 3000), 1000),
 }
