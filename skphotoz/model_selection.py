@@ -457,6 +457,30 @@ def label_efficiency_factor(
     Returns
     -------
     LabelEfficiencyFactor
+
+    Examples
+    --------
+    Two curves over the same splits: a kNN regressor on the informative feature only, and
+    one that also sees three noise features (it needs more labels for the same scatter).
+
+    >>> import numpy as np
+    >>> from sklearn.neighbors import KNeighborsRegressor
+    >>> from skphotoz.model_selection import label_efficiency_curve, label_efficiency_factor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(600, 4))
+    >>> z = 0.1 + 0.03 * np.tanh(X[:, 0])
+    >>> budgets = [25, 50, 100, 200, 400]
+    >>> sharp = label_efficiency_curve(
+    ...     KNeighborsRegressor(5), X[:, :1], z, label_counts=budgets, cv=3, random_state=0
+    ... )
+    >>> blurred = label_efficiency_curve(
+    ...     KNeighborsRegressor(5), X, z, label_counts=budgets, cv=3, random_state=0
+    ... )
+    >>> result = label_efficiency_factor(sharp, blurred, n_bootstrap=100, random_state=0)
+    >>> bool(result.factor[0] > 1)  # the blurred model needs more labels
+    True
+    >>> result.low.shape, result.high.shape
+    ((5,), (5,))
     """
     check_params(
         "label_efficiency_factor",
