@@ -36,7 +36,7 @@ from skphotoz.datasets import make_sdss_galaxies
 from skphotoz.search import SimilaritySearch
 
 K = 10
-# r-band PSF FWHM of 1.4" at 0.396"/px (DESIGN.md): a Gaussian of sigma 1.5 px.
+# r-band PSF FWHM of 1.4" (typical SDSS seeing) at 0.396"/px: a Gaussian of sigma 1.5 px.
 PSF_SIGMA_PX = 1.4 / 0.396 / 2.355
 # Colours of a G/K star, u-g, g-r, r-i, i-z (stellar locus, Covey et al. 2007).
 STAR_COLOURS = np.array([1.4, 0.6, 0.2, 0.1])

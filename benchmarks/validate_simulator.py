@@ -39,7 +39,7 @@ from skphotoz.preprocessing import AperturePhotometry
 SDSS_TO_AB = np.array([-0.036, 0.012, 0.010, 0.028, 0.040])
 #: Aperture radii in arcsec for the photometry-only baseline.
 APERTURES_ARCSEC = (1.5, 3.0, 6.0)
-#: Redshift bins of the CNN's classification head (as in DESIGN.md: 180 bins over [0, 0.4)).
+#: Redshift bins of the CNN's classification head (180 bins over [0, 0.4), Pasquet et al. 2019).
 N_BINS, Z_TOP = 180, 0.4
 
 SPEED_SNIPPET = """

@@ -94,7 +94,7 @@ def build_templates() -> kcorrect.kcorrect.KcorrectSDSS:
 
 
 def _luminosity_distance_mpc(z: np.ndarray) -> np.ndarray:
-    # Flat LCDM, H0 = 70 km/s/Mpc, Om = 0.3 (DESIGN.md section 3), trapezoid on a fine grid.
+    # Flat LCDM, H0 = 70 km/s/Mpc, Om = 0.3 (the concordance cosmology), trapezoid on a fine grid.
     grid = np.linspace(0.0, 1.0, 20001)
     inv_e = 1.0 / np.sqrt(0.3 * (1 + grid) ** 3 + 0.7)
     dc = np.concatenate([[0.0], np.cumsum(0.5 * (inv_e[1:] + inv_e[:-1]) * np.diff(grid))])

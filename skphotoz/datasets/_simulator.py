@@ -46,7 +46,7 @@ from ._catalog import _catalog_arrays, _population, _sersic_mixtures, _template_
 
 #: SDSS pixel scale in arcsec (Gunn et al. 1998).
 PIXEL_SCALE = 0.396
-#: Flat LCDM of DESIGN.md: H0 in km/s/Mpc and Omega_matter.
+#: Flat LCDM (concordance cosmology): H0 in km/s/Mpc and Omega_matter.
 H0, OMEGA_M = 70.0, 0.3
 _C_KMS = 299792.458
 #: Main Galaxy Sample limit, dereddened Petrosian r (Strauss et al. 2002).

@@ -5,7 +5,8 @@ stems:
 
 - ``"published"``: 7x7 convolution with stride 1 and no max-pool, as in the self-supervised
   photo-z work on SDSS (Hayat et al. 2021), which keeps the full 64x64 resolution in the first
-  stage. Accurate but ~40x slower than the standard stem (DESIGN.md §5); a GPU configuration.
+  stage. Accurate but ~40x slower than the standard stem on CPUs (measured in
+  docs/experiments/pretrain_throughput.csv); a GPU configuration.
 - ``"standard"``: torchvision's 7x7 stride-2 convolution and 3x3 stride-2 max-pool; the
   CPU-friendly default.
 """
