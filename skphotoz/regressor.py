@@ -116,8 +116,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         Labelled rows per step (fewer if there are fewer training rows).
     lr : float, default=0.3
         Peak SGD learning rate of the head (momentum 0.9, warm-up then cosine decay); a
-        pretrained backbone gets ``backbone_lr_ratio`` of it, by default 0.03, the
-        pretraining's own rate.
+        pretrained backbone gets ``backbone_lr_ratio`` of it, by default 0.03 (the published
+        pretraining rate of Hayat et al. 2021).
     weight_decay : float, default=1e-4
         L2 penalty of SGD.
     warmup_epochs : float, default=1.0

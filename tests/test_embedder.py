@@ -172,7 +172,7 @@ def test_input_errors(galaxies):
 def test_infonce_loss_falls_on_simulated_galaxies():
     X = make_sdss_galaxies(512, random_state=0, stamp_size=24).images
     # The default brightness and size augmentations make the task hard enough that 64 steps
-    # barely move the loss (it falls over longer runs: docs/moco.md); the mechanics are
+    # barely move the loss (it falls over longer runs: docs/experiments/moco.md); the mechanics are
     # tested with the milder augmentations of MoCo v2.
     emb = MoCoEmbedder(
         n_epochs=8, batch_size=64, crop_size=18, brightness=0.0, scale=1.1, random_state=0,
