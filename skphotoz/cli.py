@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(
-        "--quick", action="store_true", help="800 galaxies, 3 budgets (about 3 min on 2 cores)"
+        "--quick", action="store_true", help="600 galaxies, 3 budgets (under 3 min on 2 cores)"
     )
     size.add_argument(
         "--full", action="store_true", help="6,000 galaxies, 4 budgets up to 3,000 labels (long)"
