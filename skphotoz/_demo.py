@@ -41,7 +41,7 @@ class DemoConfig:
 
 CONFIGS = {
     "quick": DemoConfig(600, 8, (50, 150, 300), 60),
-    "default": DemoConfig(1600, 12, (100, 300, 800), 200),
+    "default": DemoConfig(1600, 10, (100, 300, 600), 150),
     "full": DemoConfig(6000, 30, (100, 300, 1000, 3000), 1000),
 }
 
