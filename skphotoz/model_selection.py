@@ -154,8 +154,11 @@ def _fit_and_score(estimator, X, y, train, n_labels, test, scorer, verbose, mess
     estimator.fit(_rows(X, train[keep]), y_train[keep])
     fit_time = time.perf_counter() - started
     X_test = _rows(X, test)
-    score = scorer(estimator, X_test, y[test])
     predictions = np.asarray(estimator.predict(X_test), dtype=np.float64).reshape(-1)
+    # The default score comes from the predictions; another scorer predicts for itself.
+    score = (
+        -sigma_mad(y[test], predictions) if scorer is None else scorer(estimator, X_test, y[test])
+    )
     if verbose:
         print(f"[label_efficiency_curve] {message}: score {score:.4f}, fit {fit_time:.1f} s")
     return score, predictions, fit_time, estimator
@@ -242,7 +245,6 @@ def label_efficiency_curve(
     >>> bool(curve.sigma_mad()[-1, 0] < curve.sigma_mad()[0, 0])  # more labels, less scatter
     True
     """
-    from .metrics import sigma_mad_scorer
 
     check_params(
         "label_efficiency_curve",
@@ -266,7 +268,7 @@ def label_efficiency_curve(
         raise ValueError(f"label_counts must be a 1-D sequence of integers; got {label_counts!r}.")
     if np.any(counts < 2) or np.any(np.diff(counts) <= 0):
         raise ValueError(f"label_counts must be increasing integers >= 2; got {counts.tolist()}.")
-    scorer = sigma_mad_scorer if scoring is None else check_scoring(estimator, scoring=scoring)
+    scorer = None if scoring is None else check_scoring(estimator, scoring=scoring)
     labelled = np.flatnonzero(~np.isnan(y))
     unlabelled = np.flatnonzero(np.isnan(y))
     rng = check_random_state(random_state)
