@@ -1,18 +1,25 @@
-"""Label-efficiency study: fine-tuned vs from-scratch networks vs the photometry forest.
+"""Label-efficiency study: pretrained, semi-supervised and from-scratch networks vs the forest.
 
-For each seed: a new pool of simulated SDSS galaxies (dereddened 64x64 stamps), a MoCo encoder
-pretrained on all its images (labels unused), and :func:`skphotoz.model_selection.
-label_efficiency_curve` of three models over the same splits and label subsets:
+For each seed: a new pool of simulated SDSS galaxies (dereddened 64x64 stamps) and
+:func:`skphotoz.model_selection.label_efficiency_curve` of these models over the same splits
+and label subsets:
 
-- ``fine-tuned``: ``PhotoZRegressor(FrozenEstimator(embedder))``;
+- ``colour MoCo``: ``PhotoZRegressor(FrozenEstimator(embedder))`` with the embedder pretrained,
+  without labels, on all the pool's images with InfoNCE and the photometry term
+  (``MoCoEmbedder`` defaults);
+- ``plain MoCo``: the same with InfoNCE alone (``photometry_weight=0``), MoCo v2;
+- ``semi-supervised``: ``PhotoZRegressor(MoCoEmbedder())``: each fit pretrains on its training
+  rows with InfoNCE, the photometry term and the redshift term on the rows labelled at that
+  budget, then fine-tunes (one pretraining per fit: the slow one);
 - ``from scratch``: ``PhotoZRegressor()``, the fully supervised baseline;
 - ``forest``: ``make_pipeline(AperturePhotometry(), RandomForestRegressor())`` on the same
   images.
 
 The seeds are pooled (each seed's galaxies are its own repeat) and the models compared with
-paired bootstraps over the test galaxies: the label-efficiency factor k (labels from scratch
-needs for the fine-tuned σ_MAD) and σ_MAD differences at each budget. Prints the tables and
-writes a CSV, the figure and the out-of-fold predictions.
+paired bootstraps over the test galaxies: the label-efficiency factor k of each network
+against from scratch (labels from scratch needs for the network's σ_MAD) and σ_MAD
+differences at each budget. Prints the tables and writes a CSV, the figure and (``--curves``)
+the pooled curves, which a later run can take with ``--reuse`` instead of refitting them.
 
     python benchmarks/label_efficiency.py --pool 2000 --budgets 100 250 500 1000 --cv 2 \\
         --seeds 0 1 2 --moco-epochs 30 --min-steps 400 --batch-size 64
@@ -47,35 +54,41 @@ from skphotoz.preprocessing import AperturePhotometry
 sys.path.insert(0, str(Path(__file__).parent))
 from _output import write_rows  # noqa: E402
 
-MODELS = ("fine-tuned", "from scratch", "forest")
+MODELS = ("colour MoCo", "plain MoCo", "semi-supervised", "from scratch", "forest")
+NETWORKS = ("colour MoCo", "plain MoCo", "semi-supervised")
 
 
-def models(embedder, args) -> dict:
+def build(name: str, X, seed: int, args):
+    """The estimator of model ``name`` for one seed's pool (pretrained here if frozen)."""
     network = dict(
         batch_size=args.batch_size, min_steps=args.min_steps, random_state=0, device=args.device
     )
+    moco = dict(n_epochs=args.moco_epochs, random_state=seed, device=args.device)
+    if name in ("colour MoCo", "plain MoCo"):
+        weight = {} if name == "colour MoCo" else {"photometry_weight": 0.0}
+        tick = time.perf_counter()
+        embedder = MoCoEmbedder(**moco, **weight).fit(X)
+        print(f"  {name}: pretrained on {len(X)} galaxies in {time.perf_counter() - tick:.0f} s")
+        return PhotoZRegressor(FrozenEstimator(embedder), **network)
+    if name == "semi-supervised":
+        return PhotoZRegressor(MoCoEmbedder(**moco), **network)
+    if name == "from scratch":
+        return PhotoZRegressor(**network)
     forest = RandomForestRegressor(
         n_estimators=200, min_samples_leaf=3, max_features=0.5, n_jobs=args.threads, random_state=0
     )
-    return {
-        "fine-tuned": PhotoZRegressor(FrozenEstimator(embedder), **network),
-        "from scratch": PhotoZRegressor(**network),
-        "forest": make_pipeline(AperturePhotometry(), forest),
-    }
+    return make_pipeline(AperturePhotometry(), forest)
 
 
-def run_seed(seed: int, args) -> dict:
+def run_seed(seed: int, names, args) -> dict:
     started = time.perf_counter()
     pool = make_sdss_galaxies(args.pool, random_state=seed, stamp_size=64)
     X = deredden(pool.images, pool.extinction).astype(np.float32)
     z = pool.redshift
-    tick = time.perf_counter()
-    embedder = MoCoEmbedder(n_epochs=args.moco_epochs, random_state=seed, device=args.device)
-    embedder.fit(X)
-    pretrain_s = time.perf_counter() - tick
-    print(f"seed {seed}: {args.pool} galaxies; MoCo, {args.moco_epochs} epochs: {pretrain_s:.0f} s")
+    print(f"seed {seed}: {args.pool} galaxies")
     curves = {}
-    for name, estimator in models(embedder, args).items():
+    for name in names:
+        estimator = build(name, X, seed, args)
         tick = time.perf_counter()
         curves[name] = label_efficiency_curve(
             estimator, X, z, label_counts=args.budgets, cv=args.cv, random_state=seed
@@ -83,12 +96,25 @@ def run_seed(seed: int, args) -> dict:
         curves[name].name = name
         sigma = curves[name].sigma_mad()[:, 0]
         print(
-            f"  {name:<13} σ_MAD "
+            f"  {name:<15} σ_MAD "
             + " ".join(f"{s:.4f}" for s in sigma)
-            + f"   ({time.perf_counter() - tick:.0f} s)"
+            + f"   ({time.perf_counter() - tick:.0f} s)",
+            flush=True,
         )
-    print(f"  seed done in {time.perf_counter() - started:.0f} s")
-    return {"curves": curves, "pretrain_s": pretrain_s}
+    print(f"  seed done in {time.perf_counter() - started:.0f} s", flush=True)
+    return curves
+
+
+def _same_splits(a: LabelEfficiencyCurve, b: LabelEfficiencyCurve) -> bool:
+    return len(a.test_indices) == len(b.test_indices) and all(
+        np.array_equal(s, t) for s, t in zip(a.test_indices, b.test_indices, strict=True)
+    )
+
+
+def _common(a: LabelEfficiencyCurve, b: LabelEfficiencyCurve):
+    """Both curves at their common budgets."""
+    counts = np.intersect1d(a.label_counts, b.label_counts)
+    return a.select(counts), b.select(counts)
 
 
 def main() -> None:
@@ -97,6 +123,15 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[100, 250, 500, 1000])
     parser.add_argument("--cv", type=int, default=2, help="folds (test share 1/cv)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--models", nargs="+", default=list(MODELS), choices=MODELS, metavar="MODEL",
+        help=f"models to fit, of {', '.join(MODELS)} (default: all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reuse", nargs="*", default=[], metavar="PICKLE",
+        help="pooled curves saved by --curves of earlier runs (same pool, seeds and cv): their "
+        "models are not refitted",
+    )  # fmt: skip
     parser.add_argument("--moco-epochs", type=int, default=30)
     parser.add_argument("--min-steps", type=int, default=1000, help="PhotoZRegressor.min_steps")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -105,21 +140,31 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--out", default="docs/label_efficiency.csv")
     parser.add_argument("--figure", default="docs/img/label_efficiency.png")
-    parser.add_argument("--curves", default=None, help="pickle of the curves (optional)")
+    parser.add_argument("--curves", default=None, help="pickle of the pooled curves (optional)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    runs = [run_seed(seed, args) for seed in args.seeds]
-    pooled = {
-        name: LabelEfficiencyCurve.concatenate([run["curves"][name] for run in runs])
-        for name in MODELS
-    }
+
+    pooled: dict[str, LabelEfficiencyCurve] = {}
+    for path in args.reuse:
+        with open(path, "rb") as f:
+            pooled.update(pickle.load(f))
+    todo = [name for name in args.models if name not in pooled]
+    if todo:
+        runs = [run_seed(seed, todo, args) for seed in args.seeds]
+        for name in todo:
+            pooled[name] = LabelEfficiencyCurve.concatenate([run[name] for run in runs])
+    pooled = {name: pooled[name] for name in MODELS if name in pooled}
+    first = next(iter(pooled.values()))
+    for name, curve in pooled.items():
+        if not _same_splits(curve, first):
+            raise SystemExit(f"{name}: its test splits differ from {first.name}'s; not paired.")
     if args.curves:
         with open(args.curves, "wb") as f:
             pickle.dump(pooled, f)
 
     rows = []
-    print(f"\nσ_MAD pooled over seeds {args.seeds} (mean of the per-seed σ_MAD), η, bias")
+    print("\nσ_MAD pooled over the seeds (mean of the per-seed σ_MAD), η, bias")
     for name, curve in pooled.items():
         sigma = curve.sigma_mad()
         eta = curve.pooled(outlier_fraction).mean(axis=1)
@@ -137,42 +182,49 @@ def main() -> None:
                 }
             )
         print(
-            f"  {name:<13} "
+            f"  {name:<15} "
             + "  ".join(
                 f"{n}: {sigma[b].mean():.4f} ({100 * eta[b]:.1f}%)"
                 for b, n in enumerate(curve.label_counts)
             )
         )
 
-    factor = label_efficiency_factor(
-        pooled["fine-tuned"], pooled["from scratch"], n_bootstrap=args.bootstrap, random_state=0
-    )
-    print("\nlabel-efficiency factor k: labels from scratch needs for the fine-tuned σ_MAD")
+    blank = {"outlier_fraction": "", "bias": "", "fit_s_mean": ""}
     marks = {-1: "<=", 0: "", 1: ">="}
-    for b, n in enumerate(factor.label_counts):
-        print(
-            f"  {n:>5} labels: k {marks[int(factor.censored[b])]}{factor.factor[b]:.2f} "
-            f"[{factor.low[b]:.2f}, {factor.high[b]:.2f}]"
-        )
-        rows.append(
-            {
-                "model": "k fine-tuned vs from scratch",
-                "labels": int(n),
-                "sigma_mad": round(float(factor.factor[b]), 3),
-                "sigma_mad_per_seed": f"[{factor.low[b]:.3f}, {factor.high[b]:.3f}] "
-                f"censored={int(factor.censored[b])}",
-                "outlier_fraction": "",
-                "bias": "",
-                "fit_s_mean": "",
-            }
-        )
+    if "from scratch" in pooled:
+        print("\nlabel-efficiency factor k: labels from scratch needs for the network's σ_MAD")
+        for name in NETWORKS:
+            if name not in pooled:
+                continue
+            # k reads the from-scratch curve at every budget it has (up to 2N and beyond).
+            factor = label_efficiency_factor(
+                pooled[name], pooled["from scratch"], n_bootstrap=args.bootstrap, random_state=0
+            )
+            for b, n in enumerate(factor.label_counts):
+                print(
+                    f"  {name:<15} {n:>5} labels: k {marks[int(factor.censored[b])]}"
+                    f"{factor.factor[b]:.2f} [{factor.low[b]:.2f}, {factor.high[b]:.2f}]"
+                )
+                rows.append(
+                    {
+                        "model": f"k {name} vs from scratch",
+                        "labels": int(n),
+                        "sigma_mad": round(float(factor.factor[b]), 3),
+                        "sigma_mad_per_seed": f"[{factor.low[b]:.3f}, {factor.high[b]:.3f}] "
+                        f"censored={int(factor.censored[b])}",
+                        **blank,
+                    }
+                )
     print("\npaired σ_MAD differences (a − b; negative: a better), 95% bootstrap intervals")
-    for a, b in (
-        ("fine-tuned", "from scratch"),
-        ("fine-tuned", "forest"),
-        ("from scratch", "forest"),
-    ):
-        diff = paired_difference(pooled[a], pooled[b], n_bootstrap=args.bootstrap, random_state=0)
+    pairs = [
+        (a, b)
+        for a in (*NETWORKS, "from scratch")
+        for b in ("plain MoCo", "colour MoCo", "from scratch", "forest")
+        if a != b and a in pooled and b in pooled and MODELS.index(a) < MODELS.index(b)
+    ]
+    for a, b in pairs:
+        left, right = _common(pooled[a], pooled[b])
+        diff = paired_difference(left, right, n_bootstrap=args.bootstrap, random_state=0)
         for i, n in enumerate(diff.label_counts):
             print(
                 f"  {a} − {b}, {n:>5} labels: {diff.difference[i]:+.4f} "
@@ -186,9 +238,7 @@ def main() -> None:
                     "sigma_mad": round(float(diff.difference[i]), 5),
                     "sigma_mad_per_seed": f"[{diff.low[i]:+.5f}, {diff.high[i]:+.5f}] "
                     f"P={diff.prob_a_better[i]:.2f}",
-                    "outlier_fraction": "",
-                    "bias": "",
-                    "fit_s_mean": "",
+                    **blank,
                 }
             )
     write_rows(args.out, rows)
@@ -203,11 +253,7 @@ def main() -> None:
         print(f"wrote {args.figure}")
     except ImportError as error:
         print(f"(no figure: {error})")
-    pretrain = [run["pretrain_s"] for run in runs]
-    print(
-        f"\ntotal {time.perf_counter() - started:.0f} s; MoCo pretraining "
-        + ", ".join(f"{s:.0f} s" for s in pretrain)
-    )
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ the 5-fold cross-validated σ_MAD of a k-nearest-neighbour regressor on
 1. the pretrained embeddings,
 2. the embeddings of the same encoder randomly initialised (``n_epochs=0``),
 3. raw pixels down-sampled to 8x8 per band (asinh-scaled),
+4. the aperture photometry of the same stamps (:class:`skphotoz.preprocessing.AperturePhotometry`:
+   colours and r magnitudes in three apertures), the reference the embeddings should match,
 
 and writes docs/experiments/moco_quality.csv. Labels are used only by the kNN probe.
 
@@ -29,8 +31,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skphotoz import MoCoEmbedder
+from skphotoz.data import deredden
 from skphotoz.datasets import make_sdss_galaxies
 from skphotoz.metrics import PHOTOZ_SCORING
+from skphotoz.preprocessing import AperturePhotometry
 
 
 def knn_scores(features, z, seed):
@@ -53,6 +57,10 @@ def main():
     parser.add_argument("--epochs", type=int, default=None, help="default: the estimator's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--deredden", action="store_true",
+        help="deredden the stamps with their E(B-V) first (as for photo-z; default: raw)",
+    )  # fmt: skip
     parser.add_argument("--out", default="docs/experiments/moco_quality.csv")
     parser.add_argument("--save", default=None, help="joblib path for the pretrained embedder")
     parser.add_argument(
@@ -67,6 +75,8 @@ def main():
 
     sample = make_sdss_galaxies(args.n, random_state=args.seed)
     X, z = sample.images, sample.redshift
+    if args.deredden:
+        X = deredden(X, sample.extinction).astype(np.float32)
     params = dict(random_state=args.seed, device="cpu")
     if args.epochs is not None:
         params["n_epochs"] = args.epochs
@@ -87,6 +97,7 @@ def main():
         ("MoCo pretrained embeddings", pretrained.transform(X)),
         ("same encoder, random init", random_init.transform(X)),
         ("raw pixels 5x8x8 (asinh)", downsampled_pixels(X)),
+        ("aperture photometry", AperturePhotometry().fit_transform(X)),
     ):
         sigma, eta = knn_scores(features, z, args.seed)
         rows.append(
@@ -94,10 +105,14 @@ def main():
         )
 
     print(
-        f"\n{args.n} simulated galaxies; pretraining {len(pretrained.history_)} epochs in "
+        f"\n{args.n} simulated galaxies{' (dereddened)' if args.deredden else ''}; pretraining "
+        f"{len(pretrained.history_)} epochs in "
         f"{pretrain_s:.0f} s ({rate:.0f} img/s, loss {pretrained.history_[0]['loss']:.3f} -> "
-        f"{pretrained.history_[-1]['loss']:.3f})"
+        f"{pretrained.history_[-1]['loss']:.3f}); parameters {params}"
     )
+    terms = [k for k in pretrained.history_[-1] if k.startswith("loss_")]
+    for k in terms:
+        print(f"  {k}: {pretrained.history_[0][k]:.3f} -> {pretrained.history_[-1][k]:.3f}")
     print(f"{'kNN (k=10) on':<30} {'dim':>5} {'sigma_MAD':>10} {'eta':>7}")
     for row in rows:
         print(
@@ -108,10 +123,19 @@ def main():
     print(f"pretraining lowers sigma_MAD by {100 * gain:.0f}% against the random encoder")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*rows[0], "pretrain_s", "n"])
+        fields = [*rows[0], "pretrain_s", "n", "dereddened", "parameters"]
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "pretrain_s": round(pretrain_s, 1), "n": args.n})
+            writer.writerow(
+                {
+                    **row,
+                    "pretrain_s": round(pretrain_s, 1),
+                    "n": args.n,
+                    "dereddened": args.deredden,
+                    "parameters": params,
+                }
+            )
 
 
 if __name__ == "__main__":

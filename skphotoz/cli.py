@@ -45,7 +45,8 @@ def pretrain(args) -> int:
     from .data import open_archive
 
     params = dict(MOCO_PRESETS[args.preset]) if args.preset else {}
-    for name in ("backbone", "stem", "n_epochs", "batch_size", "device", "crop_size"):
+    names = ("backbone", "stem", "n_epochs", "batch_size", "device", "crop_size")
+    for name in (*names, "photometry_weight", "redshift_weight"):
         value = getattr(args, name)
         if value is not None:
             params[name] = value
@@ -54,7 +55,12 @@ def pretrain(args) -> int:
         **params, random_state=args.seed, checkpoint_dir=args.checkpoint_dir, verbose=True,
         num_workers=args.num_workers,
     )  # fmt: skip
-    embedder.fit(archive.images)
+    labels = None
+    if args.semi_supervised:
+        if "redshift" not in archive:
+            raise SystemExit(f"--semi-supervised: {args.archive} has no redshift column.")
+        labels = archive.redshift  # NaN where a galaxy has no spectroscopic redshift
+    embedder.fit(archive.images, labels)
     joblib.dump(embedder, args.output)
     print(f"saved {args.output}; final loss {embedder.history_[-1]['loss']:.4f}")
     return 0
@@ -216,13 +222,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="MoCo pretraining on an HDF5 archive")
     p.add_argument("archive")
     p.add_argument("--output", required=True, help="joblib file of the fitted embedder")
-    p.add_argument("--preset", choices=["published"], default=None)
+    # The names of MOCO_PRESETS, spelled out so that --help does not import torch.
+    p.add_argument("--preset", choices=["published", "published-photometry"], default=None)
     p.add_argument("--backbone", default=None)
     p.add_argument("--stem", default=None)
     p.add_argument("--epochs", dest="n_epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--crop-size", type=int, default=None)
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--photometry-weight", type=float, default=None,
+        help="weight of the photometry term (0: plain MoCo; default: the estimator's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--semi-supervised", action="store_true",
+        help="learn from the archive's redshifts too (NaN rows stay unlabelled)",
+    )  # fmt: skip
+    p.add_argument(
+        "--redshift-weight", type=float, default=None,
+        help="weight of the redshift term of --semi-supervised (default: the estimator's)",
+    )  # fmt: skip
     p.add_argument("--deredden", action="store_true", help="deredden with the e_bv column")
     p.add_argument("--checkpoint-dir", default=None)
     p.add_argument("--num-workers", type=int, default=0)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+from torch import nn
 
 from ._base import (
     NetworkEstimator,
@@ -13,31 +15,49 @@ from ._base import (
     resolve_crop_size,
     seeded,
 )
-from ._validation import Range, Real, StrOptions, fit_context, integer, positive
-from .nn import MoCo, MoCoTask
+from ._validation import Range, Real, StrOptions, finite, fit_context, integer, positive
+from .nn import MoCo, MoCoTask, TargetHead
 from .nn.engine import predict
+from .preprocessing import AperturePhotometry
 
-#: Settings of the published configuration (Hayat et al. 2021): ResNet50 with the stride-1 stem
-#: on 64x64 crops of 107x107 stamps, a 65,536-key queue, batch 256. A GPU configuration:
+_PUBLISHED = dict(
+    backbone="resnet50",
+    stem="published",
+    projection_dim=128,
+    batch_size=256,
+    queue_size=65536,
+    momentum=0.999,
+    temperature=0.1,
+    lr=0.03,
+    n_epochs=200,
+    jitter=7.0,
+    crop_size=64,
+    dust_ebv=0.5,
+    scale=1.0,
+    brightness=0.0,
+)
+
+#: GPU configurations. "published": the published configuration (Hayat et al. 2021), plain
+#: MoCo v2 with ResNet50 and the stride-1 stem on 64x64 crops of 107x107 stamps, a 65,536-key
+#: queue, batch 256. "published-photometry": the same scale with this package's photometry
+#: term (and, when ``fit`` gets labels, the redshift term) at their default weights.
 #: ``MoCoEmbedder(**MOCO_PRESETS["published"])``.
 MOCO_PRESETS = {
-    "published": dict(
-        backbone="resnet50",
-        stem="published",
-        projection_dim=128,
-        batch_size=256,
-        queue_size=65536,
-        momentum=0.999,
-        temperature=0.1,
-        lr=0.03,
-        n_epochs=200,
-        jitter=7.0,
-        crop_size=64,
-        dust_ebv=0.5,
-        scale=1.0,
-        brightness=0.0,
-    ),
+    "published": {**_PUBLISHED, "photometry_weight": 0.0, "redshift_weight": 0.0},
+    "published-photometry": {**_PUBLISHED, "photometry_weight": 1.0, "redshift_weight": 1.0},
 }
+
+
+def _target_head(in_features: int, values: np.ndarray) -> TargetHead:
+    """A linear head whose targets are standardised by their median and MAD (robust to the
+    odd aperture at the flux floor); columns without spread get a scale of 1."""
+    values = values.reshape(len(values), -1).astype(np.float64)
+    known = values[~np.isnan(values).any(axis=1)]
+    center = np.median(known, axis=0)
+    scale = 1.4826 * np.median(np.abs(known - center), axis=0)
+    spread = np.std(known, axis=0)
+    scale = np.where(scale > 0, scale, np.where(spread > 0, spread, 1.0))
+    return TargetHead(in_features, center, scale)
 
 
 class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEstimator):
@@ -133,6 +153,25 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
     warm_start : bool, default=False
         ``fit`` continues training the fitted encoder for ``n_epochs`` more epochs (a new
         warm-up and cosine schedule) instead of starting afresh.
+    contrastive_weight : float, default=1.0
+        Weight of the InfoNCE term. 0 leaves only the photometry and redshift terms (then
+        the views are still augmented, but not contrasted).
+    photometry_weight : float, default=1.0
+        Weight of the photometry term: a linear head predicts each galaxy's photometry from
+        the representation of each augmented view, with a Huber loss on robustly
+        standardised targets. The targets are colours and magnitudes in three apertures
+        (:class:`~skphotoz.preprocessing.AperturePhotometry`) measured on the un-augmented
+        stamp, or the ``photometry`` given to ``fit`` (catalogue photometry); for 2-D input,
+        the input features. The target is the galaxy, not the view, so reddening and
+        brightness augmentations keep asking for the same answer, as InfoNCE does.
+        Contrastive learning alone separates galaxies by what survives the augmentations
+        most clearly (brightness, size) and loses much of the colour that carries redshift;
+        this term keeps it (measured in ``docs/results.md``). 0 is plain MoCo v2.
+    redshift_weight : float, default=1.0
+        Weight of the redshift term of semi-supervised pretraining, used when ``fit`` gets
+        ``y``: a linear head predicts the standardised redshift of the labelled rows (``y``
+        not NaN) with a Huber loss. ``fit(X)`` alone, or ``redshift_weight=0``, is
+        unsupervised.
 
     Attributes
     ----------
@@ -141,8 +180,11 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
     moco_ : skphotoz.nn.MoCo
         The trained MoCo module (query and key encoders, projection, queue).
     history_ : list of dict
-        Per-epoch ``epoch``, ``loss``, ``lr``, ``images_per_s`` and ``time_s``; warm starts
-        append to it.
+        Per-epoch ``epoch``, ``loss``, ``lr``, ``images_per_s`` and ``time_s`` (and, with
+        the photometry or redshift term, ``loss_contrastive``, ``loss_photometry``,
+        ``loss_redshift``: the unweighted terms); warm starts append to it.
+    heads_ : torch.nn.ModuleDict
+        The pretraining heads used ("photometry", "redshift"); empty for plain MoCo.
     callbacks_ : list
         The copies of ``callbacks`` used by the last fit.
     n_features_in_ : int
@@ -174,6 +216,9 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         "momentum": [Range(Real, 0, 1, closed="neither")],
         "temperature": [positive()],
         "warm_start": ["boolean"],
+        "contrastive_weight": [finite(0.0, None, "left")],
+        "photometry_weight": [finite(0.0, None, "left")],
+        "redshift_weight": [finite(0.0, None, "left")],
     }
 
     def __init__(
@@ -207,6 +252,9 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         checkpoint_dir=None,
         callbacks=None,
         warm_start=False,
+        contrastive_weight=1.0,
+        photometry_weight=1.0,
+        redshift_weight=1.0,
     ):
         super().__init__(
             backbone,
@@ -238,16 +286,27 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         self.momentum = momentum
         self.temperature = temperature
         self.warm_start = warm_start
+        self.contrastive_weight = contrastive_weight
+        self.photometry_weight = photometry_weight
+        self.redshift_weight = redshift_weight
 
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Pretrain the encoder on unlabelled X.
+    def fit(self, X, y=None, photometry=None):
+        """Pretrain the encoder on X, with redshifts where ``y`` has them.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_bands, height, width) or (n_samples, n_features)
             Images (numpy or a lazy :class:`~skphotoz.data.HDF5Images`) or feature vectors.
-        y : ignored
+        y : array-like of shape (n_samples,), optional
+            Redshifts, NaN for unlabelled rows: semi-supervised pretraining with the
+            redshift term on the labelled rows (``redshift_weight``). None (or all NaN):
+            unsupervised. In a :class:`~sklearn.pipeline.Pipeline` the pipeline's ``y``
+            arrives here.
+        photometry : array-like of shape (n_samples, n_targets), optional
+            Catalogue photometry of each galaxy (e.g. dereddened colours and magnitudes), the
+            targets of the photometry term in place of the aperture photometry measured on
+            the stamps.
 
         Returns
         -------
@@ -261,26 +320,90 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             raise ValueError(
                 f"MoCoEmbedder needs at least 2 samples to contrast; got {len(X)} sample."
             )
+        z = self._check_redshifts(y, len(X))
+        targets = self._photometry_targets(X, photometry)
+        if self.contrastive_weight == 0 and targets is None and z is None:
+            raise ValueError(
+                "contrastive_weight=0 leaves nothing to learn without the photometry term "
+                "(photometry_weight > 0) or labels (y with redshift_weight > 0)."
+            )
         seed = self._draw_seed()
         if continuing:
-            moco = self.moco_
+            moco, heads = self.moco_, self.heads_
         else:
             self.input_shape_ = input_shape(X)
             self.crop_size_ = resolve_crop_size(self.crop_size, X)
             with seeded(seed):
                 moco = self._build_moco(X, seed)
-        task = MoCoTask(moco, self._build_augment(X, moco.backbone, self.crop_size_))
-        trainer = self._train(task, (X,), seed=seed, description="MoCo", checkpoint_name="moco.pt")
+            heads = nn.ModuleDict()
+        width = moco.backbone.out_features
+        arrays = [X]
+        with seeded(seed + 1):
+            for name, values in (("photometry", targets), ("redshift", z)):
+                if values is None:
+                    continue
+                head = heads[name] if name in heads else None
+                if head is None or head.center.numel() != values.reshape(len(X), -1).shape[1]:
+                    heads[name] = _target_head(width, values)
+                arrays.append(values)
+        task = MoCoTask(
+            moco,
+            self._build_augment(X, moco.backbone, self.crop_size_),
+            photometry_head=heads["photometry"] if targets is not None else None,
+            redshift_head=heads["redshift"] if z is not None else None,
+            weights=(self.contrastive_weight, self.photometry_weight, self.redshift_weight),
+        )
+        trainer = self._train(
+            task, tuple(arrays), seed=seed, description="MoCo", checkpoint_name="moco.pt"
+        )
         # A warm start continues the epoch count of the earlier fits.
         previous = self.history_ if continuing else []
         history = [{**entry, "epoch": entry["epoch"] + len(previous)} for entry in trainer.history]
         self.moco_ = moco.cpu().eval()
+        self.heads_ = heads.cpu().eval()
         self.encoder_ = moco.backbone
         self.history_ = previous + history
         self._n_features_out = (
             self.encoder_.out_features if self.embedding == "backbone" else self.projection_dim
         )
         return self
+
+    def _check_redshifts(self, y, n_samples: int):
+        """The labels as float32 (n_samples,), or None when the redshift term is off."""
+        if y is None or self.redshift_weight == 0:
+            return None
+        y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
+        if y.shape[0] != n_samples:
+            raise ValueError(
+                f"y must hold one redshift per sample of X ({n_samples}); got shape {y.shape}."
+            )
+        if np.isinf(y).any():
+            raise ValueError("y contains infinity; mark unlabelled rows with NaN.")
+        if np.isnan(y).all():
+            return None
+        return y.astype(np.float32)
+
+    def _photometry_targets(self, X, photometry):
+        """Targets of the photometry term, float32 (n_samples, n_targets), or None."""
+        if self.photometry_weight == 0:
+            return None
+        if photometry is not None:
+            values = np.asarray(photometry, dtype=np.float64)
+            if values.ndim == 1:
+                values = values.reshape(-1, 1)
+            if values.ndim != 2 or values.shape[0] != len(X):
+                raise ValueError(
+                    f"photometry must have shape (n_samples, n_targets) with n_samples="
+                    f"{len(X)}; got shape {values.shape}."
+                )
+            if not np.isfinite(values).all():
+                raise ValueError("photometry must be finite; it contains NaN or infinity.")
+        elif len(input_shape(X)) == 1:
+            values = np.asarray(X, dtype=np.float64)
+        else:
+            n_bands = input_shape(X)[0]
+            values = AperturePhotometry(reference_band=min(2, n_bands - 1)).fit_transform(X)
+        return values.astype(np.float32)
 
     def transform(self, X):
         """Embed X.

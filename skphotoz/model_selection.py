@@ -105,6 +105,35 @@ class LabelEfficiencyCurve:
             name=curves[0].name,
         )
 
+    def select(self, label_counts) -> LabelEfficiencyCurve:
+        """The curve at some of its budgets only, e.g. to compare it with a curve computed at
+        fewer budgets over the same splits."""
+        wanted = np.asarray(label_counts).reshape(-1)
+        missing = np.setdiff1d(wanted, self.label_counts)
+        if missing.size:
+            raise ValueError(
+                f"label_counts must be budgets of the curve ({self.label_counts.tolist()}); got "
+                f"{missing.tolist()}."
+            )
+        keep = np.flatnonzero(np.isin(self.label_counts, wanted))
+        return LabelEfficiencyCurve(
+            label_counts=self.label_counts[keep],
+            test_scores=self.test_scores[keep],
+            predictions=[p[keep] for p in self.predictions],
+            test_indices=self.test_indices,
+            train_indices=self.train_indices,
+            y=self.y,
+            repeats=self.repeats,
+            fit_times=self.fit_times[keep],
+            scoring=self.scoring,
+            name=self.name,
+            estimators=(
+                None
+                if self.estimators is None
+                else [[fitted[b] for b in keep] for fitted in self.estimators]
+            ),
+        )
+
     @property
     def n_repeats(self) -> int:
         return int(self.repeats.max()) + 1

@@ -64,8 +64,9 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
 
     - ``encoder=None``: trained from scratch with the head — the fully supervised baseline;
     - ``encoder=MoCoEmbedder(...)`` not fitted: ``fit(X, y)`` first pretrains it on all rows of
-      X, labelled or not (rows whose ``y`` is NaN are unlabelled), then fine-tunes on the
-      labelled rows;
+      X, labelled or not (rows whose ``y`` is NaN are unlabelled), semi-supervised (the
+      embedder's redshift term learns from the labelled rows, see its ``redshift_weight``),
+      then fine-tunes on the labelled rows;
     - a fitted embedder, wrapped in :class:`sklearn.frozen.FrozenEstimator` or given as the
       path of its joblib file: a copy of its weights is fine-tuned; ``clone`` and
       cross-validation never pretrain it again, and the given embedder is never modified.
@@ -327,7 +328,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         random_state = check_random_state(self.random_state)
         seed = self._draw_seed(random_state)
 
-        self.embedder_ = self._pretrained_embedder(X, seed)
+        self.embedder_ = self._pretrained_embedder(X, y, seed)
         self.redshift_bins_ = np.linspace(self.z_range[0], self.z_range[1], self.n_bins + 1)
         z = y[labelled]
         self._warn_out_of_range(z)
@@ -410,7 +411,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
                 stacklevel=3,
             )
 
-    def _pretrained_embedder(self, X, seed: int):
+    def _pretrained_embedder(self, X, y, seed: int):
         if self.encoder is None:
             return None
         fitted = _fitted_embedder(self.encoder)
@@ -429,7 +430,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
             embedder.set_params(verbose=True)
         if self.checkpoint_dir is not None and embedder.checkpoint_dir is None:
             embedder.set_params(checkpoint_dir=self.checkpoint_dir)
-        return embedder.fit(X)
+        # Semi-supervised: the embedder's redshift term sees the labelled rows.
+        return embedder.fit(X, y)
 
     def _build_head(self, in_features: int, z: np.ndarray):
         if self.head == "bins":

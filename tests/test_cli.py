@@ -84,3 +84,24 @@ def test_search_needs_embeddings_or_model(tmp_path):
 def test_parser_rejects_unknown_command():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train"])
+
+
+def test_pretrain_semi_supervised_uses_the_archive_redshifts(tmp_path):
+    import joblib
+
+    from skphotoz import MOCO_PRESETS
+
+    archive = tmp_path / "sim.h5"
+    assert main(["simulate", str(archive), "--n", "24", "--stamp-size", "16", "--seed", "1"]) == 0
+    model = tmp_path / "emb.joblib"
+    args = ["pretrain", str(archive), "--output", str(model), "--epochs", "1", "--batch-size", "8"]
+    assert main([*args, "--semi-supervised", "--redshift-weight", "0.5"]) == 0
+    embedder = joblib.load(model)
+    assert set(embedder.heads_) == {"photometry", "redshift"}
+    assert embedder.redshift_weight == 0.5
+    assert main([*args, "--photometry-weight", "0"]) == 0
+    assert len(joblib.load(model).heads_) == 0
+    # --preset offers every preset (spelled out in the parser to keep --help free of torch).
+    pretrain = build_parser()._subparsers._group_actions[0].choices["pretrain"]
+    (preset,) = [a for a in pretrain._actions if a.dest == "preset"]
+    assert sorted(preset.choices) == sorted(MOCO_PRESETS)

@@ -186,3 +186,23 @@ def test_curves_of_several_data_sets_concatenate_into_repeats():
     np.testing.assert_allclose(both.sigma_mad(), np.column_stack([a.sigma_mad(), b.sigma_mad()]))
     with pytest.raises(ValueError, match="same label_counts"):
         LabelEfficiencyCurve.concatenate([a, _synthetic_curve([100], lambda n: 0.1)])
+
+
+def test_select_keeps_some_budgets_of_the_same_splits():
+    X, z = _features(120)
+    curve = label_efficiency_curve(
+        RandomForestRegressor(10, random_state=0), X, z, label_counts=[10, 30, 60], cv=3,
+        random_state=0, return_estimators=True,
+    )  # fmt: skip
+    part = curve.select([60, 10])
+    assert part.label_counts.tolist() == [10, 60]
+    np.testing.assert_array_equal(part.test_scores, curve.test_scores[[0, 2]])
+    np.testing.assert_array_equal(part.sigma_mad(), curve.sigma_mad()[[0, 2]])
+    assert part.estimators[1][1] is curve.estimators[1][2]
+    # Paired comparisons with a curve computed at those budgets only.
+    fewer = label_efficiency_curve(
+        KNeighborsRegressor(3), X, z, label_counts=[10, 60], cv=3, random_state=0
+    )
+    assert paired_difference(part, fewer, n_bootstrap=50, random_state=0).difference.shape == (2,)
+    with pytest.raises(ValueError, match=r"budgets of the curve \(\[10, 30, 60\]\); got \[20\]"):
+        curve.select([20])

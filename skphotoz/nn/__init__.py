@@ -7,7 +7,7 @@ from .augment import GalaxyAugment, VectorAugment
 from .backbones import MLP, AsinhScaling, Encoder, Standardize, build_backbone, resnet
 from .callbacks import Callback, Checkpoint, EarlyStopping, ProgressTable
 from .engine import TrainConfig, Trainer, fit_module, predict, resolve_device
-from .moco import MoCo, MoCoTask, info_nce
+from .moco import MoCo, MoCoTask, TargetHead, info_nce
 
 __all__ = [
     "AsinhScaling",
@@ -23,6 +23,7 @@ __all__ = [
     "MoCo",
     "MoCoTask",
     "Standardize",
+    "TargetHead",
     "TrainConfig",
     "VectorAugment",
     "build_backbone",

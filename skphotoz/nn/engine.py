@@ -190,7 +190,8 @@ class Trainer:
     Attributes
     ----------
     history : list of dict
-        One entry per completed epoch: ``epoch``, ``loss`` (mean over batches), ``lr`` (at
+        One entry per completed epoch: ``epoch``, ``loss`` (mean over batches; for a task
+        with a ``loss_terms`` dict also ``loss_<term>`` of each term), ``lr`` (at
         the end), ``lrs`` (of every parameter group), ``images_per_s`` and ``time_s``, plus
         what callbacks add (e.g. ``validation_loss``); a resumed run includes the epochs of
         its checkpoint.
@@ -299,6 +300,7 @@ class Trainer:
         self._call("on_epoch_begin", epoch, len(batches))
         task.train()
         total_loss, n_seen, started = 0.0, 0, time.perf_counter()
+        term_sums: dict[str, float] = {}
         for batch in loader:
             batch = [to_device(t, device) for t in batch]
             with autocast(device):
@@ -314,12 +316,15 @@ class Trainer:
             value, size = loss.item(), batch[0].shape[0]
             total_loss += value * size
             n_seen += size
+            for name, term in getattr(task, "loss_terms", {}).items():
+                term_sums[name] = term_sums.get(name, 0.0) + float(term) * size
             self._call("on_batch_end", value, size)
         task.eval()
         elapsed = time.perf_counter() - started
         return {
             "epoch": epoch,
             "loss": total_loss / n_seen,
+            **{f"loss_{name}": total / n_seen for name, total in term_sums.items()},
             "lr": self.optimizer.param_groups[0]["lr"],
             "lrs": [group["lr"] for group in self.optimizer.param_groups],
             "images_per_s": n_seen / elapsed,

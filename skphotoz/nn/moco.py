@@ -133,23 +133,112 @@ class MoCo(nn.Module):
         restored[order] = keys
         return F.normalize(restored.float(), dim=1)
 
-    def forward(self, view_q: torch.Tensor, view_k: torch.Tensor, generator=None) -> torch.Tensor:
-        """InfoNCE loss of one step; updates the key encoder first and the queue after."""
+    def forward(
+        self,
+        view_q: torch.Tensor,
+        view_k: torch.Tensor,
+        generator=None,
+        return_features: bool = False,
+    ):
+        """InfoNCE loss of one step; updates the key encoder first and the queue after.
+
+        With ``return_features`` also returns the backbone representation of the queries
+        (before the projection), on which the pretraining heads of :class:`MoCoTask` work.
+        """
         self.momentum_update()
-        query = F.normalize(self.query_encoder(view_q).float(), dim=1)
+        features = self.backbone(view_q)
+        query = F.normalize(self.query_encoder[1](features).float(), dim=1)
         key = self.encode_keys(view_k, generator)
         loss = info_nce(query, key, self.queue.clone().detach(), self.temperature)
         self.enqueue(key)
-        return loss
+        return (loss, features) if return_features else loss
+
+
+class TargetHead(nn.Module):
+    """Predicts standardised per-galaxy targets (photometry, redshift) from a representation.
+
+    Targets are standardised with fixed ``center`` and ``scale`` (from the training data)
+    and compared with a Huber loss (smooth L1, transition at one standard unit), so that a
+    few extreme targets (an aperture at the flux floor, a catastrophic redshift) do not
+    dominate. Rows whose target is NaN (unlabelled galaxies) do not count.
+
+    Parameters
+    ----------
+    in_features : int
+    center, scale : sequence of float
+        One value per target column.
+    hidden : int or None, default=None
+        Width of a hidden layer; None makes the head linear, so that the targets must be
+        linearly readable from the representation (and neighbours in it share them).
+    """
+
+    def __init__(self, in_features: int, center, scale, hidden: int | None = None):
+        super().__init__()
+        center = torch.as_tensor(center, dtype=torch.float32).reshape(-1)
+        scale = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)
+        self.register_buffer("center", center)
+        self.register_buffer("scale", scale)
+        n_out = center.numel()
+        if hidden is None:
+            self.net = nn.Linear(in_features, n_out)
+        else:
+            self.net = nn.Sequential(
+                nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_out)
+            )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Predicted targets in their own units, (n, n_targets)."""
+        return self.net(features).float() * self.scale + self.center
+
+    def loss(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean Huber loss over the rows with a target; 0 (with gradient) if there are none."""
+        target = target.float().reshape(features.shape[0], -1)
+        known = ~torch.isnan(target).any(dim=1)
+        predicted = self.net(features).float()
+        if not bool(known.any()):
+            return predicted.sum() * 0.0
+        standard = (target[known] - self.center) / self.scale
+        return F.smooth_l1_loss(predicted[known], standard)
 
 
 class MoCoTask(nn.Module):
-    """One MoCo training step: two random views of each sample, then the InfoNCE loss."""
+    """One pretraining step: two random views of each sample, the InfoNCE loss, and optional
+    photometry and redshift terms on the query view's representation.
 
-    def __init__(self, moco: MoCo, augment: nn.Module):
+    ``forward(x, [photometry], [z], generator=...)`` takes the targets of the heads present,
+    in that order: ``photometry`` of the galaxy (measured on the un-augmented stamp, so the
+    target is the galaxy, not the view) and ``z`` (NaN where unknown). The loss is
+    ``weights[0] * InfoNCE + weights[1] * photometry + weights[2] * redshift``; the terms of
+    the last step are kept in :attr:`loss_terms`.
+    """
+
+    def __init__(
+        self,
+        moco: MoCo,
+        augment: nn.Module,
+        photometry_head: TargetHead | None = None,
+        redshift_head: TargetHead | None = None,
+        weights=(1.0, 0.0, 0.0),
+    ):
         super().__init__()
         self.moco = moco
         self.augment = augment
+        self.photometry_head = photometry_head
+        self.redshift_head = redshift_head
+        self.weights = tuple(float(w) for w in weights)
+        self.loss_terms: dict[str, torch.Tensor] = {}
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.moco(self.augment(x, generator), self.augment(x, generator), generator)
+    def forward(self, x: torch.Tensor, *targets, generator: torch.Generator | None = None):
+        view_q, view_k = self.augment(x, generator), self.augment(x, generator)
+        if self.photometry_head is None and self.redshift_head is None:
+            return self.moco(view_q, view_k, generator)
+        contrastive, features = self.moco(view_q, view_k, generator, return_features=True)
+        targets = list(targets)
+        terms = {"contrastive": contrastive}
+        if self.photometry_head is not None:
+            terms["photometry"] = self.photometry_head.loss(features, targets.pop(0))
+        if self.redshift_head is not None:
+            terms["redshift"] = self.redshift_head.loss(features, targets.pop(0))
+        self.loss_terms = {name: value.detach() for name, value in terms.items()}
+        weights = dict(zip(("contrastive", "photometry", "redshift"), self.weights, strict=True))
+        return sum(weights[name] * value for name, value in terms.items())
