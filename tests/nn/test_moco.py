@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skphotoz.nn import MoCo, info_nce
+from skphotoz.nn import GalaxyAugment, MoCo, MoCoTask, TargetHead, info_nce
 
 
 class _Linear(nn.Module):
@@ -108,3 +108,64 @@ def test_shuffle_bn_restores_order():
     # BatchNorm statistics of a sub-batch differ from the full batch's: groups matter.
     whole = F.normalize(moco.key_encoder(x), dim=1)
     assert not torch.allclose(keys, whole, atol=1e-4)
+
+
+# -- the photometry and redshift terms of pretraining ------------------------------------
+def test_target_head_loss_is_huber_on_standardised_known_rows():
+    torch.manual_seed(0)
+    head = TargetHead(4, center=[1.0, -2.0], scale=[2.0, 0.5])
+    features = torch.randn(5, 4)
+    target = torch.tensor([[3.0, -2.0], [1.0, 1.0], [float("nan"), 0.0], [0.0, -1.0], [9, 9]])
+    predicted = head.net(features)
+    known = [0, 1, 3, 4]
+    standard = (target[known] - torch.tensor([1.0, -2.0])) / torch.tensor([2.0, 0.5])
+    expected = F.smooth_l1_loss(predicted[known], standard)
+    assert head.loss(features, target).item() == pytest.approx(expected.item(), rel=1e-6)
+    # forward gives the targets' own units.
+    assert torch.allclose(head(features), predicted * torch.tensor([2.0, 0.5]) + torch.tensor(
+        [1.0, -2.0]))  # fmt: skip
+
+
+def test_target_head_without_known_rows_gives_zero_loss_and_zero_gradient():
+    head = TargetHead(3, center=[0.0], scale=[1.0])
+    loss = head.loss(torch.randn(4, 3), torch.full((4,), float("nan")))
+    loss.backward()
+    assert loss.item() == 0.0
+    assert all(float(p.grad.abs().sum()) == 0.0 for p in head.parameters())
+
+
+class _Flat(torch.nn.Module):
+    out_features = 8
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(5 * 8 * 8, 8))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_moco_task_weighs_its_terms():
+    torch.manual_seed(0)
+    images = torch.rand(6, 5, 12, 12)
+    photometry, z = torch.randn(6, 3), torch.tensor([0.1, float("nan"), 0.2, 0.3, 0.1, 0.05])
+    augment = GalaxyAugment(8, noise=0.0, psf_fwhm=0.0)
+    losses = []
+    for weights in ((1.0, 0.0, 0.0), (0.5, 2.0, 3.0), (0.0, 1.0, 0.0)):
+        torch.manual_seed(1)
+        moco = MoCo(_Flat(), projection_dim=4, queue_size=12)
+        task = MoCoTask(
+            moco,
+            augment,
+            TargetHead(8, torch.zeros(3), torch.ones(3)),
+            TargetHead(8, [0.1], [0.1]),
+            weights=weights,
+        )
+        loss = task(images, photometry, z, generator=torch.Generator().manual_seed(2))
+        terms = task.loss_terms
+        expected = sum(w * terms[k] for w, k in zip(weights, terms, strict=True))
+        assert loss.item() == pytest.approx(float(expected), rel=1e-6)
+        losses.append(terms)
+    # Same seeds, same views: the unweighted terms do not depend on the weights.
+    for name in ("contrastive", "photometry", "redshift"):
+        assert losses[0][name].item() == pytest.approx(losses[1][name].item(), rel=1e-6)
