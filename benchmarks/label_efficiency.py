@@ -8,9 +8,9 @@ and label subsets:
   without labels, on all the pool's images with InfoNCE and the photometry term
   (``MoCoEmbedder`` defaults);
 - ``plain MoCo``: the same with InfoNCE alone (``photometry_weight=0``), MoCo v2;
-- ``semi-supervised``: ``PhotoZRegressor(MoCoEmbedder())``: each fit pretrains on its training
-  rows with InfoNCE, the photometry term and the redshift term on the rows labelled at that
-  budget, then fine-tunes (one pretraining per fit: the slow one);
+- ``semi-supervised``: ``PhotoZRegressor(MoCoEmbedder(redshift_weight=1))``: each fit
+  pretrains on its training rows with InfoNCE, the photometry term and the redshift term on
+  the rows labelled at that budget, then fine-tunes (one pretraining per fit: the slow one);
 - ``from scratch``: ``PhotoZRegressor()``, the fully supervised baseline;
 - ``forest``: ``make_pipeline(AperturePhotometry(), RandomForestRegressor())`` on the same
   images.
@@ -71,7 +71,7 @@ def build(name: str, X, seed: int, args):
         print(f"  {name}: pretrained on {len(X)} galaxies in {time.perf_counter() - tick:.0f} s")
         return PhotoZRegressor(FrozenEstimator(embedder), **network)
     if name == "semi-supervised":
-        return PhotoZRegressor(MoCoEmbedder(**moco), **network)
+        return PhotoZRegressor(MoCoEmbedder(**moco, redshift_weight=1.0), **network)
     if name == "from scratch":
         return PhotoZRegressor(**network)
     forest = RandomForestRegressor(

@@ -40,11 +40,11 @@ _PUBLISHED = dict(
 #: GPU configurations. "published": the published configuration (Hayat et al. 2021), plain
 #: MoCo v2 with ResNet50 and the stride-1 stem on 64x64 crops of 107x107 stamps, a 65,536-key
 #: queue, batch 256. "published-photometry": the same scale with this package's photometry
-#: term (and, when ``fit`` gets labels, the redshift term) at their default weights.
+#: term at its default weight (the redshift term stays off, as by default).
 #: ``MoCoEmbedder(**MOCO_PRESETS["published"])``.
 MOCO_PRESETS = {
     "published": {**_PUBLISHED, "photometry_weight": 0.0, "redshift_weight": 0.0},
-    "published-photometry": {**_PUBLISHED, "photometry_weight": 1.0, "redshift_weight": 1.0},
+    "published-photometry": {**_PUBLISHED, "photometry_weight": 1.0, "redshift_weight": 0.0},
 }
 
 
@@ -167,11 +167,12 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         Contrastive learning alone separates galaxies by what survives the augmentations
         most clearly (brightness, size) and loses much of the colour that carries redshift;
         this term keeps it (measured in ``docs/results.md``). 0 is plain MoCo v2.
-    redshift_weight : float, default=1.0
+    redshift_weight : float, default=0.0
         Weight of the redshift term of semi-supervised pretraining, used when ``fit`` gets
         ``y``: a linear head predicts the standardised redshift of the labelled rows (``y``
-        not NaN) with a Huber loss. ``fit(X)`` alone, or ``redshift_weight=0``, is
-        unsupervised.
+        not NaN) with a Huber loss. Off by default: at weight 1 it made fine-tuned models
+        worse on the simulator, its loss not falling steadily (``docs/results.md``). With 0,
+        or ``fit(X)`` alone, pretraining is unsupervised.
 
     Attributes
     ----------
@@ -254,7 +255,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         warm_start=False,
         contrastive_weight=1.0,
         photometry_weight=1.0,
-        redshift_weight=1.0,
+        redshift_weight=0.0,
     ):
         super().__init__(
             backbone,
@@ -370,7 +371,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
 
     def _check_redshifts(self, y, n_samples: int):
         """The labels as float32 (n_samples,), or None when the redshift term is off."""
-        if y is None or self.redshift_weight == 0:
+        if y is None:
             return None
         y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
         if y.shape[0] != n_samples:
@@ -379,7 +380,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             )
         if np.isinf(y).any():
             raise ValueError("y contains infinity; mark unlabelled rows with NaN.")
-        if np.isnan(y).all():
+        if self.redshift_weight == 0 or np.isnan(y).all():
             return None
         return y.astype(np.float32)
 

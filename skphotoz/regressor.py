@@ -64,9 +64,9 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
 
     - ``encoder=None``: trained from scratch with the head — the fully supervised baseline;
     - ``encoder=MoCoEmbedder(...)`` not fitted: ``fit(X, y)`` first pretrains it on all rows of
-      X, labelled or not (rows whose ``y`` is NaN are unlabelled), semi-supervised (the
-      embedder's redshift term learns from the labelled rows, see its ``redshift_weight``),
-      then fine-tunes on the labelled rows;
+      X, labelled or not (rows whose ``y`` is NaN are unlabelled; with the embedder's
+      ``redshift_weight > 0`` its redshift term also learns from the labelled rows), then
+      fine-tunes on the labelled rows;
     - a fitted embedder, wrapped in :class:`sklearn.frozen.FrozenEstimator` or given as the
       path of its joblib file: a copy of its weights is fine-tuned; ``clone`` and
       cross-validation never pretrain it again, and the given embedder is never modified.
