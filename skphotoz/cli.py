@@ -56,10 +56,10 @@ def pretrain(args) -> int:
         num_workers=args.num_workers,
     )  # fmt: skip
     labels = None
-    if args.semi_supervised:
+    if args.redshift_weight:  # semi-supervised: the archive's redshifts, NaN = unlabelled
         if "redshift" not in archive:
-            raise SystemExit(f"--semi-supervised: {args.archive} has no redshift column.")
-        labels = archive.redshift  # NaN where a galaxy has no spectroscopic redshift
+            raise SystemExit(f"--redshift-weight: {args.archive} has no redshift column.")
+        labels = archive.redshift
     embedder.fit(archive.images, labels)
     joblib.dump(embedder, args.output)
     print(f"saved {args.output}; final loss {embedder.history_[-1]['loss']:.4f}")
@@ -235,12 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the photometry term (0: plain MoCo; default: the estimator's)",
     )  # fmt: skip
     p.add_argument(
-        "--semi-supervised", action="store_true",
-        help="learn from the archive's redshifts too (NaN rows stay unlabelled)",
-    )  # fmt: skip
-    p.add_argument(
         "--redshift-weight", type=float, default=None,
-        help="weight of the redshift term of --semi-supervised (default: the estimator's)",
+        help="above 0: semi-supervised, a redshift term learns from the archive's redshifts "
+        "(NaN rows stay unlabelled); default off",
     )  # fmt: skip
     p.add_argument("--deredden", action="store_true", help="deredden with the e_bv column")
     p.add_argument("--checkpoint-dir", default=None)

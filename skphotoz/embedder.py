@@ -16,6 +16,7 @@ from ._base import (
     seeded,
 )
 from ._validation import Range, Real, StrOptions, finite, fit_context, integer, positive
+from .metrics import MAD_TO_SIGMA
 from .nn import MoCo, MoCoTask, TargetHead
 from .nn.engine import predict
 from .preprocessing import AperturePhotometry
@@ -54,7 +55,7 @@ def _target_head(in_features: int, values: np.ndarray) -> TargetHead:
     values = values.reshape(len(values), -1).astype(np.float64)
     known = values[~np.isnan(values).any(axis=1)]
     center = np.median(known, axis=0)
-    scale = 1.4826 * np.median(np.abs(known - center), axis=0)
+    scale = MAD_TO_SIGMA * np.median(np.abs(known - center), axis=0)
     spread = np.std(known, axis=0)
     scale = np.where(scale > 0, scale, np.where(spread > 0, spread, 1.0))
     return TargetHead(in_features, center, scale)
@@ -330,7 +331,8 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             )
         seed = self._draw_seed()
         if continuing:
-            moco, heads = self.moco_, self.heads_
+            # (an embedder fitted before the pretraining heads existed has none)
+            moco, heads = self.moco_, getattr(self, "heads_", nn.ModuleDict())
         else:
             self.input_shape_ = input_shape(X)
             self.crop_size_ = resolve_crop_size(self.crop_size, X)

@@ -430,7 +430,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
             embedder.set_params(verbose=True)
         if self.checkpoint_dir is not None and embedder.checkpoint_dir is None:
             embedder.set_params(checkpoint_dir=self.checkpoint_dir)
-        # Semi-supervised: the embedder's redshift term sees the labelled rows.
+        # The labelled rows reach the embedder's redshift term (if its redshift_weight > 0).
         return embedder.fit(X, y)
 
     def _build_head(self, in_features: int, z: np.ndarray):

@@ -95,7 +95,7 @@ def test_pretrain_semi_supervised_uses_the_archive_redshifts(tmp_path):
     assert main(["simulate", str(archive), "--n", "24", "--stamp-size", "16", "--seed", "1"]) == 0
     model = tmp_path / "emb.joblib"
     args = ["pretrain", str(archive), "--output", str(model), "--epochs", "1", "--batch-size", "8"]
-    assert main([*args, "--semi-supervised", "--redshift-weight", "0.5"]) == 0
+    assert main([*args, "--redshift-weight", "0.5"]) == 0
     embedder = joblib.load(model)
     assert set(embedder.heads_) == {"photometry", "redshift"}
     assert embedder.redshift_weight == 0.5

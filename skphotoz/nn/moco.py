@@ -167,24 +167,18 @@ class TargetHead(nn.Module):
     in_features : int
     center, scale : sequence of float
         One value per target column.
-    hidden : int or None, default=None
-        Width of a hidden layer; None makes the head linear, so that the targets must be
-        linearly readable from the representation (and neighbours in it share them).
+
+    The head is linear, so that the targets must be linearly readable from the
+    representation (and neighbours in it share them).
     """
 
-    def __init__(self, in_features: int, center, scale, hidden: int | None = None):
+    def __init__(self, in_features: int, center, scale):
         super().__init__()
         center = torch.as_tensor(center, dtype=torch.float32).reshape(-1)
         scale = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)
         self.register_buffer("center", center)
         self.register_buffer("scale", scale)
-        n_out = center.numel()
-        if hidden is None:
-            self.net = nn.Linear(in_features, n_out)
-        else:
-            self.net = nn.Sequential(
-                nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_out)
-            )
+        self.net = nn.Linear(in_features, center.numel())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Predicted targets in their own units, (n, n_targets)."""
