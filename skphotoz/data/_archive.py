@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._validation import StrOptions, check_params, integer
-from ._lazy import HDF5Images
+from ._lazy import HDF5Images, open_hdf5
 
 #: Per-galaxy columns of the HDF5 archive, their dtype and shape after the sample axis.
 ARCHIVE_COLUMNS = {
@@ -32,7 +32,8 @@ ARCHIVE_COLUMNS = {
     "specObjID": (np.int64, ()),
 }
 
-# Archive key -> friendlier Bunch attribute returned by ``open_archive``.
+# Archive key on disk -> the public name used everywhere in skphotoz: the keyword of
+# ``write_archive`` and ``ArchiveWriter.append`` and the Bunch key of ``open_archive``.
 _COLUMN_ALIASES = {
     "specz_redshift": "redshift",
     "specz_redshift_err": "redshift_err",
@@ -42,6 +43,10 @@ _COLUMN_ALIASES = {
     "ObjID": "objid",
     "specObjID": "specobjid",
 }
+
+#: The public column names, in order; their archive keys are ``_ARCHIVE_KEYS[name]``.
+COLUMNS = tuple(_COLUMN_ALIASES.values())
+_ARCHIVE_KEYS = {alias: key for key, alias in _COLUMN_ALIASES.items()}
 
 _IMAGES_KEY = "images"
 # One stored chunk holds a few galaxies' full stamps: reads of single galaxies touch one chunk.
@@ -70,7 +75,7 @@ class ArchiveWriter:
     >>> import numpy as np, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "a.h5")
     >>> with ArchiveWriter(path, n_samples=2, stamp_size=8) as w:
-    ...     w.append(images=np.ones((2, 5, 8, 8), np.float32), specz_redshift=[0.1, 0.2])
+    ...     w.append(images=np.ones((2, 5, 8, 8), np.float32), redshift=[0.1, 0.2])
     >>> open_archive(path).images.shape
     (2, 5, 8, 8)
     """
@@ -118,19 +123,63 @@ class ArchiveWriter:
         self._file.attrs["flux_unit"] = "nanomaggies"
         return self
 
-    def append(self, images, **columns) -> None:
+    def append(
+        self,
+        images,
+        *,
+        redshift=None,
+        redshift_err=None,
+        extinction=None,
+        ra=None,
+        dec=None,
+        objid=None,
+        specobjid=None,
+        **unexpected,
+    ) -> None:
         """Write the next batch of galaxies.
+
+        The columns take the public names that :func:`open_archive` returns; they are stored
+        under the published archive's keys (``redshift`` as ``specz_redshift``,
+        ``extinction`` as ``e_bv``, ``objid`` as ``ObjID``...). A column left out stays
+        unknown for this batch: NaN for floats, -1 for identifiers.
 
         Parameters
         ----------
         images : array-like of shape (n_batch, n_bands, stamp_size, stamp_size)
-        **columns : array-like
-            Any of the archive columns (``specz_redshift``, ``specz_redshift_err``, ``e_bv``,
-            ``ra``, ``dec``, ``ObjID``, ``specObjID``), each with ``n_batch`` rows.
+            Fluxes in nanomaggies, stored as float32.
+        redshift, redshift_err : array-like of shape (n_batch,), optional
+            Spectroscopic redshift and its error.
+        extinction : array-like of shape (n_batch, n_bands), optional
+            Per-band Galactic extinction A_b in magnitudes.
+        ra, dec : array-like of shape (n_batch,), optional
+            Sky position in degrees.
+        objid, specobjid : array-like of int of shape (n_batch,), optional
+            SDSS photometric and spectroscopic object identifiers.
         """
+        if unexpected:
+            renamed = {k: _COLUMN_ALIASES[k] for k in unexpected if k in _COLUMN_ALIASES}
+            if renamed:
+                hints = ", ".join(f"{old}= -> {new}=" for old, new in renamed.items())
+                raise TypeError(
+                    "ArchiveWriter.append takes the public column names, not the archive's "
+                    f"keys on disk: use {hints}."
+                )
+            raise TypeError(
+                f"ArchiveWriter.append got unknown columns {sorted(unexpected)}; expected any "
+                f"of {list(COLUMNS)}."
+            )
+        columns = {
+            "redshift": redshift,
+            "redshift_err": redshift_err,
+            "extinction": extinction,
+            "ra": ra,
+            "dec": dec,
+            "objid": objid,
+            "specobjid": specobjid,
+        }
         if self._file is None:
             raise RuntimeError("ArchiveWriter.append must be called inside a `with` block.")
-        images = np.asarray(images, dtype=np.float32)
+        images = _as_float_images(images)
         expected = (self.n_bands, self.stamp_size, self.stamp_size)
         if images.ndim != 4 or images.shape[1:] != expected:
             raise ValueError(
@@ -144,24 +193,20 @@ class ArchiveWriter:
                 f"append would write galaxies {start}..{stop - 1} but the archive was created "
                 f"for n_samples={self.n_samples}."
             )
-        unknown = set(columns) - set(ARCHIVE_COLUMNS)
-        if unknown:
-            raise ValueError(
-                f"unknown archive columns {sorted(unknown)}; expected any of "
-                f"{sorted(ARCHIVE_COLUMNS)}."
-            )
-        self._file[_IMAGES_KEY][start:stop] = images
-        for key, values in columns.items():
+        arrays = {}
+        for name, values in columns.items():
             if values is None:
                 continue
-            dataset = self._file[key]
-            values = np.asarray(values, dtype=dataset.dtype)
-            if values.shape != (n,) + dataset.shape[1:]:
+            dataset = self._file[_ARCHIVE_KEYS[name]]
+            arrays[dataset.name] = _as_column(values, dataset.dtype, name)
+            if arrays[dataset.name].shape != (n,) + dataset.shape[1:]:
                 raise ValueError(
-                    f"{key} must have shape {(n,) + dataset.shape[1:]} for a batch of {n} "
-                    f"images; got {values.shape}."
+                    f"{name} must have shape {(n,) + dataset.shape[1:]} for a batch of {n} "
+                    f"images; got {arrays[dataset.name].shape}."
                 )
-            dataset[start:stop] = values
+        self._file[_IMAGES_KEY][start:stop] = images
+        for key, values in arrays.items():
+            self._file[key][start:stop] = values
         self._n_written = stop
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -198,15 +243,24 @@ def write_archive(
         Any array-like with ``shape`` and slicing (e.g. :class:`HDF5Images`): it is copied
         ``chunk_size`` galaxies at a time.
     redshift, redshift_err : array-like of shape (n_samples,), optional
+        Spectroscopic redshift and its error (stored as ``specz_redshift`` and
+        ``specz_redshift_err``).
     extinction : array-like of shape (n_samples, n_bands), optional
         Per-band Galactic extinction in magnitudes (stored as ``e_bv``).
     ra, dec : array-like of shape (n_samples,), optional
+        Sky position in degrees.
     objid, specobjid : array-like of int of shape (n_samples,), optional
+        SDSS identifiers (stored as ``ObjID`` and ``specObjID``).
     chunk_size : int, default=1024
+        Galaxies copied per write: bounds the memory used when ``images`` is lazy.
+
+    See Also
+    --------
+    skphotoz.data.ingest : write an archive from a cube or FITS cutouts and a catalogue.
     """
     shape = getattr(images, "shape", None)
     if shape is None:
-        images = np.asarray(images, dtype=np.float32)
+        images = _as_float_images(images)
         shape = images.shape
     if len(shape) != 4 or shape[2] != shape[3] or 0 in tuple(shape):
         raise ValueError(
@@ -215,28 +269,53 @@ def write_archive(
         )
     check_params("write_archive", {"chunk_size": [integer(1)]}, chunk_size=chunk_size)
     columns = {
-        "specz_redshift": redshift,
-        "specz_redshift_err": redshift_err,
-        "e_bv": extinction,
+        "redshift": redshift,
+        "redshift_err": redshift_err,
+        "extinction": extinction,
         "ra": ra,
         "dec": dec,
-        "ObjID": objid,
-        "specObjID": specobjid,
+        "objid": objid,
+        "specobjid": specobjid,
     }
     columns = {k: np.asarray(v) for k, v in columns.items() if v is not None}
-    for key, values in columns.items():
-        if values.shape[0] != shape[0]:
-            raise ValueError(
-                f"{_COLUMN_ALIASES[key]} must have {shape[0]} rows (one per image); "
-                f"got {values.shape[0]}."
-            )
+    for name, values in columns.items():
+        if values.ndim == 0 or values.shape[0] != shape[0]:
+            rows = "a scalar" if values.ndim == 0 else values.shape[0]
+            raise ValueError(f"{name} must have {shape[0]} rows (one per image); got {rows}.")
     with ArchiveWriter(path, shape[0], stamp_size=shape[2], n_bands=shape[1]) as writer:
         for start in range(0, shape[0], chunk_size):
             stop = min(start + chunk_size, shape[0])
             writer.append(
-                images=np.asarray(images[start:stop], dtype=np.float32),
+                images=images[start:stop],
                 **{k: v[start:stop] for k, v in columns.items()},
             )
+
+
+def _as_float_images(images) -> np.ndarray:
+    """Images as float32, refusing what is not real numbers (strings, complex, objects)."""
+    array = np.asarray(images)
+    if array.dtype == bool or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise TypeError(f"images must be real-valued fluxes; got dtype {array.dtype}.")
+    return array.astype(np.float32, copy=False)
+
+
+def _as_column(values, dtype: np.dtype, name: str) -> np.ndarray:
+    """A column converted to its stored dtype; identifiers must be integers (an SDSS ObjID
+    does not survive a trip through float64), floats must be real numbers."""
+    array = np.asarray(values)
+    if np.issubdtype(dtype, np.integer):
+        if not np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
+            raise TypeError(
+                f"{name} must be integer identifiers; got dtype {array.dtype} (an SDSS ObjID "
+                "needs 64-bit integers: floats lose its last digits)."
+            )
+    elif array.dtype == bool or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise TypeError(f"{name} must be real numbers; got dtype {array.dtype}.")
+    return array.astype(dtype, copy=False)
 
 
 def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bunch:
@@ -249,7 +328,8 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
         Centre-crop the stamps to ``crop × crop`` on read (64 for the published 107-px
         archive).
     deredden : bool, default=False
-        Correct the images for Galactic extinction with the ``e_bv`` column on read.
+        Correct the images for Galactic extinction with the ``e_bv`` column on read
+        (refused if any galaxy's extinction is NaN or infinite).
 
     Returns
     -------
@@ -257,6 +337,14 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
         ``images`` (:class:`HDF5Images`, lazy), ``redshift``, ``redshift_err``,
         ``extinction`` (n, n_bands), ``ra``, ``dec``, ``objid``, ``specobjid`` (those present
         in the file).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If ``path`` is not an HDF5 file, has no ``images`` dataset or an empty one, or a
+        column has a different number of rows than there are images.
     """
     check_params(
         "open_archive",
@@ -265,11 +353,30 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
         deredden=deredden,
     )
     images = HDF5Images(path, crop=crop, deredden=deredden)
+    n_samples, n_bands = len(images), images.shape[1]
     bunch = Bunch(images=images)
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         for key, alias in _COLUMN_ALIASES.items():
-            if key in f:
-                bunch[alias] = f[key][...]
+            if key not in f:
+                continue
+            column = f[key]
+            if not isinstance(column, h5py.Dataset) or column.ndim == 0:
+                raise ValueError(
+                    f"{os.fspath(path)!r}: column {alias!r} (key {key!r}) must be a dataset "
+                    f"with one row per image; got {column!r}."
+                )
+            if column.shape[0] != n_samples:
+                raise ValueError(
+                    f"{os.fspath(path)!r}: column {alias!r} (key {key!r}) has "
+                    f"{column.shape[0]} rows but the archive has {n_samples} images; every "
+                    "column needs one row per image."
+                )
+            if key == "e_bv" and column.shape[1:] != (n_bands,):
+                raise ValueError(
+                    f"{os.fspath(path)!r}: column 'extinction' (key 'e_bv') must have shape "
+                    f"(n_samples, n_bands) = {(n_samples, n_bands)}; got {column.shape}."
+                )
+            bunch[alias] = column[...]
     return bunch
 
 

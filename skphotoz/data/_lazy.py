@@ -10,11 +10,40 @@ import numpy as np
 
 from .._validation import check_params, integer
 
+__all__ = ["HDF5Images", "open_hdf5"]
+
 # Rows closer than this are read in one contiguous slice (h5py point selections are slow,
 # while reading a few unwanted neighbours from the same chunk costs almost nothing).
 _MAX_GAP = 8
 # ``np.asarray(HDF5Images)`` reads this many galaxies at a time.
 _READ_BLOCK = 512
+
+
+def open_hdf5(path) -> h5py.File:
+    """Open an HDF5 file read-only, with errors that say what is wrong with the path.
+
+    Raises
+    ------
+    FileNotFoundError
+        If nothing exists at ``path``.
+    ValueError
+        If ``path`` is a folder or a file that is not HDF5 (e.g. a ``.npy`` cube given where an
+        archive was expected).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no archive at {path!r}: the file does not exist.")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a folder; expected an HDF5 archive file.")
+    if not h5py.is_hdf5(path):
+        raise ValueError(
+            f"{path!r} is not an HDF5 file; an archive is written by skphotoz.data.ingest "
+            "or write_archive."
+        )
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"could not open the HDF5 archive {path!r}: {exc}") from exc
 
 
 class HDF5Images:
@@ -37,8 +66,19 @@ class HDF5Images:
         Return the central ``crop × crop`` pixels (64 for the published 107-px stamps).
     deredden : bool, default=False
         Multiply band *b* by ``10**(0.4 A_b)`` with ``A_b`` read from ``extinction_key``.
+        The column is checked when the object is made: a missing column, or NaN/infinite
+        extinction in any row, raises a ValueError naming the rows, since those galaxies
+        would otherwise come back as NaN images.
     extinction_key : str, default="e_bv"
         Dataset (n_samples, n_bands) of per-band extinction in magnitudes.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If ``path`` is not an HDF5 file, lacks ``key``, holds an empty or non-numeric image
+        dataset, or (with ``deredden=True``) lacks finite extinction for every galaxy.
 
     Examples
     --------
@@ -74,9 +114,13 @@ class HDF5Images:
         self.extinction_key = extinction_key
         self._file = None
         self._extinction = None
-        with h5py.File(self.path, "r") as f:
+        with open_hdf5(self.path) as f:
             if key not in f:
-                raise KeyError(f"{self.path} has no dataset {key!r}; it holds {sorted(f)}.")
+                raise ValueError(
+                    f"{self.path} has no dataset {key!r} (the images); it holds {sorted(f)}."
+                )
+            if not isinstance(f[key], h5py.Dataset):
+                raise ValueError(f"{key!r} in {self.path} is a group, not a dataset of images.")
             stored = f[key].shape
             self._stored_dtype = f[key].dtype
             if len(stored) != 4:
@@ -84,15 +128,49 @@ class HDF5Images:
                     f"dataset {key!r} must be 4-D (n_samples, n_bands, height, width); "
                     f"got shape {stored}."
                 )
-            if deredden and extinction_key not in f:
-                raise KeyError(
-                    f"deredden=True needs the per-band extinction dataset {extinction_key!r}, "
-                    f"which {self.path} lacks."
+            if 0 in stored:
+                raise ValueError(
+                    f"dataset {key!r} of {self.path} is empty: shape {stored} "
+                    "(n_samples, n_bands, height, width) has a zero-length axis."
                 )
+            if not np.issubdtype(self._stored_dtype, np.number) or np.issubdtype(
+                self._stored_dtype, np.complexfloating
+            ):
+                raise ValueError(
+                    f"dataset {key!r} of {self.path} must hold real numbers (fluxes); "
+                    f"got dtype {self._stored_dtype}."
+                )
+            if deredden:
+                self._check_extinction(f, stored)
         size = min(stored[2], stored[3])
         if crop is not None and crop > size:
             raise ValueError(f"crop must be at most the stamp size {size}; got {crop}.")
         self._stored_shape = stored
+
+    def _check_extinction(self, f: h5py.File, stored: tuple) -> None:
+        """Refuse dereddening with a missing, misshapen or non-finite extinction column: a NaN
+        there would turn every pixel of its galaxy into NaN on read."""
+        key = self.extinction_key
+        if key not in f:
+            raise ValueError(
+                f"deredden=True needs the per-band extinction dataset {key!r}, which "
+                f"{self.path} lacks; open it with deredden=False or add the column."
+            )
+        expected = (stored[0], stored[1])
+        if f[key].shape != expected:
+            raise ValueError(
+                f"deredden=True needs {key!r} of shape (n_samples, n_bands) = {expected} in "
+                f"{self.path}; got shape {f[key].shape}."
+            )
+        extinction = f[key][...].astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(extinction).all(axis=1))
+        if bad.size:
+            shown = ", ".join(map(str, bad[:5])) + (", ..." if bad.size > 5 else "")
+            raise ValueError(
+                f"deredden=True needs finite extinction, but {bad.size} of {stored[0]} "
+                f"galaxies of {self.path} have NaN or infinite {key!r} (rows {shown}); fix "
+                "those rows, drop them, or open the archive with deredden=False."
+            )
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

@@ -887,13 +887,13 @@ def write_sdss_galaxies(
             index = np.arange(start, start + len(chunk["redshift"]), dtype=np.int64)
             writer.append(
                 images=chunk["images"],
-                specz_redshift=chunk["redshift"].astype(np.float32),
-                specz_redshift_err=chunk["redshift_err"].astype(np.float32),
-                e_bv=chunk["extinction"].astype(np.float32),
+                redshift=chunk["redshift"].astype(np.float32),
+                redshift_err=chunk["redshift_err"].astype(np.float32),
+                extinction=chunk["extinction"].astype(np.float32),
                 ra=chunk["ra"],
                 dec=chunk["dec"],
-                ObjID=index,
-                specObjID=index,
+                objid=index,
+                specobjid=index,
             )
             start += len(index)
     return str(path)

@@ -59,9 +59,7 @@ def test_streaming_writer_in_batches(tmp_path):
     with ArchiveWriter(path, n_samples=10, stamp_size=11) as writer:
         for start in (0, 3, 7):
             stop = {0: 3, 3: 7, 7: 10}[start]
-            writer.append(
-                images=data["images"][start:stop], specz_redshift=data["redshift"][start:stop]
-            )
+            writer.append(images=data["images"][start:stop], redshift=data["redshift"][start:stop])
     bunch = open_archive(path)
     np.testing.assert_array_equal(bunch.images[:], data["images"])
     np.testing.assert_array_equal(bunch.redshift, data["redshift"])
@@ -78,9 +76,9 @@ def test_writer_errors(tmp_path):
     with pytest.raises(ValueError, match="but 1 galaxies were written"):
         with ArchiveWriter(path, 2, stamp_size=4) as writer:
             writer.append(images=np.zeros((1, 5, 4, 4)))
-    with pytest.raises(ValueError, match="unknown archive columns \\['redshift'\\]"):
+    with pytest.raises(TypeError, match=r"unknown columns \['z'\]; expected any of \['redshift'"):
         with ArchiveWriter(path, 1, stamp_size=4) as writer:
-            writer.append(images=np.zeros((1, 5, 4, 4)), redshift=[0.1])
+            writer.append(images=np.zeros((1, 5, 4, 4)), z=[0.1])
     with pytest.raises(ValueError, match="redshift must have 3 rows"):
         write_archive(path, np.zeros((3, 5, 4, 4)), [0.1])
     with pytest.raises(ValueError, match=r"no empty axis; got \(0, 5, 4, 4\)"):
@@ -180,3 +178,96 @@ def test_npz_errors(tmp_path):
         load_npz_cube(path)
     with pytest.raises(ValueError, match="label 'z' must have 2 rows"):
         save_npz_cube(tmp_path / "x.npz", np.zeros((2, 5, 4, 4)), [0.1])
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("specz_redshift", "redshift"),
+        ("specz_redshift_err", "redshift_err"),
+        ("e_bv", "extinction"),
+        ("ObjID", "objid"),
+        ("specObjID", "specobjid"),
+    ],
+)
+def test_append_names_the_public_column_for_an_archive_key(tmp_path, old, new):
+    with pytest.raises(TypeError, match=rf"public column names.*use {old}= -> {new}="):
+        with ArchiveWriter(tmp_path / "k.h5", 1, stamp_size=4) as writer:
+            writer.append(images=np.zeros((1, 5, 4, 4)), **{old: [1]})
+
+
+def test_append_takes_the_names_open_archive_returns(tmp_path):
+    data = _galaxies(n=3, size=4)
+    path = tmp_path / "p.h5"
+    with ArchiveWriter(path, 3, stamp_size=4) as writer:
+        writer.append(**data)
+    bunch = open_archive(path)
+    for key in ("redshift", "redshift_err", "extinction", "ra", "dec", "objid", "specobjid"):
+        np.testing.assert_array_equal(bunch[key], data[key])
+
+
+def test_append_refuses_float_identifiers_and_string_images(tmp_path):
+    with pytest.raises(TypeError, match=r"objid must be integer identifiers; got dtype float64"):
+        with ArchiveWriter(tmp_path / "f.h5", 1, stamp_size=4) as writer:
+            writer.append(images=np.zeros((1, 5, 4, 4)), objid=[1.237e18])
+    with pytest.raises(TypeError, match=r"images must be real-valued fluxes; got dtype <U1"):
+        write_archive(tmp_path / "s.h5", np.full((1, 5, 4, 4), "a"))
+    with pytest.raises(TypeError, match=r"redshift must be real numbers; got dtype <U3"):
+        write_archive(tmp_path / "s.h5", np.zeros((1, 5, 4, 4)), np.array(["0.1"]))
+
+
+def _raw_archive(path, images, **datasets):
+    with h5py.File(path, "w") as f:
+        if images is not None:
+            f["images"] = images
+        for key, values in datasets.items():
+            f[key] = values
+
+
+@pytest.mark.parametrize(
+    ("key", "values", "match"),
+    [
+        (
+            "specz_redshift",
+            np.zeros(2),
+            r"column 'redshift' \(key 'specz_redshift'\) has 2 rows but the archive has 3 images",
+        ),
+        ("ObjID", np.zeros(4, np.int64), r"column 'objid' \(key 'ObjID'\) has 4 rows .* 3 images"),
+        ("e_bv", np.zeros((3, 4)), r"'extinction' \(key 'e_bv'\) must have shape .*\(3, 5\); got"),
+    ],
+)
+def test_open_archive_refuses_columns_of_another_length(tmp_path, key, values, match):
+    path = tmp_path / "short.h5"
+    _raw_archive(path, np.zeros((3, 5, 4, 4), np.float32), **{key: values})
+    with pytest.raises(ValueError, match=match):
+        open_archive(path)
+
+
+def test_open_archive_says_what_is_wrong_with_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no archive at '.*nowhere.h5': .*does not exist"):
+        open_archive(tmp_path / "nowhere.h5")
+    with pytest.raises(ValueError, match=r"is a folder; expected an HDF5 archive file"):
+        open_archive(tmp_path)
+    cube = tmp_path / "cube.npy"
+    np.save(cube, np.zeros((2, 4, 4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"cube.npy' is not an HDF5 file"):
+        open_archive(cube)
+    no_images = tmp_path / "cols.h5"
+    _raw_archive(no_images, None, specz_redshift=np.zeros(3))
+    with pytest.raises(ValueError, match=r"has no dataset 'images' \(the images\); it holds"):
+        open_archive(no_images)
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 4, 4), (2, 5, 0, 0), (2, 0, 4, 4)])
+def test_open_archive_refuses_empty_images(tmp_path, shape):
+    path = tmp_path / "empty.h5"
+    _raw_archive(path, np.zeros(shape, np.float32))
+    with pytest.raises(ValueError, match=r"is empty: shape .* has a zero-length axis"):
+        open_archive(path)
+
+
+def test_open_archive_refuses_non_numeric_images(tmp_path):
+    path = tmp_path / "str.h5"
+    _raw_archive(path, np.full((2, 5, 4, 4), b"x"))
+    with pytest.raises(ValueError, match=r"must hold real numbers \(fluxes\); got dtype \|S1"):
+        open_archive(path)

@@ -114,12 +114,12 @@ def test_errors(archive, tmp_path):
         X[np.ones(3, dtype=bool)]
     with pytest.raises(ValueError, match="crop must be at most the stamp size 15; got 20"):
         HDF5Images(path, crop=20)
-    with pytest.raises(KeyError, match="no dataset 'cube'"):
+    with pytest.raises(ValueError, match="no dataset 'cube'"):
         HDF5Images(path, key="cube")
     bare = tmp_path / "bare.h5"
     with h5py.File(bare, "w") as f:
         f["images"] = np.zeros((2, 5, 4, 4), np.float32)
-    with pytest.raises(KeyError, match="deredden=True needs the per-band extinction"):
+    with pytest.raises(ValueError, match="deredden=True needs the per-band extinction"):
         HDF5Images(bare, deredden=True)
 
 
@@ -204,3 +204,31 @@ def test_reading_a_few_rows_reads_only_their_chunks(tmp_path):
     np.asarray(X)
     assert _bytes_read_by_this_process() - before >= images.nbytes
     X.close()
+
+
+def test_deredden_refuses_non_finite_extinction_naming_rows(tmp_path):
+    path = tmp_path / "nan_ext.h5"
+    extinction = np.full((9, 5), 0.1, np.float32)
+    extinction[[1, 2, 3, 4, 6, 8], 2] = np.nan
+    extinction[6, 0] = np.inf
+    write_archive(path, np.ones((9, 5, 4, 4)), extinction=extinction)
+    with pytest.raises(
+        ValueError,
+        match=r"6 of 9 galaxies of .* have NaN or infinite 'e_bv' \(rows 1, 2, 3, 4, 6, \.\.\.\)",
+    ):
+        HDF5Images(path, deredden=True)
+    # Without dereddening the images themselves are fine.
+    np.testing.assert_array_equal(HDF5Images(path)[0], np.ones((5, 4, 4)))
+    # An archive written without any extinction holds NaN there: refused the same way.
+    write_archive(path, np.ones((2, 5, 4, 4)))
+    with pytest.raises(ValueError, match=r"2 of 2 galaxies .* \(rows 0, 1\)"):
+        HDF5Images(path, deredden=True)
+
+
+def test_deredden_refuses_misshapen_extinction(tmp_path):
+    path = tmp_path / "ext.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((3, 5, 4, 4), np.float32)
+        f["e_bv"] = np.zeros((3,), np.float32)
+    with pytest.raises(ValueError, match=r"'e_bv' of shape \(n_samples, n_bands\) = \(3, 5\)"):
+        HDF5Images(path, deredden=True)
