@@ -224,16 +224,37 @@ def _invalid(name, expected, given):
         ({"backend": "annoy"}, _invalid("backend", r"a str among \{.*'faiss'.*\}", "'annoy'")),
         ({"index": "hnsw"}, r"index='hnsw' .* needs backend='faiss'.*got backend='torch'"),
         ({"dtype": "int8"}, _invalid("dtype", r"a str among \{.*'bfloat16'.*\}", "'int8'")),
-        ({"n_neighbors": 0}, _invalid("n_neighbors", r"an int in the range \[1, inf\)", "0")),
-        ({"n_neighbors": True}, _invalid("n_neighbors", r"an int in the range \[1, inf\)", "True")),
+        (
+            {"n_neighbors": 0},
+            _invalid("n_neighbors", r"an int in the range \[1, 2147483647\]", "0"),
+        ),
+        (
+            {"n_neighbors": True},
+            _invalid("n_neighbors", r"an int in the range \[1, 2147483647\]", "True"),
+        ),
         (
             {"index_block_size": 2.5},
-            _invalid("index_block_size", r"None or an int in the range \[1, inf\)", "2.5"),
+            _invalid("index_block_size", r"None or an int in the range \[1, 1073741824\]", "2.5"),
+        ),
+        (
+            {"query_block_size": 2**17},
+            _invalid("query_block_size", r"None or an int in the range \[1, 65536\]", "131072"),
+        ),
+        (
+            {"query_block_size": 2**16, "index_block_size": 2**20},
+            r"query_block_size \* index_block_size .* at most 1073741824 .*65536.*1048576",
+        ),
+        (
+            {"n_probe": 2**31},
+            _invalid("n_probe", r"an int in the range \[1, 2147483647\]", "2147483648"),
         ),
         ({"hnsw_m": 1}, _invalid("hnsw_m", r"an int in the range \[2, 256\]", "1")),
         ({"hnsw_m": 10**6}, _invalid("hnsw_m", r"an int in the range \[2, 256\]", "1000000")),
-        ({"ef_search": 0}, _invalid("ef_search", r"an int in the range \[1, inf\)", "0")),
-        ({"n_lists": -4}, _invalid("n_lists", r"None or an int in the range \[1, inf\)", "-4")),
+        ({"ef_search": 0}, _invalid("ef_search", r"an int in the range \[1, 2147483647\]", "0")),
+        (
+            {"n_lists": -4},
+            _invalid("n_lists", r"None or an int in the range \[1, 2147483647\]", "-4"),
+        ),
         ({"device": 0}, _invalid("device", r"an instance of 'str'", "0")),
         ({"device": "tpu"}, r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'tpu'"),
         (
@@ -272,9 +293,13 @@ def test_invalid_search_arguments():
         ValueError, match=r"at most 19, .* other than the query; got n_neighbors=20"
     ):
         search.kneighbors(n_neighbors=20)
-    with pytest.raises(ValueError, match=r"X has 8 features, .* dimension 32"):
+    with pytest.raises(ValueError, match=r"X_query has 8 features, .* dimension 32"):
         search.kneighbors(_embeddings(2, d=8))
-    with pytest.raises(ValueError, match=r"X must be 2-D embeddings .* got shape \(2, 5, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"X has 8 features, .* dimension 32"):
+        search.score_samples(_embeddings(2, d=8))
+    with pytest.raises(
+        ValueError, match=r"X_query must be 2-D embeddings .* got shape \(2, 5, 4, 4\)"
+    ):
         search.kneighbors(np.zeros((2, 5, 4, 4), np.float32))
     with pytest.raises(ValueError, match="NaN"):
         search.kneighbors(np.full((1, 32), np.nan, np.float32))
@@ -451,12 +476,12 @@ def test_faiss_search_parameters_apply_without_refitting():
     coarse = search.kneighbors(Q, 10)[1]
     assert not np.array_equal(coarse, exact)
     # All 32 lists probed (and more than there are lists, capped by the adapter): exact.
-    for n_probe in (32, 10**30):
+    for n_probe in (32, 2**31 - 1):
         np.testing.assert_array_equal(
             search.set_params(n_probe=n_probe).kneighbors(Q, 10)[1], exact
         )
-    # An HNSW search with more candidates than rows is capped instead of overflowing faiss' int.
-    hnsw = SimilaritySearch(backend="faiss", index="hnsw", ef_search=10**12).fit(X)
+    # An HNSW search with more candidates than rows is capped at the number of rows.
+    hnsw = SimilaritySearch(backend="faiss", index="hnsw", ef_search=2**31 - 1).fit(X)
     np.testing.assert_array_equal(hnsw.kneighbors(Q, 10)[1], exact)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import os
+from numbers import Number
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from .._validation import HasMethods, StrOptions, check_params, fit_context, integer
 from ._faiss import FaissIndex, import_faiss
@@ -36,6 +38,24 @@ _INGEST_BLOCK = 8192
 # costs 8 bytes per indexed galaxy (4 at the base level, stored twice over), so 256 links
 # already add 2 KiB to every galaxy.
 _HNSW_M_RANGE = (2, 256)
+# Largest value of the integer parameters handed to faiss (C ints) or sizing buffers.
+_MAX_INT = 2**31 - 1
+# Largest query block: with the 16,384-row minimum index block the similarity buffer stays
+# at most 2**30 float32 values (4 GiB).
+_MAX_QUERY_BLOCK = 2**16
+# Largest similarity buffer (values) of a query block times an index block, both given.
+_MAX_BUFFER = 2**30
+# Storage precisions: largest finite value and smallest normal number. With metric="dot"
+# the embeddings are stored as given, so their largest |value| must fit the storage; if it
+# is below the smallest normal number every stored value is subnormal and loses precision.
+_RANGES = {
+    "float32": (float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)),
+    "bfloat16": (float(torch.finfo(torch.bfloat16).max), float(torch.finfo(torch.bfloat16).tiny)),
+    "float16": (float(np.finfo(np.float16).max), float(np.finfo(np.float16).tiny)),
+}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Parameters that decide what the index holds (the others only how it is searched).
+_INDEX_PARAMETERS = ("metric", "backend", "index", "dtype", "n_lists", "hnsw_m")
 
 
 class SimilaritySearch(BaseEstimator):
@@ -139,7 +159,7 @@ class SimilaritySearch(BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "n_neighbors": [integer(1)],
+        "n_neighbors": [integer(1, _MAX_INT)],
         "metric": [StrOptions({"cosine", "dot"})],
         "embedder": [None, HasMethods(["transform"])],
         "backend": [StrOptions({"torch", "faiss"})],
@@ -147,15 +167,16 @@ class SimilaritySearch(BaseEstimator):
         "dtype": [StrOptions(set(_DTYPES))],
         "device": [str],
         # At most the number of indexed galaxies, checked in fit.
-        "n_lists": [None, integer(1)],
+        "n_lists": [None, integer(1, _MAX_INT)],
         # Capped by faiss (and the adapter) at the number of lists.
-        "n_probe": [integer(1)],
+        "n_probe": [integer(1, _MAX_INT)],
         "hnsw_m": [integer(*_HNSW_M_RANGE)],
         # Capped by the adapter at the number of indexed galaxies.
-        "ef_search": [integer(1)],
-        # Capped by the numbers of queries and of indexed galaxies.
-        "query_block_size": [None, integer(1)],
-        "index_block_size": [None, integer(1)],
+        "ef_search": [integer(1, _MAX_INT)],
+        # Capped by the numbers of queries and of indexed galaxies; their product (the
+        # similarity buffer) is checked in fit.
+        "query_block_size": [None, integer(1, _MAX_QUERY_BLOCK)],
+        "index_block_size": [None, integer(1, _MAX_BUFFER)],
     }
 
     def __init__(
@@ -199,14 +220,24 @@ class SimilaritySearch(BaseEstimator):
             Embeddings; or, with ``embedder``, anything its ``transform`` accepts (e.g. images
             (n_samples, n_bands, height, width) or :class:`skphotoz.data.HDF5Images`). Read a
             block of rows at a time, so memory-mapped and lazy arrays are not loaded whole.
+            Embeddings must be finite; with ``metric="cosine"`` none may be zero (its cosine
+            is undefined).
         y : None
             Ignored.
 
         Returns
         -------
         self : SimilaritySearch
+
+        Raises
+        ------
+        ValueError
+            For NaN or infinite embeddings, zero vectors under ``metric="cosine"``, and, under
+            ``metric="dot"``, embeddings out of the range of ``dtype`` (largest |value| above
+            its largest number, e.g. 65,504 for float16, or all of them below its smallest
+            normal number).
         """
-        X = _as_array_like(X)
+        X = _as_array_like(X, "X")
         n = X.shape[0]
         if n < 1:
             raise ValueError(f"X must hold at least one sample; got shape {tuple(X.shape)}.")
@@ -218,18 +249,27 @@ class SimilaritySearch(BaseEstimator):
         _, first = next(blocks)
         d = first.shape[1]
         blocks = itertools.chain([(0, first)], blocks)
+        largest = [0.0]  # largest |value| of the stored rows (metric="dot")
+
+        def stored(blocks):
+            for start, block in blocks:
+                rows = self._prepare_index_rows(block, start)
+                if self.metric == "dot":
+                    largest[0] = max(largest[0], float(np.abs(rows).max()))
+                yield start, rows
+
         if self.backend == "torch":
             self.index_ = torch.empty((n, d), dtype=_DTYPES[self.dtype], device=self.device_)
             max_norm = 0.0
-            for start, block in blocks:
-                rows = self._normalize(block)
+            for start, rows in stored(blocks):
+                rows = torch.from_numpy(rows)
                 max_norm = max(max_norm, float(torch.linalg.vector_norm(rows, dim=1).max()))
-                self.index_[start : start + len(block)] = rows.to(self.device_)
+                self.index_[start : start + len(rows)] = rows.to(self.device_)
             # Bounds the rounding error of the bfloat16 pre-selection (see _search_block).
             self.max_norm_ = max_norm
         else:
             self.index_ = FaissIndex.build(
-                (self._normalize(block).numpy() for _, block in blocks),
+                (rows for _, rows in stored(blocks)),
                 n_samples=n,
                 kind=self.index,
                 dtype=self.dtype,
@@ -239,10 +279,20 @@ class SimilaritySearch(BaseEstimator):
                 ef_search=self.ef_search,
                 training_rows=self._training_rows(X),
             )
+        if self.metric == "dot" and 0 < largest[0] < _RANGES[self.dtype][1]:
+            raise ValueError(
+                f"With metric='dot' the embeddings are stored as given, and the largest |value| "
+                f"of X, {largest[0]:.3g}, is below the smallest normal {self.dtype} number "
+                f"({_RANGES[self.dtype][1]:.3g}): every stored value would lose its precision. "
+                f"Scale the embeddings up, use a wider dtype (dtype='float32') or "
+                f"metric='cosine'."
+            )
         self.n_samples_fit_ = n
         self.embedding_dim_ = d
         if self.embedder is None:
             self.n_features_in_ = d
+        # Parameters that shape the index: changing them after fit needs a refit.
+        self._fitted_with = {name: getattr(self, name) for name in _INDEX_PARAMETERS}
         return self
 
     def kneighbors(
@@ -270,9 +320,15 @@ class SimilaritySearch(BaseEstimator):
             Rows of the index in the same order.
         """
         check_is_fitted(self)
+        check_params(
+            f"{type(self).__name__}.kneighbors",
+            {"return_distance": ["boolean"]},
+            return_distance=return_distance,
+        )
+        self._check_search_parameters()
         exclude_self = X_query is None
         k = self._check_n_neighbors(n_neighbors, exclude_self)
-        similarities, indices = self._search(X_query, k)
+        similarities, indices = self._search(X_query, k, "X_query")
         return (similarities, indices) if return_distance else indices
 
     def score_samples(self, X=None, n_neighbors: int | None = None) -> np.ndarray:
@@ -296,9 +352,11 @@ class SimilaritySearch(BaseEstimator):
         scores : ndarray of shape (n_samples,), float32
         """
         check_is_fitted(self)
+        self._check_search_parameters()
         k = self._check_n_neighbors(n_neighbors, X is None)
-        similarities, _ = self._search(X, k)
-        return similarities.mean(axis=1)
+        similarities, _ = self._search(X, k, "X")
+        # Averaged in float64: a float32 sum of large inner products could overflow.
+        return similarities.astype(np.float64).mean(axis=1).astype(np.float32)
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy: BaseEstimator may return the live __dict__. A FaissIndex pickles itself.
@@ -338,6 +396,30 @@ class SimilaritySearch(BaseEstimator):
                 f"n_lists must be at most the number of indexed galaxies ({n_samples}): each "
                 f"inverted list is a k-means cell of them; got n_lists={self.n_lists}."
             )
+        if (
+            self.query_block_size is not None
+            and self.index_block_size is not None
+            and self.query_block_size * self.index_block_size > _MAX_BUFFER
+        ):
+            raise ValueError(
+                f"query_block_size * index_block_size is the number of similarities held at "
+                f"once and must be at most {_MAX_BUFFER} (4 GiB of float32); got "
+                f"query_block_size={self.query_block_size} and "
+                f"index_block_size={self.index_block_size}."
+            )
+
+    def _check_search_parameters(self) -> None:
+        """Parameters may change between fit and search (``set_params``): check them again,
+        and refuse changes that the fitted index cannot follow."""
+        self._validate_params()
+        self._check_combination(self.n_samples_fit_)
+        for name, fitted in getattr(self, "_fitted_with", {}).items():
+            if getattr(self, name) != fitted:
+                raise ValueError(
+                    f"{name} was changed from {fitted!r} to {getattr(self, name)!r} after fit; "
+                    f"the index was built for {name}={fitted!r}: call fit again (search-only "
+                    f"parameters such as n_neighbors, n_probe and ef_search may change freely)."
+                )
 
     def _resolve_device(self) -> torch.device:
         if self.device == "auto":
@@ -378,21 +460,47 @@ class SimilaritySearch(BaseEstimator):
 
     # -- embeddings -----------------------------------------------------------------------
 
-    def _embed(self, block, fitted_dim: int | None = None) -> np.ndarray:
-        """Validated float32 embeddings of a block of rows of X, of ``fitted_dim`` features if
-        given (queries; at fit a previous fit's dimension does not count)."""
+    def _embed(self, block, name: str, start: int = 0, fitted_dim: int | None = None) -> np.ndarray:
+        """Validated float64 embeddings of the rows ``start:`` of ``name`` (X or X_query), of
+        ``fitted_dim`` features if given (queries; at fit a previous fit's dimension does not
+        count)."""
+        source = name
         if self.embedder is not None:
             block = self.embedder.transform(block)
-        elif getattr(block, "ndim", 2) != 2:
-            raise ValueError(
-                f"X must be 2-D embeddings (n_samples, n_features); got shape {block.shape}. "
-                f"Pass embedder= to search images."
+            source = f"the embedder's output for {name}"
+        embeddings = np.asarray(block)
+        if embeddings.ndim != 2:
+            hint = (
+                " Pass embedder= to search images."
+                if self.embedder is None and embeddings.ndim > 2
+                else " Reshape a single embedding with x.reshape(1, -1)."
+                if embeddings.ndim == 1
+                else ""
             )
-        embeddings = check_array(block, dtype=np.float32, input_name="X")
-        if not embeddings.flags.writeable:  # e.g. a memory-mapped .npy; torch needs writable
-            embeddings = embeddings.copy()
+            raise ValueError(
+                f"{source} must be 2-D embeddings (n_samples, n_features); got shape "
+                f"{embeddings.shape}.{hint}"
+            )
+        if embeddings.dtype.kind not in "biuf":
+            try:
+                if embeddings.dtype.kind not in "O":
+                    raise TypeError
+                embeddings = embeddings.astype(np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"{source} must hold real numbers; got an array of dtype {embeddings.dtype}."
+                ) from None
+        embeddings = np.asarray(embeddings, dtype=np.float64)
+        if embeddings.shape[1] == 0:
+            raise ValueError(f"{source} must have at least one feature; got shape (n, 0).")
+        bad = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+        if bad.size:
+            rows = ", ".join(str(start + i) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
+            raise ValueError(
+                f"{source} holds NaN or infinite values in {bad.size} rows ({rows}); "
+                f"similarity search needs finite embeddings: drop or repair those rows."
+            )
         if fitted_dim is not None and embeddings.shape[1] != fitted_dim:
-            source = "embedder output" if self.embedder is not None else "X"
             raise ValueError(
                 f"{source} has {embeddings.shape[1]} features, but {type(self).__name__} was "
                 f"fitted with embeddings of dimension {fitted_dim}."
@@ -400,35 +508,66 @@ class SimilaritySearch(BaseEstimator):
         return embeddings
 
     def _embedded_blocks(self, X):
-        """Yield ``(start, float32 tensor)`` blocks of the embeddings of X, of equal width."""
+        """Yield ``(start, float64 ndarray)`` blocks of the embeddings of X, of equal width."""
         width = None
         for start in range(0, X.shape[0], _INGEST_BLOCK):
-            block = self._embed(X[start : start + _INGEST_BLOCK])
+            block = self._embed(X[start : start + _INGEST_BLOCK], "X", start)
             if width is not None and block.shape[1] != width:
                 raise ValueError(
                     f"X rows must all have {width} features; got {block.shape[1]} from row {start}."
                 )
             width = block.shape[1]
-            yield start, torch.from_numpy(block)
+            yield start, block
 
-    def _normalize(self, embeddings: torch.Tensor) -> torch.Tensor:
-        if self.metric == "dot":
-            return embeddings
-        norms = torch.linalg.vector_norm(embeddings, dim=1, keepdim=True)
-        return embeddings / norms.clamp_min(torch.finfo(torch.float32).tiny)
+    def _prepare_index_rows(self, embeddings: np.ndarray, start: int) -> np.ndarray:
+        """float32 rows to store: unit vectors (cosine), or the embeddings checked against the
+        range of ``dtype`` (dot)."""
+        if self.metric == "cosine":
+            return _unit_rows(embeddings, "X", start).astype(np.float32)
+        largest = float(np.abs(embeddings).max())
+        limit = min(_RANGES[self.dtype][0], _FLOAT32_MAX)
+        if largest > limit:
+            raise ValueError(
+                f"With metric='dot' the embeddings are stored as given, and X holds a value of "
+                f"|value| {largest:.3g}, beyond the largest {self.dtype} number ({limit:.6g}): "
+                f"it would be stored as infinity. Scale the embeddings down, use "
+                f"dtype='float32' (or 'bfloat16', of float32's range) or metric='cosine'."
+            )
+        norm = float(_row_norms(embeddings).max())
+        if norm > _FLOAT32_MAX / 2:
+            raise ValueError(
+                f"With metric='dot' inner products are computed in float32, and X holds an "
+                f"embedding of norm {norm:.3g}, so large that they could overflow (float32 "
+                f"reaches {_FLOAT32_MAX:.3g}). Scale the embeddings down or use "
+                f"metric='cosine'."
+            )
+        return embeddings.astype(np.float32)
+
+    def _prepare_queries(self, embeddings: np.ndarray, name: str, start: int):
+        """float32 queries and the float64 factor that turns their similarities into the
+        requested ones. Cosine queries are unit vectors (factor 1); dot queries are scaled by
+        a power of two to a norm in [0.5, 1), which keeps their float32 products from
+        overflowing or underflowing and changes no ranking."""
+        if self.metric == "cosine":
+            return _unit_rows(embeddings, name, start).astype(np.float32), np.ones(len(embeddings))
+        norms = _row_norms(embeddings)
+        _, exponents = np.frexp(norms)
+        exponents = np.where(norms > 0, exponents, 0)
+        scaled = np.ldexp(embeddings, -exponents[:, None])
+        return scaled.astype(np.float32), np.ldexp(1.0, exponents)
 
     # -- search ---------------------------------------------------------------------------
 
-    def _search(self, X_query, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, X_query, k: int, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of every query; with ``X_query=None`` the index itself, self-matches removed."""
         exclude_self = X_query is None
         n_queries = self.n_samples_fit_ if exclude_self else None
         if not exclude_self:
-            X_query = _as_array_like(X_query)
+            X_query = _as_array_like(X_query, name)
             n_queries = X_query.shape[0]
             if n_queries < 1:
                 raise ValueError(
-                    f"X_query must hold at least one sample; got shape {tuple(X_query.shape)}."
+                    f"{name} must hold at least one sample; got shape {tuple(X_query.shape)}."
                 )
         k_search = k + int(exclude_self)
         similarities = np.empty((n_queries, k), dtype=np.float32)
@@ -436,13 +575,25 @@ class SimilaritySearch(BaseEstimator):
         block = self._query_block()
         for start in range(0, n_queries, block):
             stop = min(start + block, n_queries)
-            queries = self._stored_rows(start, stop) if exclude_self else None
-            if queries is None:
-                embedded = self._embed(X_query[start:stop], self.embedding_dim_)
-                queries = self._normalize(torch.from_numpy(embedded))
-            values, rows = self._search_block(queries, k_search)
+            if exclude_self:
+                embedded = self._stored_rows(start, stop)
+            else:
+                embedded = self._embed(X_query[start:stop], name, start, self.embedding_dim_)
+            queries, factor = self._prepare_queries(embedded, name, start)
+            values, rows = self._search_block(torch.from_numpy(queries), k_search)
             if exclude_self:
                 values, rows = _drop_self(values, rows, np.arange(start, stop), k)
+            values = values.astype(np.float64) * factor[:, None]
+            if not np.isfinite(values).all() or np.abs(values).max() > _FLOAT32_MAX:
+                raise ValueError(
+                    f"The inner products of {name} with the indexed embeddings exceed the "
+                    f"float32 range ({_FLOAT32_MAX:.3g}) in which similarities are returned; "
+                    f"scale the embeddings down or use metric='cosine'."
+                )
+            if (rows < 0).any() or (rows >= self.n_samples_fit_).any():
+                raise RuntimeError(  # a faiss index short of neighbours; _faiss prevents it
+                    f"the index returned invalid neighbour rows for {name}; refit it."
+                )
             similarities[start:stop] = values
             indices[start:stop] = rows
         return similarities, indices
@@ -452,11 +603,11 @@ class SimilaritySearch(BaseEstimator):
             return self.query_block_size
         return _CUDA_QUERY_BLOCK if self.device_.type == "cuda" else _CPU_QUERY_BLOCK
 
-    def _stored_rows(self, start: int, stop: int) -> torch.Tensor:
-        """Indexed embeddings ``start:stop`` as float32 queries (already normalised)."""
+    def _stored_rows(self, start: int, stop: int) -> np.ndarray:
+        """Indexed embeddings ``start:stop`` (as stored: normalised for cosine) in float64."""
         if isinstance(self.index_, torch.Tensor):
-            return self.index_[start:stop].float()
-        return torch.from_numpy(self.index_.reconstruct(start, stop))
+            return self.index_[start:stop].cpu().double().numpy()
+        return self.index_.reconstruct(start, stop).astype(np.float64)
 
     def _search_block(self, queries: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(self.index_, torch.Tensor):
@@ -496,13 +647,53 @@ class SimilaritySearch(BaseEstimator):
         """``positions -> rows`` of X embedded and normalised, to train an IVF index."""
 
         def rows(positions: np.ndarray) -> np.ndarray:
-            return self._normalize(torch.from_numpy(self._embed(X[positions]))).numpy()
+            return self._prepare_index_rows(self._embed(X[positions], "X"), 0)
 
         return rows
 
 
-def _as_array_like(X):
-    """Arrays and lazy array-likes (``shape`` and row slicing) pass through; the rest → ndarray."""
+def _as_array_like(X, name: str):
+    """Arrays and lazy array-likes (``shape`` and row slicing) pass through; sequences become
+    ndarrays; anything else (None, a number, a string or path, a mapping) is refused."""
     if hasattr(X, "shape") and hasattr(X, "__getitem__"):
-        return X
-    return np.asarray(X)
+        shape = X.shape
+        if isinstance(shape, tuple) and len(shape) >= 1:
+            return X
+    elif X is not None and not isinstance(X, str | bytes | os.PathLike | dict | Number):
+        try:
+            array = np.asarray(X)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{name} could not be read as an array of shape (n_samples, n_features): {error}"
+            ) from None
+        if array.ndim >= 1:
+            return array
+    raise TypeError(
+        f"{name} must be an array-like of shape (n_samples, n_features) (embeddings, or what "
+        f"the embedder transforms); got {type(X).__name__}"
+        + (f" {X!r}." if isinstance(X, str | Number | os.PathLike) else ".")
+    )
+
+
+def _row_norms(rows: np.ndarray) -> np.ndarray:
+    """L2 norms of float64 rows without overflow or underflow (scaled by each row's largest
+    |value|), so any finite embedding has a finite norm."""
+    largest = np.abs(rows).max(axis=1)
+    scale = np.where(largest > 0, largest, 1.0)
+    return np.linalg.norm(rows / scale[:, None], axis=1) * largest
+
+
+def _unit_rows(rows: np.ndarray, name: str, start: int) -> np.ndarray:
+    """float64 rows divided by their norms; zero rows have no direction and are refused."""
+    norms = _row_norms(rows)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        which = ", ".join(str(start + i) for i in zero[:5]) + (", ..." if zero.size > 5 else "")
+        raise ValueError(
+            f"{name} holds {zero.size} zero vectors (rows {which}); metric='cosine' needs a "
+            f"direction for every embedding: drop those rows or use metric='dot'."
+        )
+    # Largest |value| first, then the norm of the rescaled row: exact for tiny and huge rows.
+    largest = np.abs(rows).max(axis=1, keepdims=True)
+    scaled = rows / largest
+    return scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
