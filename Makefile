@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # CI and laptops: 2 threads unless the caller says otherwise.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo test bench lint format venv clean
+.PHONY: demo test test-minimum bench lint format venv clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q --durations=10
 
+# The fast tests on the oldest releases pyproject.toml allows (torch/torchvision excepted: see
+# .ci/minimum_versions.py), in a separate environment.
+MIN_VENV  := .venv-min
+MIN_TESTS ?= tests/test_metrics.py tests/data tests/datasets tests/nn tests/test_preprocessing.py \
+	tests/test_search.py tests/test_embedder.py tests/test_regressor.py tests/test_cli.py
+test-minimum:
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) .ci/minimum_versions.py > $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/constraints.txt -e . \
+		"pytest>=7.4" "hypothesis>=6.80" "psutil>=5.9"
+	$(MIN_VENV)/bin/python -m pip list 2>/dev/null | grep -iE '^(numpy|scipy|scikit-learn|joblib|h5py|tqdm|torch|torchvision) '
+	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider $(MIN_TESTS)
+
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
@@ -35,4 +49,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format skphotoz tests benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MIN_VENV) build *.egg-info .pytest_cache .ruff_cache

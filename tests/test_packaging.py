@@ -1,0 +1,112 @@
+"""Packaging facts that users rely on: what is declared, what importing costs, the licence."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import skphotoz
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+# Import name -> distribution name where they differ.
+_DISTRIBUTION = {"sklearn": "scikit-learn", "faiss": "faiss-cpu", "yaml": "pyyaml"}
+
+
+def _requirement_names(requirements) -> set[str]:
+    names = set()
+    for requirement in requirements:
+        name = requirement.split(";")[0].strip()
+        for stop in "<>=!~[ ":
+            name = name.split(stop)[0]
+        names.add(name.lower())
+    return names
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level modules imported anywhere in the package (inside functions too) -> files."""
+    stdlib = set(sys.stdlib_module_names)
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "skphotoz").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                if top not in stdlib and top != "skphotoz":
+                    found.setdefault(top, set()).add(path.name)
+    return found
+
+
+def test_every_imported_package_is_declared():
+    project = PYPROJECT["project"]
+    required = _requirement_names(project["dependencies"])
+    optional = set().union(
+        *(_requirement_names(reqs) for reqs in project["optional-dependencies"].values())
+    )
+    imports = _third_party_imports()
+    assert {"numpy", "torch", "sklearn", "scipy", "h5py"} <= set(imports)
+    undeclared = {
+        module: sorted(files)
+        for module, files in imports.items()
+        if _DISTRIBUTION.get(module, module).lower() not in required | optional
+    }
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import skphotoz",
+        "import skphotoz.metrics",
+        "import skphotoz.data",
+        "from skphotoz.cli import build_parser; build_parser()",
+    ],
+)
+def test_light_imports_do_not_load_torch(statement):
+    code = f"import sys; {statement}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_estimators_resolve_lazily():
+    from skphotoz.embedder import MOCO_PRESETS, MoCoEmbedder
+
+    assert skphotoz.MoCoEmbedder is MoCoEmbedder
+    assert skphotoz.MOCO_PRESETS is MOCO_PRESETS
+    assert {"MoCoEmbedder", "PhotoZRegressor", "SimilaritySearch"} <= set(dir(skphotoz))
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        skphotoz.Nope  # noqa: B018
+
+
+def test_licence_is_spdx_and_carries_the_kcorrect_notice():
+    project = PYPROJECT["project"]
+    assert project["license"] == "BSD-3-Clause"
+    assert project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert "Copyright (c) 2016, Michael R. Blanton" in text
+    assert "kcorrect" in text
+    shipped = {p.name for p in (ROOT / "skphotoz" / "datasets" / "data").glob("*.csv.gz")}
+    assert shipped and all(name in text for name in shipped)
+
+
+def test_minimum_versions_pin_every_checked_dependency():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "minimum_versions.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    pinned = {line.split("==")[0].lower(): line.split("==")[1] for line in out}
+    declared = _requirement_names(PYPROJECT["project"]["dependencies"])
+    assert set(pinned) == declared - {"torch", "torchvision"}
+    assert pinned["scikit-learn"] == "1.6"
