@@ -1,14 +1,194 @@
-"""Command line: ``skphotoz demo|simulate|pretrain|embed``."""
+"""Command line: ``skphotoz ingest|simulate|pretrain|fit-photoz|predict|embed|search|demo``.
+
+Only argparse and the standard library are imported at module level: ``skphotoz --help`` and
+``skphotoz <command> --help`` must answer at once, without loading PyTorch or scikit-learn.
+Each command imports what it needs when it runs.
+
+Errors are reported as one line, ``skphotoz <command>: error: <message>``, on stderr with exit
+status 1 (2 for usage errors, as argparse does; 130 after Ctrl-C); ``--debug`` shows the full
+traceback instead. Warnings are shown as one line too, ``skphotoz <command>: warning: ...``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
+import warnings
 
-import numpy as np
+from . import __version__
+
+#: Redshift quantiles written by ``skphotoz predict`` unless ``--quantiles`` says otherwise.
+DEFAULT_QUANTILES = (0.16, 0.5, 0.84)
+# fit-photoz scores the model on at most this many rows (a random subset beyond).
+_MAX_SCORE_ROWS = 10_000
 
 
+# ------------------------------------------------------------------------------- helpers
+def _say(args, *lines) -> None:
+    """Information and progress for people (suppressed by --quiet)."""
+    if not args.quiet:
+        for line in lines:
+            print(line)
+
+
+def _progress(args, iterable, total: int, description: str):
+    """A progress bar over chunks on stderr (none with --quiet)."""
+    if args.quiet:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=description, leave=False, file=sys.stderr)
+
+
+def _check_input_file(path, what: str) -> None:
+    """Fail early, by name, on an input path that is missing or not a file."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} {os.fspath(path)!r} does not exist.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{what} {os.fspath(path)!r} is a directory, not a file.")
+
+
+def _check_output_path(path, what: str = "--output") -> None:
+    """Fail before a long computation, not after it, when the output cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{what}: the folder {folder!r} does not exist.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{what}: {os.fspath(path)!r} is a directory.")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"{what}: the folder {folder!r} is not writable.")
+
+
+def _open_archive(path, *, crop=None, deredden=False):
+    """:func:`skphotoz.data.open_archive` with errors that name the file."""
+    import h5py
+
+    from .data import open_archive
+
+    _check_input_file(path, "archive")
+    if not h5py.is_hdf5(path):
+        raise ValueError(
+            f"archive {os.fspath(path)!r} is not an HDF5 file; write one with `skphotoz ingest` "
+            f"or skphotoz.data.write_archive."
+        )
+    return open_archive(path, crop=crop, deredden=deredden)
+
+
+def _load_model(path, what: str, *, needs: tuple[str, ...] = ()):
+    """Load a joblib model file, checking that it is fitted and has the methods ``needs``."""
+    _check_input_file(path, what)
+    import pickle
+
+    import joblib
+
+    try:
+        model = joblib.load(path)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as error:
+        raise ValueError(
+            f"{what} {os.fspath(path)!r} is not a skphotoz model saved with joblib "
+            f"({type(error).__name__}: {error})."
+        ) from error
+    missing = [name for name in needs if not callable(getattr(model, name, None))]
+    if missing:
+        raise ValueError(
+            f"{what} {os.fspath(path)!r} holds a {type(model).__name__}, which has no "
+            f"{' or '.join(missing)} method."
+        )
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except (NotFittedError, TypeError) as error:
+        raise ValueError(
+            f"{what} {os.fspath(path)!r} holds an unfitted {type(model).__name__}."
+        ) from error
+    return model
+
+
+def _has_column(archive, name: str) -> bool:
+    """Whether the archive holds values of a column (writers fill absent ones with NaN / -1)."""
+    import numpy as np
+
+    values = archive.get(name)
+    if values is None:
+        return False
+    if np.issubdtype(values.dtype, np.floating):
+        return bool(np.isfinite(values).any())
+    return bool((values != -1).any())
+
+
+def _flag(name: str, value) -> str:
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name} {value}"
+
+
+def _preprocessing(model, model_path, *, deredden=None, crop=None) -> tuple[bool, int | None]:
+    """How to open an archive for ``model``: its remembered ``preprocessing_``, else the flags.
+
+    A flag given on the command line that contradicts what the model was fitted on is an
+    error: the model would see other images than it learnt from.
+    """
+    known = getattr(model, "preprocessing_", None)
+    if known is None:
+        return bool(deredden), crop
+    for name, value in (("deredden", deredden), ("crop", crop)):
+        if value is not None and value != known.get(name):
+            raise ValueError(
+                f"{_flag(name, value)} conflicts with {os.fspath(model_path)!r}, which was fitted "
+                f"on images opened with {name}={known[name]!r}; leave the option out to use the "
+                f"model's setting."
+            )
+    return bool(known.get("deredden", False)), known.get("crop")
+
+
+def _check_stamps(model, model_path, images, archive_path, crop) -> None:
+    """The archive's stamps, as opened, must have the shape the model was fitted on."""
+    expected = tuple(getattr(model, "input_shape_", ()))
+    got = tuple(images.shape[1:])
+    if len(expected) != 3 or expected == got:
+        return
+    hint = ""
+    if expected[0] == got[0] and expected[1] < got[1] and crop is None:
+        hint = f"; give --crop {expected[1]} to centre-crop the stamps"
+    raise ValueError(
+        f"{os.fspath(model_path)!r} was fitted on stamps of shape {expected} but archive "
+        f"{os.fspath(archive_path)!r} gives {got} (crop={crop!r}){hint}."
+    )
+
+
+def _set_runtime(model, args) -> None:
+    """Apply --device / --nan-policy to a loaded model when they are given."""
+    params = {}
+    if getattr(args, "device", None) is not None:
+        params["device"] = args.device
+    if getattr(args, "nan_policy", None) is not None:
+        params["nan_policy"] = args.nan_policy
+    if params:
+        model.set_params(**params)
+
+
+def _chunks(n: int, size: int):
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _count_nonfinite(images, chunk_size: int, args) -> int:
+    """Galaxies with at least one NaN or infinite pixel, read ``chunk_size`` at a time."""
+    import numpy as np
+
+    n_bad = 0
+    spans = _chunks(len(images), chunk_size)
+    for start, stop in _progress(args, spans, len(spans), "checking pixels"):
+        block = np.asarray(images[start:stop])
+        n_bad += int(np.count_nonzero(~np.isfinite(block).reshape(len(block), -1).all(axis=1)))
+    return n_bad
+
+
+# ------------------------------------------------------------------------------ commands
 def demo(args) -> int:
     """The showcase on the embedded data; every number printed is computed here and now."""
     from ._demo import run_demo
@@ -28,6 +208,7 @@ def _save_figure(fig, path, dpi: int) -> None:
 def simulate(args) -> int:
     from .datasets import write_sdss_galaxies
 
+    _check_output_path(args.output, "OUTPUT")
     tick = time.perf_counter()
     write_sdss_galaxies(
         args.output, args.n, random_state=args.seed, stamp_size=args.stamp_size,
@@ -38,27 +219,71 @@ def simulate(args) -> int:
     return 0
 
 
+def ingest(args) -> int:
+    from . import data
+
+    if not os.path.exists(args.images):
+        raise FileNotFoundError(f"IMAGES {args.images!r} does not exist.")
+    if args.catalog is not None:
+        _check_input_file(args.catalog, "--catalog")
+    _check_output_path(args.output)
+    if os.path.exists(args.output) and not args.overwrite:
+        raise FileExistsError(f"--output {args.output!r} exists; give --overwrite to replace it.")
+    tick = time.perf_counter()
+    summary = data.ingest(
+        args.images,
+        args.output,
+        catalog=args.catalog,
+        columns=dict(args.column) if args.column else None,
+        layout=args.layout,
+        chunk_size=args.chunk_size,
+        overwrite=args.overwrite,
+    )
+    elapsed = time.perf_counter() - tick
+    archive = _open_archive(summary.path)
+    n_bad = summary.get("n_nonfinite")
+    if n_bad is None:
+        n_bad = _count_nonfinite(archive.images, args.chunk_size, args)
+    columns = ", ".join(summary.columns) if summary.columns else "none"
+    labelled = ""
+    if _has_column(archive, "redshift"):
+        import numpy as np
+
+        n_z = int(np.count_nonzero(np.isfinite(archive.redshift)))
+        labelled = f"; {n_z} with a finite redshift"
+    _say(
+        args,
+        f"galaxies: {summary.n_samples}{labelled}",
+        f"stamps: {summary.n_bands} bands x {summary.stamp_size} x {summary.stamp_size} px",
+        f"columns: {columns}",
+        f"galaxies with non-finite (NaN/inf) pixels: {n_bad}"
+        + (" (train and predict with --nan-policy fill, or drop them)" if n_bad else ""),
+    )
+    print(f"wrote {summary.n_samples} galaxies to {summary.path} in {elapsed:.1f} s")
+    return 0
+
+
 def pretrain(args) -> int:
     import joblib
 
     from . import MOCO_PRESETS, MoCoEmbedder
-    from .data import open_archive
 
+    _check_output_path(args.output)
     params = dict(MOCO_PRESETS[args.preset]) if args.preset else {}
-    names = ("backbone", "stem", "n_epochs", "batch_size", "device", "crop_size")
-    for name in (*names, "photometry_weight", "redshift_weight"):
+    names = ("backbone", "stem", "n_epochs", "batch_size", "lr", "device", "crop_size")
+    for name in (*names, "photometry_weight", "redshift_weight", "nan_policy"):
         value = getattr(args, name)
         if value is not None:
             params[name] = value
-    archive = open_archive(args.archive, deredden=args.deredden)
+    archive = _open_archive(args.archive, deredden=args.deredden, crop=args.crop)
     embedder = MoCoEmbedder(
-        **params, random_state=args.seed, checkpoint_dir=args.checkpoint_dir, verbose=True,
-        num_workers=args.num_workers,
+        **params, random_state=args.seed, checkpoint_dir=args.checkpoint_dir,
+        verbose=not args.quiet, num_workers=args.num_workers,
     )  # fmt: skip
     labels = None
     if args.redshift_weight:  # semi-supervised: the archive's redshifts, NaN = unlabelled
         if "redshift" not in archive:
-            raise SystemExit(f"--redshift-weight: {args.archive} has no redshift column.")
+            raise ValueError(f"--redshift-weight: {args.archive} has no redshift column.")
         labels = archive.redshift
     embedder.fit(archive.images, labels)
     joblib.dump(embedder, args.output)
@@ -66,31 +291,336 @@ def pretrain(args) -> int:
     return 0
 
 
-def embed(args) -> int:
+def _labelled_redshifts(archive, archive_path):
+    """The archive's redshift column with every non-finite value as NaN (unlabelled)."""
+    import numpy as np
+
+    if archive.get("redshift") is None:
+        raise ValueError(f"archive {archive_path!r} has no redshift column to train on.")
+    z = np.asarray(archive.redshift, dtype=np.float64).copy()
+    z[~np.isfinite(z)] = np.nan
+    if np.count_nonzero(~np.isnan(z)) == 0:
+        raise ValueError(
+            f"archive {archive_path!r} has no galaxy with a finite redshift to train on "
+            f"(all {len(z)} are NaN or infinite)."
+        )
+    return z
+
+
+def _predict_rows(model, images, rows, chunk_size: int, args, description: str):
+    """``model.predict`` on ``images[rows]``, ``chunk_size`` rows at a time."""
+    import numpy as np
+
+    out = np.empty(len(rows), dtype=np.float64)
+    spans = _chunks(len(rows), chunk_size)
+    for start, stop in _progress(args, spans, len(spans), description):
+        out[start:stop] = model.predict(np.asarray(images[rows[start:stop]]))
+    return out
+
+
+def fit_photoz(args) -> int:
     import joblib
+    import numpy as np
 
-    from .data import open_archive
+    from . import PhotoZRegressor
+    from .metrics import photoz_report
 
-    embedder = joblib.load(args.model)
-    archive = open_archive(args.archive, deredden=args.deredden)
-    embeddings = embedder.transform(archive.images)
-    np.save(args.output, embeddings)
-    print(f"saved {embeddings.shape} embeddings to {args.output}")
+    _check_output_path(args.output)
+    deredden, crop = args.deredden, args.crop
+    encoder = None
+    if args.encoder is not None:
+        embedder = _load_model(args.encoder, "--encoder", needs=("transform",))
+        if not hasattr(embedder, "moco_"):
+            raise ValueError(
+                f"--encoder {args.encoder!r} holds a {type(embedder).__name__}; a fitted "
+                f"MoCoEmbedder (from `skphotoz pretrain`) is needed."
+            )
+        deredden, crop = _preprocessing(embedder, args.encoder, deredden=deredden, crop=crop)
+        encoder = os.path.abspath(args.encoder)
+    archive = _open_archive(args.archive, deredden=bool(deredden), crop=crop)
+    if args.encoder is not None:
+        _check_stamps(embedder, args.encoder, archive.images, args.archive, crop)
+    z = _labelled_redshifts(archive, args.archive)
+    labelled = np.flatnonzero(~np.isnan(z))
+    rng = np.random.default_rng(args.seed)
+    z_train = z.copy()
+    if args.holdout > 0:
+        n_held = int(round(args.holdout * len(labelled)))
+        if n_held < 1 or len(labelled) - n_held < 2:
+            raise ValueError(
+                f"--holdout {args.holdout} of {len(labelled)} labelled galaxies leaves "
+                f"{n_held} to score and {len(labelled) - n_held} to train on; need at least 1 "
+                f"and 2."
+            )
+        score_rows = np.sort(rng.choice(labelled, size=n_held, replace=False))
+        z_train[score_rows] = np.nan
+        scored_on = f"{len(score_rows)} held-out galaxies ({args.holdout:g} of the labelled)"
+    else:
+        score_rows = labelled
+        scored_on = f"{len(labelled)} training galaxies (optimistic: the model saw them)"
+    if len(score_rows) > _MAX_SCORE_ROWS:
+        score_rows = np.sort(rng.choice(score_rows, size=_MAX_SCORE_ROWS, replace=False))
+        scored_on = f"a random {_MAX_SCORE_ROWS} of the " + scored_on
+    params = dict(
+        encoder=encoder,
+        head=args.head,
+        n_epochs=args.n_epochs,
+        min_steps=args.min_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+        random_state=args.seed,
+        checkpoint_dir=args.checkpoint_dir,
+        num_workers=args.num_workers,
+        verbose=not args.quiet,
+    )
+    if encoder is None:
+        params.update(backbone=args.backbone, stem=args.stem)
+    if args.nan_policy is not None:
+        params["nan_policy"] = args.nan_policy
+    model = PhotoZRegressor(**params)
+    n_train = int(np.count_nonzero(~np.isnan(z_train)))
+    backbone = "resnet18" if args.backbone == "auto" else args.backbone
+    how = f"fine-tuning {args.encoder}" if encoder else f"from scratch ({backbone})"
+    _say(args, f"training on {n_train} labelled galaxies of {len(z)}, {how}")
+    model.fit(archive.images, z_train)
+    joblib.dump(model, args.output)
+    z_phot = _predict_rows(model, archive.images, score_rows, args.chunk_size, args, "scoring")
+    report = photoz_report(z[score_rows], z_phot)
+    print(
+        f"saved {args.output}; σ_MAD {report['sigma_mad']:.4f}, bias {report['bias']:+.4f}, "
+        f"outliers {report['outlier_fraction']:.3f} on {scored_on}"
+    )
     return 0
+
+
+def _quantile_names(quantiles) -> list[str]:
+    return [f"z_q{round(q * 100, 6):g}" for q in quantiles]
+
+
+class _CSVOutput:
+    """Predictions written to CSV, chunk by chunk."""
+
+    def __init__(self, path, columns: dict, n_rows: int, **_):
+        self.file = open(path, "w", newline="", encoding="utf-8")
+        self.columns = columns
+        self.file.write(",".join(columns) + "\n")
+
+    def write(self, start: int, values: dict) -> None:
+        import numpy as np
+
+        fmt = ["%d" if self.columns[name] == "int64" else "%.7g" for name in self.columns]
+        table = np.empty((len(values["row"]), len(self.columns)), dtype=object)
+        for j, name in enumerate(self.columns):
+            table[:, j] = values[name]
+        np.savetxt(self.file, table, fmt=fmt, delimiter=",")
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _HDF5Output:
+    """Predictions written to HDF5: one dataset per column, created up front, filled by chunk."""
+
+    def __init__(self, path, columns: dict, n_rows: int, *, pdf_bins=None, attrs=None):
+        import h5py
+
+        self.file = h5py.File(path, "w")
+        for name, dtype in columns.items():
+            self.file.create_dataset(name, shape=(n_rows,), dtype=dtype)
+        if pdf_bins is not None:
+            n_bins = len(pdf_bins) - 1
+            self.file.create_dataset(
+                "pdf",
+                shape=(n_rows, n_bins),
+                dtype="float32",
+                chunks=(min(n_rows, 1024), n_bins),
+            )
+            self.file.create_dataset("redshift_bins", data=pdf_bins)
+        for key, value in (attrs or {}).items():
+            self.file.attrs[key] = value
+
+    def write(self, start: int, values: dict) -> None:
+        for name, column in values.items():
+            self.file[name][start : start + len(column)] = column
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _output_kind(path) -> str | None:
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    return {".csv": "csv", ".h5": "hdf5", ".hdf5": "hdf5", ".npy": "npy"}.get(suffix)
+
+
+@contextlib.contextmanager
+def _atomic_output(path):
+    """Write to ``path + '.partial'`` and rename when complete: no half-written outputs."""
+    partial = os.fspath(path) + ".partial"
+    try:
+        yield partial
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        raise
+    os.replace(partial, path)
+
+
+def predict(args) -> int:
+    import numpy as np
+
+    _check_output_path(args.output)
+    model = _load_model(args.model, "MODEL", needs=("predict", "predict_pdf"))
+    if not hasattr(model, "redshift_bins_"):
+        raise ValueError(
+            f"MODEL {args.model!r} holds a {type(model).__name__}; a fitted PhotoZRegressor "
+            f"(from `skphotoz fit-photoz`) is needed."
+        )
+    _set_runtime(model, args)
+    deredden, crop = _preprocessing(model, args.model, deredden=args.deredden, crop=args.crop)
+    archive = _open_archive(args.archive, deredden=deredden, crop=crop)
+    images = archive.images
+    _check_stamps(model, args.model, images, args.archive, crop)
+    from .regressor import _pdf_quantiles
+
+    quantiles = list(args.quantiles)
+    q_names = _quantile_names(quantiles)
+    columns = {"row": "int64"}
+    if _has_column(archive, "objid"):
+        columns["objid"] = "int64"
+    columns["z_pred"] = "float64"
+    columns.update({name: "float64" for name in q_names})
+    if _has_column(archive, "redshift"):
+        columns["redshift"] = "float64"
+    n = len(images)
+    kind = _output_kind(args.output)
+    writer_class = _CSVOutput if kind == "csv" else _HDF5Output
+    attrs = {
+        "model": os.path.abspath(args.model),
+        "archive": os.path.abspath(args.archive),
+        "quantiles": np.asarray(quantiles, dtype=np.float64),
+        "deredden": deredden,
+        "crop": -1 if crop is None else crop,
+        "skphotoz_version": __version__,
+    }
+    spans = _chunks(n, args.chunk_size)
+    with _atomic_output(args.output) as partial:
+        writer = writer_class(
+            partial,
+            columns,
+            n,
+            pdf_bins=model.redshift_bins_ if args.pdf else None,
+            attrs=attrs,
+        )
+        try:
+            for start, stop in _progress(args, spans, len(spans), "predicting"):
+                X = np.asarray(images[start:stop])
+                values = {"row": np.arange(start, stop)}
+                if "objid" in columns:
+                    values["objid"] = archive.objid[start:stop]
+                values["z_pred"] = model.predict(X)
+                if quantiles or args.pdf:
+                    pdf = model.predict_pdf(X)
+                    if quantiles:
+                        q = _pdf_quantiles(pdf, model.redshift_bins_, quantiles)
+                        values.update({name: q[:, j] for j, name in enumerate(q_names)})
+                    if args.pdf:
+                        values["pdf"] = pdf.astype(np.float32)
+                if "redshift" in columns:
+                    values["redshift"] = archive.redshift[start:stop]
+                writer.write(start, values)
+        finally:
+            writer.close()
+    extra = f", quantiles {', '.join(q_names)}" if quantiles else ""
+    extra += ", the PDFs" if args.pdf else ""
+    print(f"wrote redshifts of {n} galaxies to {args.output} (z_pred{extra})")
+    return 0
+
+
+def embed(args) -> int:
+    import numpy as np
+
+    _check_output_path(args.output)
+    embedder = _load_model(args.model, "MODEL", needs=("transform",))
+    _set_runtime(embedder, args)
+    deredden, crop = _preprocessing(embedder, args.model, deredden=args.deredden, crop=args.crop)
+    archive = _open_archive(args.archive, deredden=deredden, crop=crop)
+    images = archive.images
+    _check_stamps(embedder, args.model, images, args.archive, crop)
+    n = len(images)
+    spans = _chunks(n, args.chunk_size)
+    kind = _output_kind(args.output)
+    out = handle = None
+    with _atomic_output(args.output) as partial:
+        try:
+            for start, stop in _progress(args, spans, len(spans), "embedding"):
+                block = embedder.transform(np.asarray(images[start:stop]))
+                if out is None:  # the width is known after the first chunk
+                    shape = (n, block.shape[1])
+                    if kind == "hdf5":
+                        import h5py
+
+                        handle = h5py.File(partial, "w")
+                        out = handle.create_dataset("embeddings", shape=shape, dtype=block.dtype)
+                        if _has_column(archive, "objid"):
+                            handle.create_dataset("objid", data=archive.objid)
+                        handle.attrs["model"] = os.path.abspath(args.model)
+                        handle.attrs["archive"] = os.path.abspath(args.archive)
+                    else:
+                        handle = out = np.lib.format.open_memmap(
+                            partial, mode="w+", dtype=block.dtype, shape=shape
+                        )
+                out[start:stop] = block
+        finally:
+            if kind == "hdf5" and handle is not None:
+                handle.close()
+            elif handle is not None:
+                handle.flush()
+                del handle, out
+    print(f"saved ({n}, {shape[1]}) embeddings to {args.output}")
+    return 0
+
+
+def _query_row(archive, archive_path, query_index, objid) -> int:
+    """The archive row of the query: ``query_index``, or the row whose ObjID is ``objid``."""
+    import numpy as np
+
+    if objid is None:
+        return query_index
+    ids = archive.get("objid")
+    if ids is None or np.all(ids == -1):
+        raise ValueError(
+            f"objid: archive {os.fspath(archive_path)!r} has no ObjID column"
+            + (" (all -1: none were given when it was written)" if ids is not None else "")
+            + "; give the row of the query instead."
+        )
+    rows = np.flatnonzero(ids == objid)
+    if len(rows) == 0:
+        raise ValueError(f"objid {objid} is not in archive {os.fspath(archive_path)!r}.")
+    if len(rows) > 1:
+        warnings.warn(
+            f"objid {objid} appears in rows {rows.tolist()} of the archive; the first is used.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return int(rows[0])
 
 
 def run_search_cli(
     archive_path,
-    query_index: int,
+    query_index: int | None = None,
     *,
+    objid: int | None = None,
     n_neighbors: int = 10,
     embeddings_path=None,
     embedder_path=None,
     output_png=None,
     crop: int | None = None,
+    deredden: bool | None = None,
     metric: str = "cosine",
     backend: str = "torch",
     device: str = "auto",
+    quiet: bool = False,
 ):
     """Search an HDF5 archive for the galaxies most similar to one of its galaxies.
 
@@ -102,33 +632,43 @@ def run_search_cli(
     ----------
     archive_path : str or path-like
         HDF5 archive (see :func:`skphotoz.data.open_archive`).
-    query_index : int
-        Row of the query galaxy in the archive.
+    query_index : int, optional
+        Row of the query galaxy in the archive; exactly one of ``query_index`` and ``objid``
+        is needed.
+    objid : int, optional
+        SDSS ObjID of the query galaxy, looked up in the archive's ``objid`` column.
     n_neighbors : int, default=10
     embeddings_path : str or path-like, optional
         ``.npy`` file of shape (n_samples, d), one row per archive galaxy, memory-mapped.
     embedder_path : str or path-like, optional
         ``joblib`` pickle of a fitted transformer (e.g. :class:`skphotoz.MoCoEmbedder`) that
-        embeds the archive images; used when ``embeddings_path`` is not given.
+        embeds the archive images; used when ``embeddings_path`` is not given. The archive is
+        opened with the dereddening and crop the embedder was fitted with (its
+        ``preprocessing_``).
     output_png : str or path-like, optional
         Where to save the figure of :func:`skphotoz.plotting.plot_neighbors`.
     crop : int, optional
         Centre-crop of the archive stamps (64 for the published 107-px archive), for the
-        embedder and the figure.
+        embedder and the figure. With an embedder that remembers its preprocessing, a value
+        that contradicts it is an error.
+    deredden : bool, optional
+        Deredden the stamps on read; like ``crop``, the embedder's own setting by default.
     metric, backend, device : str
         See :class:`skphotoz.search.SimilaritySearch`.
+    quiet : bool, default=False
+        Print nothing (the neighbours are in the returned Bunch).
 
     Returns
     -------
     sklearn.utils.Bunch
-        ``indices`` and ``similarities`` of the neighbours (the query excluded), ``redshift``
-        of the neighbours when the archive has it, and ``query_redshift``.
+        ``query_index`` (the query's row), ``indices`` and ``similarities`` of the neighbours
+        (the query excluded), ``redshift`` of the neighbours when the archive has it, and
+        ``query_redshift``.
     """
-    import joblib
+    import numpy as np
     from sklearn.utils import Bunch
 
     from ._validation import check_params, integer
-    from .data import open_archive
     from .plotting import plot_neighbors
     from .search import SimilaritySearch
 
@@ -137,35 +677,54 @@ def run_search_cli(
             "exactly one of embeddings_path and embedder_path is needed; got "
             f"embeddings_path={embeddings_path!r}, embedder_path={embedder_path!r}."
         )
-    archive = open_archive(archive_path, crop=crop)
+    if (query_index is None) == (objid is None):
+        raise ValueError(
+            "exactly one of query_index and objid is needed; got "
+            f"query_index={query_index!r}, objid={objid!r}."
+        )
+    embedder = None
+    if embedder_path is not None:
+        embedder = _load_model(embedder_path, "embedder", needs=("transform",))
+        deredden, crop = _preprocessing(embedder, embedder_path, deredden=deredden, crop=crop)
+    archive = _open_archive(archive_path, crop=crop, deredden=bool(deredden))
     n = archive.images.shape[0]
+    if embedder is not None:
+        _check_stamps(embedder, embedder_path, archive.images, archive_path, crop)
+    query_index = _query_row(archive, archive_path, query_index, objid)
     check_params("run_search_cli", {"query_index": [integer(0)]}, query_index=query_index)
     if not 0 <= query_index < n:
         raise ValueError(f"query_index must be in [0, {n - 1}]; got {query_index}.")
     if embeddings_path is not None:
-        X, embedder = np.load(embeddings_path, mmap_mode="r"), None
-        if X.shape[0] != n:
+        _check_input_file(embeddings_path, "embeddings")
+        X = np.load(embeddings_path, mmap_mode="r")
+        if X.ndim != 2 or X.shape[0] != n:
             raise ValueError(
-                f"embeddings_path must hold one row per archive galaxy ({n}); got "
-                f"{X.shape[0]} rows."
+                f"embeddings_path must hold one row per archive galaxy ({n}); got shape {X.shape}."
             )
     else:
-        X, embedder = archive.images, joblib.load(embedder_path)
+        X = archive.images
     search = SimilaritySearch(embedder=embedder, metric=metric, backend=backend, device=device)
     search.fit(X)
     k = min(n_neighbors + 1, n)
     values, rows = search.kneighbors(np.asarray(X[[query_index]]), n_neighbors=k)
     keep = rows[0] != query_index
-    result = Bunch(indices=rows[0][keep][:n_neighbors], similarities=values[0][keep][:n_neighbors])
+    result = Bunch(
+        query_index=query_index,
+        indices=rows[0][keep][:n_neighbors],
+        similarities=values[0][keep][:n_neighbors],
+    )
     redshift = archive.get("redshift")
     result.query_redshift = None if redshift is None else float(redshift[query_index])
     result.redshift = None if redshift is None else redshift[result.indices]
-    z_query = "" if redshift is None else f"  z={result.query_redshift:.4f}"
-    print(f"query #{query_index}{z_query}")
-    print(f"{'rank':>4} {'index':>10} {'similarity':>10}" + ("" if redshift is None else "  z"))
-    for rank, (row, value) in enumerate(zip(result.indices, result.similarities, strict=True), 1):
-        z = "" if redshift is None else f"  {redshift[row]:.4f}"
-        print(f"{rank:>4} {row:>10} {value:>10.4f}{z}")
+    if not quiet:
+        z_query = "" if redshift is None else f"  z={result.query_redshift:.4f}"
+        of_objid = "" if objid is None else f" (objid {objid})"
+        print(f"query #{query_index}{of_objid}{z_query}")
+        print(f"{'rank':>4} {'index':>10} {'similarity':>10}" + ("" if redshift is None else "  z"))
+        pairs = zip(result.indices, result.similarities, strict=True)
+        for rank, (row, value) in enumerate(pairs, 1):
+            z = "" if redshift is None else f"  {redshift[row]:.4f}"
+            print(f"{rank:>4} {row:>10} {value:>10.4f}{z}")
     if output_png is not None:
         fig = plot_neighbors(
             archive.images, query_index, result.indices, result.similarities, redshift=redshift
@@ -175,14 +734,18 @@ def run_search_cli(
 
 
 def search(args) -> int:
+    if args.plot is not None:
+        _check_output_path(args.plot, "--plot")
     run_search_cli(
         args.archive,
         args.query,
+        objid=args.objid,
         n_neighbors=args.n_neighbors,
         embeddings_path=args.embeddings,
         embedder_path=args.model,
         output_png=args.plot,
         crop=args.crop,
+        deredden=args.deredden,
         metric=args.metric,
         backend=args.backend,
         device=args.device,
@@ -190,15 +753,460 @@ def search(args) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------- parser
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to every option with a value, unless its help says already;
+    descriptions and epilogs written on several lines (examples) are kept as written."""
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" not in text
+            and action.option_strings
+            and action.nargs != 0
+            and default is not None
+            and default is not argparse.SUPPRESS
+        ):
+            if isinstance(default, list | tuple):
+                default = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
+            text += f" (default: {default})"
+        return text
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}; got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text}")
+    return value
+
+
+def _weight(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0; got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1); got {text}")
+    return value
+
+
+def _epochs(text: str):
+    if text == "auto":
+        return "auto"
+    return _int_at_least(1)(text)
+
+
+def _quantiles(text: str) -> tuple[float, ...]:
+    if text.strip().lower() in {"", "none"}:
+        return ()
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers in [0, 1] such as 0.16,0.5,0.84; got {text!r}"
+        ) from None
+    if not all(0 <= v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"quantiles must lie in [0, 1]; got {text!r}")
+    names = _quantile_names(values)
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"quantiles must differ; got {text!r}")
+    return values
+
+
+def _column(text: str) -> tuple[str, str]:
+    public, sep, source = text.partition("=")
+    if not sep or not public.strip() or not source.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected PUBLIC=CATALOG_COLUMN such as redshift=z; got {text!r}"
+        )
+    return public.strip(), source.strip()
+
+
+def _add_global_options(parser, *, default) -> None:
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default,
+        help="no progress bars, tables or summaries: only results, warnings and errors",
+    )  # fmt: skip
+    parser.add_argument(
+        "--debug", action="store_true", default=default,
+        help="on an error, show the full Python traceback instead of one line",
+    )  # fmt: skip
+
+
+def _add_device(parser, default="auto", default_text: str | None = None) -> None:
+    text = "torch device: auto (a CUDA GPU if any, else the CPU), cpu, cuda, cuda:1, mps..."
+    if default is None:
+        text += f" (default: {default_text})"
+    parser.add_argument("--device", default=default, help=text)
+
+
+def _add_preprocessing(parser, *, model: str | None) -> None:
+    """--deredden/--no-deredden and --crop; with a model they default to its own setting."""
+    if model is None:
+        parser.add_argument(
+            "--deredden", action="store_true",
+            help="correct the stamps for Galactic extinction (the archive's extinction column) "
+            "on read",
+        )  # fmt: skip
+        parser.add_argument(
+            "--crop", type=_int_at_least(1), default=None,
+            help="centre-crop the archive stamps to CROP x CROP px on read, e.g. 64 for the "
+            "published 107-px archive (default: the full stamp)",
+        )  # fmt: skip
+        return
+    parser.add_argument(
+        "--deredden", action=argparse.BooleanOptionalAction, default=None,
+        help=f"correct the stamps for Galactic extinction on read (default: as {model} was "
+        "fitted, else off; a contradicting flag is an error)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--crop", type=_int_at_least(1), default=None,
+        help=f"centre-crop the archive stamps on read (default: as {model} was fitted, else "
+        "the full stamp; a contradicting value is an error)",
+    )  # fmt: skip
+
+
+def _add_nan_policy(parser, default_text: str) -> None:
+    parser.add_argument(
+        "--nan-policy", choices=["raise", "fill"], default=None,
+        help="non-finite pixels: raise = stop with an error naming the galaxies, fill = "
+        f"replace them by the sky level (default: {default_text})",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="skphotoz", description="Self-supervised photo-z for SDSS galaxy images."
+        prog="skphotoz",
+        description="Self-supervised photometric redshifts from ugriz galaxy images.",
+        epilog="From a channels-last cube and a CSV catalogue to redshifts:\n"
+        "  skphotoz ingest cube.npy --catalog cat.csv --output galaxies.h5\n"
+        "  skphotoz pretrain galaxies.h5 --output embedder.joblib\n"
+        "  skphotoz fit-photoz galaxies.h5 --encoder embedder.joblib --output photoz.joblib\n"
+        "  skphotoz predict photoz.joblib galaxies.h5 --output redshifts.csv\n"
+        "Run `skphotoz COMMAND --help` for the options of a command.",
+        formatter_class=_HelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "-V", "--version", action="version", version=f"%(prog)s {__version__}",
+        help="print the version of skphotoz and exit",
+    )  # fmt: skip
+    _add_global_options(parser, default=False)
+    # The global options are accepted after the command too (without resetting them there).
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_options(common, default=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
+    def command(name, help, description=None):
+        p = sub.add_parser(
+            name, help=help, description=description or help, parents=[common],
+            formatter_class=_HelpFormatter,
+        )  # fmt: skip
+        return p
+
+    # -- ingest
+    p = command(
+        "ingest",
+        "turn a cube of cutouts (and a catalogue) into an HDF5 archive",
+        "Write an HDF5 archive from galaxy cutouts: a .npy/.npz cube (n, H, W, 5) or "
+        "(n, 5, H, W), or a folder of per-galaxy FITS cutouts, with an optional CSV or FITS "
+        "catalogue of one row per galaxy (redshift, extinction, ra, dec, objid, ...).",
+    )
+    p.add_argument("images", metavar="IMAGES", help="cube file (.npy, .npz) or folder of FITS")
+    p.add_argument("--output", required=True, help="HDF5 archive to write (required)")
+    p.add_argument(
+        "--catalog", default=None,
+        help="CSV or FITS table, one row per galaxy in the order of the images (default: none, "
+        "images only)",
+    )  # fmt: skip
+    p.add_argument(
+        "--column", type=_column, action="append", default=None, metavar="PUBLIC=CATALOG",
+        help="take archive column PUBLIC (redshift, redshift_err, extinction, ra, dec, objid, "
+        "specobjid) from catalogue column CATALOG; repeat for several (default: columns "
+        "named like the archive's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--layout", choices=["auto", "channels_last", "channels_first"], default="auto",
+        help="axis order of the cube: auto decides from which axis has 5 bands",
+    )  # fmt: skip
+    p.add_argument(
+        "--chunk-size", type=_int_at_least(1), default=1024, help="galaxies written at a time"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    p.set_defaults(func=ingest)
+
+    # -- simulate
+    p = command("simulate", "write simulated SDSS-like galaxies to an HDF5 archive")
+    p.add_argument("output", metavar="OUTPUT", help="HDF5 archive to write")
+    p.add_argument("--n", type=_int_at_least(1), required=True, help="galaxies (required)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--stamp-size", type=_int_at_least(8), default=64, help="stamp side in px")
+    p.add_argument(
+        "--chunk-size", type=_int_at_least(1), default=1024, help="galaxies written at a time"
+    )
+    p.set_defaults(func=simulate)
+
+    # -- pretrain
+    p = command(
+        "pretrain",
+        "self-supervised (MoCo) pretraining of an image embedder on an HDF5 archive",
+        "Pretrain a MoCoEmbedder on every galaxy of an archive, labelled or not, and save it "
+        "with joblib. Options left out take the preset's value, else the estimator's default.",
+    )
+    p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive (from ingest or simulate)")
+    p.add_argument("--output", required=True, help="joblib file of the fitted embedder (required)")
+    # The names of MOCO_PRESETS, spelled out so that --help does not import torch.
+    p.add_argument(
+        "--preset", choices=["published", "published-photometry"], default=None,
+        help="published = the configuration of Hayat et al. 2021 (ResNet-50, 107-px stamps, "
+        "for GPUs); options given override it (default: none, the estimator's defaults)",
+    )  # fmt: skip
+    p.add_argument(
+        "--backbone", choices=["auto", "resnet18", "resnet34", "resnet50"], default=None,
+        help="encoder architecture (default: auto = resnet18)",
+    )  # fmt: skip
+    p.add_argument(
+        "--stem", choices=["standard", "published"], default=None,
+        help="ResNet stem: standard (stride 2 + max-pool, for CPUs) or published (stride 1, "
+        "for GPUs) (default: standard)",
+    )  # fmt: skip
+    p.add_argument(
+        "--epochs", "--n-epochs", dest="n_epochs", type=_int_at_least(1), default=None,
+        help="passes over the archive (default: 30)",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-size", type=_int_at_least(2), default=None,
+        help="galaxies per step (default: 128)",
+    )  # fmt: skip
+    p.add_argument(
+        "--lr", type=_positive_float, default=None, help="peak SGD learning rate (default: 0.06)"
+    )
+    p.add_argument(
+        "--crop-size", type=_int_at_least(1), default=None,
+        help="side of the random crops the network sees in training, in px (default: half the "
+        "stamp)",
+    )  # fmt: skip
+    _add_preprocessing(p, model=None)
+    _add_device(p, default=None, default_text="the estimator's, auto")
+    p.add_argument(
+        "--photometry-weight", type=_weight, default=None,
+        help="weight of the photometry term (0: plain MoCo) (default: the estimator's, 1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--redshift-weight", type=_weight, default=None,
+        help="above 0: semi-supervised, a redshift term learns from the archive's redshifts "
+        "(NaN rows stay unlabelled) (default: 0, off)",
+    )  # fmt: skip
+    _add_nan_policy(p, "raise")
+    p.add_argument(
+        "--checkpoint-dir", default=None,
+        help="folder of a checkpoint written each epoch; running the same command again "
+        "resumes from it (default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--num-workers", type=_int_at_least(0), default=0,
+        help="DataLoader processes reading the archive",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed of weights and batches")
+    p.set_defaults(func=pretrain)
+
+    # -- fit-photoz
+    p = command(
+        "fit-photoz",
+        "train a photo-z regressor on the galaxies of an archive that have a redshift",
+        "Fit a PhotoZRegressor on the archive's galaxies with a finite redshift (the images "
+        "stay on disk), fine-tuning a pretrained embedder (--encoder) or from scratch, save it "
+        "with joblib and print its σ_MAD.",
+    )
+    p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive with a redshift column")
+    p.add_argument("--output", required=True, help="joblib file of the fitted model (required)")
+    p.add_argument(
+        "--encoder", default=None,
+        help="joblib file of a MoCoEmbedder from `skphotoz pretrain` to fine-tune; its "
+        "dereddening and crop are used (default: none, train from scratch)",
+    )  # fmt: skip
+    p.add_argument(
+        "--backbone", choices=["auto", "resnet18", "resnet34", "resnet50"], default="auto",
+        help="architecture when training from scratch (auto = resnet18)",
+    )  # fmt: skip
+    p.add_argument(
+        "--stem", choices=["standard", "published"], default="standard",
+        help="ResNet stem when training from scratch (standard for CPUs, published for GPUs)",
+    )  # fmt: skip
+    p.add_argument(
+        "--head", choices=["bins", "regression"], default="bins",
+        help="bins = a PDF over redshift bins; regression = a Gaussian mean and width",
+    )  # fmt: skip
+    p.add_argument(
+        "--epochs", "--n-epochs", dest="n_epochs", type=_epochs, default="auto",
+        help="passes over the labelled galaxies, or auto = enough for --min-steps steps and "
+        "at least 30",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-steps", type=_int_at_least(1), default=1000,
+        help="optimizer steps of --epochs auto (fewer: quicker, rougher)",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-size", type=_int_at_least(2), default=128, help="labelled galaxies per step"
+    )
+    p.add_argument(
+        "--lr", type=_positive_float, default=0.3,
+        help="peak SGD learning rate of the head (a pretrained encoder gets 0.1 of it)",
+    )  # fmt: skip
+    _add_device(p)
+    _add_preprocessing(p, model="--encoder")
+    _add_nan_policy(p, "the estimator's, raise")
+    p.add_argument(
+        "--holdout", type=_fraction, default=0.0,
+        help="fraction of the labelled galaxies kept out of training to score the model on; "
+        "0 scores on the training galaxies (optimistic)",
+    )  # fmt: skip
+    p.add_argument(
+        "--chunk-size", type=_int_at_least(1), default=4096,
+        help="galaxies read at a time when scoring",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed of weights, batches, holdout")
+    p.add_argument(
+        "--checkpoint-dir", default=None,
+        help="folder of a checkpoint written each epoch; running the same command again "
+        "resumes from it (default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--num-workers", type=_int_at_least(0), default=0,
+        help="DataLoader processes reading the archive",
+    )  # fmt: skip
+    p.set_defaults(func=fit_photoz)
+
+    # -- predict
+    p = command(
+        "predict",
+        "redshifts (and PDF quantiles) of every galaxy of an archive, to CSV or HDF5",
+        "Predict the redshift of every galaxy of an archive with a model from `skphotoz "
+        "fit-photoz`, in chunks, and write row, objid (when the archive has it), z_pred, the "
+        "PDF quantiles (z_q16, z_q50, z_q84 by default) and the archive's redshift (when it "
+        "has one) to CSV or HDF5.",
+    )
+    p.add_argument("model", metavar="MODEL", help="joblib file from `skphotoz fit-photoz`")
+    p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive of the galaxies to predict")
+    p.add_argument("--output", required=True, help="output file: .csv, or .h5/.hdf5 (required)")
+    p.add_argument(
+        "--quantiles", type=_quantiles, default=DEFAULT_QUANTILES,
+        help="comma-separated PDF quantiles, written as columns z_q16 etc.; 'none' for none",
+    )  # fmt: skip
+    p.add_argument(
+        "--pdf", action="store_true",
+        help="HDF5 output only: also write the full PDFs (dataset pdf, bin edges redshift_bins)",
+    )  # fmt: skip
+    p.add_argument(
+        "--chunk-size", type=_int_at_least(1), default=4096,
+        help="galaxies predicted at a time (bounds the memory used)",
+    )  # fmt: skip
+    _add_preprocessing(p, model="MODEL")
+    _add_device(p, default=None, default_text="the model's own setting")
+    _add_nan_policy(p, "the model's own")
+    p.set_defaults(func=predict)
+
+    # -- embed
+    p = command(
+        "embed",
+        "embeddings of every galaxy of an archive with a fitted embedder",
+        "Embed every galaxy of an archive with a fitted embedder, in chunks, opening the "
+        "archive as the embedder was fitted (dereddening, crop).",
+    )
+    p.add_argument("model", metavar="MODEL", help="joblib file from `skphotoz pretrain`")
+    p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive")
+    p.add_argument(
+        "--output", required=True,
+        help=".npy file, or .h5/.hdf5 (dataset embeddings, with objid when the archive has "
+        "it) (required)",
+    )  # fmt: skip
+    p.add_argument(
+        "--chunk-size", type=_int_at_least(1), default=4096, help="galaxies embedded at a time"
+    )
+    _add_preprocessing(p, model="MODEL")
+    _add_device(p, default=None, default_text="the model's own setting")
+    _add_nan_policy(p, "the model's own")
+    p.set_defaults(func=embed)
+
+    # -- search
+    p = command(
+        "search",
+        "the galaxies of an archive most similar to one of them",
+        "Find the galaxies of an archive most similar to a query galaxy (given by its row or "
+        "its ObjID), from precomputed embeddings or a fitted embedder.",
+    )
+    p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument(
+        "query", metavar="ROW", type=_int_at_least(0), nargs="?", default=None,
+        help="row of the query galaxy in the archive (or give --objid)",
+    )  # fmt: skip
+    query.add_argument(
+        "--objid", type=int, default=None,
+        help="ObjID of the query galaxy, looked up in the archive (instead of ROW)",
+    )  # fmt: skip
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--embeddings", default=None, help=".npy file from `skphotoz embed` (or give --model)"
+    )
+    source.add_argument(
+        "--model", default=None,
+        help="joblib file of a fitted embedder; the archive is opened as it was fitted "
+        "(or give --embeddings)",
+    )  # fmt: skip
+    p.add_argument(
+        "-k", "--n-neighbors", type=_int_at_least(1), default=10, help="neighbours to list"
+    )
+    p.add_argument(
+        "--plot", default=None, help="PNG of the query and its neighbours (default: none)"
+    )
+    _add_preprocessing(p, model="--model")
+    p.add_argument(
+        "--metric", choices=["cosine", "dot"], default="cosine", help="similarity measure"
+    )
+    p.add_argument(
+        "--backend", choices=["torch", "faiss"], default="torch",
+        help="exact search (torch) or faiss (needs the faiss package)",
+    )  # fmt: skip
+    _add_device(p)
+    p.set_defaults(func=search)
+
+    # -- demo
+    p = command(
         "demo",
-        help="the case for self-supervised photo-z on simulated galaxies, with an HTML report",
+        "the case for self-supervised photo-z on simulated galaxies, with an HTML report",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(
@@ -207,70 +1215,82 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument(
         "--full", action="store_true", help="6,000 galaxies, 4 budgets up to 3,000 labels (long)"
     )
-    p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--threads", type=_int_at_least(1), default=2, help="CPU threads")
     p.add_argument("--out", default="demo_output", help="folder of the report and cached data")
     p.set_defaults(func=demo)
-
-    p = sub.add_parser("simulate", help="write simulated galaxies to an HDF5 archive")
-    p.add_argument("output")
-    p.add_argument("--n", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--stamp-size", type=int, default=64)
-    p.add_argument("--chunk-size", type=int, default=1024)
-    p.set_defaults(func=simulate)
-
-    p = sub.add_parser("pretrain", help="MoCo pretraining on an HDF5 archive")
-    p.add_argument("archive")
-    p.add_argument("--output", required=True, help="joblib file of the fitted embedder")
-    # The names of MOCO_PRESETS, spelled out so that --help does not import torch.
-    p.add_argument("--preset", choices=["published", "published-photometry"], default=None)
-    p.add_argument("--backbone", default=None)
-    p.add_argument("--stem", default=None)
-    p.add_argument("--epochs", dest="n_epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--crop-size", type=int, default=None)
-    p.add_argument("--device", default=None)
-    p.add_argument(
-        "--photometry-weight", type=float, default=None,
-        help="weight of the photometry term (0: plain MoCo; default: the estimator's)",
-    )  # fmt: skip
-    p.add_argument(
-        "--redshift-weight", type=float, default=None,
-        help="above 0: semi-supervised, a redshift term learns from the archive's redshifts "
-        "(NaN rows stay unlabelled); default off",
-    )  # fmt: skip
-    p.add_argument("--deredden", action="store_true", help="deredden with the e_bv column")
-    p.add_argument("--checkpoint-dir", default=None)
-    p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=pretrain)
-
-    p = sub.add_parser("embed", help="embeddings of an archive with a fitted embedder")
-    p.add_argument("model")
-    p.add_argument("archive")
-    p.add_argument("--output", required=True, help=".npy file")
-    p.add_argument("--deredden", action="store_true")
-    p.set_defaults(func=embed)
-
-    p = sub.add_parser("search", help="the galaxies of an archive most similar to one of them")
-    p.add_argument("archive")
-    p.add_argument("query", type=int, help="row of the query galaxy in the archive")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--embeddings", default=None, help=".npy file from `skphotoz embed`")
-    source.add_argument("--model", default=None, help="joblib file of a fitted embedder")
-    p.add_argument("-k", "--n-neighbors", type=int, default=10)
-    p.add_argument("--plot", default=None, help="PNG of the query and its neighbours")
-    p.add_argument("--crop", type=int, default=None, help="centre crop of the stamps")
-    p.add_argument("--metric", choices=["cosine", "dot"], default="cosine")
-    p.add_argument("--backend", choices=["torch", "faiss"], default="torch")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=search)
     return parser
 
 
+def _check_usage(parser, args) -> None:
+    """Combinations of options that argparse cannot check by itself (exit status 2)."""
+    sub = parser._subparsers._group_actions[0].choices[args.command]
+    if args.command == "predict":
+        kind = _output_kind(args.output)
+        if kind not in {"csv", "hdf5"}:
+            sub.error(f"--output must end in .csv, .h5 or .hdf5; got {args.output!r}")
+        if args.pdf and kind != "hdf5":
+            sub.error("--pdf needs an HDF5 --output (.h5 or .hdf5); CSV holds no PDFs")
+    if args.command == "embed" and _output_kind(args.output) not in {"npy", "hdf5"}:
+        sub.error(f"--output must end in .npy, .h5 or .hdf5; got {args.output!r}")
+    if args.command == "search" and args.query is None and args.objid is None:
+        sub.error("give the query galaxy as ROW or --objid")
+    if args.command == "ingest" and args.column:
+        names = [public for public, _ in args.column]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            sub.error(f"--column names {', '.join(repeated)} more than once")
+
+
+def _message(error: BaseException) -> str:
+    """The error as one line."""
+    if isinstance(error, KeyError) and len(error.args) == 1:
+        text = str(error.args[0])
+    else:
+        text = str(error)
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    known = (ValueError, TypeError, LookupError, OSError, RuntimeError, ImportError)
+    if not text:
+        return type(error).__name__
+    if not isinstance(error, known):
+        return f"{type(error).__name__}: {text}"
+    return text
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(command: str):
+    """Show each warning as one line, ``<command>: warning: <message>``."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"{command}: warning: {text}", file=sys.stderr if file is None else file)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    """Run the command line; returns the exit status (0 on success).
+
+    Errors raised by a command are printed as one line on stderr, with status 1 (``--debug``
+    lets them propagate with their traceback); Ctrl-C gives status 130; usage errors exit
+    through argparse with status 2.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_usage(parser, args)
+    name = f"{parser.prog} {args.command}"
+    if args.debug:
+        return args.func(args)
+    try:
+        with _warnings_as_lines(name):
+            return args.func(args)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except Exception as error:
+        print(f"{name}: error: {_message(error)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
