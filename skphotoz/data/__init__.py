@@ -1,4 +1,5 @@
-"""Galaxy image data: archive formats, lazy HDF5 arrays, extinction and flux units."""
+"""Galaxy image data: archive formats, lazy HDF5 arrays, readers of cubes, FITS cutouts and
+catalogues (``ingest``), extinction and flux units."""
 
 from ._archive import (
     ArchiveWriter,
@@ -8,6 +9,7 @@ from ._archive import (
     write_archive,
 )
 from ._display import to_rgb
+from ._ingest import FITSCutouts, ingest, read_catalog, read_cube, read_fits_cutouts
 from ._lazy import HDF5Images
 from ._photometry import (
     BANDS,
@@ -24,14 +26,19 @@ __all__ = [
     "ArchiveWriter",
     "BANDS",
     "EXTINCTION_COEFFICIENTS",
+    "FITSCutouts",
     "HDF5Images",
     "SFD98_EXTINCTION_COEFFICIENTS",
     "deredden",
     "extinction_from_ebv",
+    "ingest",
     "load_npz_cube",
     "mag_to_nanomaggies",
     "nanomaggies_to_mag",
     "open_archive",
+    "read_catalog",
+    "read_cube",
+    "read_fits_cutouts",
     "redden",
     "save_npz_cube",
     "to_rgb",
