@@ -49,6 +49,12 @@ COLUMNS = tuple(_COLUMN_ALIASES.values())
 _ARCHIVE_KEYS = {alias: key for key, alias in _COLUMN_ALIASES.items()}
 
 _IMAGES_KEY = "images"
+#: Largest stamp side and band count an archive takes.
+MAX_STAMP_SIZE = 2048
+MAX_BANDS = 16
+#: Most galaxies copied per write: larger chunks gain nothing and risk memory (1024 stamps of
+#: 5 x 107 x 107 float32 are 230 MB).
+MAX_CHUNK = 65536
 # One stored chunk holds a few galaxies' full stamps: reads of single galaxies touch one chunk.
 _GALAXIES_PER_CHUNK = 8
 
@@ -63,9 +69,9 @@ class ArchiveWriter:
     n_samples : int
         Number of galaxies the archive will hold.
     stamp_size : int, default=107
-        Height and width of the stored stamps.
+        Height and width of the stored stamps, at most 2048.
     n_bands : int, default=5
-        Number of bands (ugriz).
+        Number of bands (ugriz), at most 16.
     compression : {None, "gzip", "lzf"}, default=None
         HDF5 filter for the images; none by default because float noise compresses poorly
         and reads are faster without.
@@ -82,8 +88,9 @@ class ArchiveWriter:
 
     _constraints = {
         "n_samples": [integer(1)],
-        "stamp_size": [integer(1)],
-        "n_bands": [integer(1)],
+        # An HDF5 chunk (8 stamps) must stay under its 4 GiB limit.
+        "stamp_size": [integer(1, MAX_STAMP_SIZE)],
+        "n_bands": [integer(1, MAX_BANDS)],
         "compression": [StrOptions({"gzip", "lzf"}), None],
     }
 
@@ -116,9 +123,12 @@ class ArchiveWriter:
         )
         for key, (dtype, tail) in ARCHIVE_COLUMNS.items():
             tail = tuple(self.n_bands if t is None else t for t in tail)
-            self._file.create_dataset(key, shape=(self.n_samples,) + tail, dtype=dtype)
-            # Unknown values stay NaN (floats) or -1 (identifiers) when a column is never given.
-            self._file[key][...] = np.nan if np.issubdtype(dtype, np.floating) else -1
+            # Unknown values stay NaN (floats) or -1 (identifiers) when a column is never given;
+            # a fill value costs neither memory nor writes, whatever n_samples.
+            fill = np.nan if np.issubdtype(dtype, np.floating) else -1
+            self._file.create_dataset(
+                key, shape=(self.n_samples,) + tail, dtype=dtype, fillvalue=fill
+            )
         self._file.attrs["bands"] = "ugriz"
         self._file.attrs["flux_unit"] = "nanomaggies"
         return self
@@ -252,7 +262,8 @@ def write_archive(
     objid, specobjid : array-like of int of shape (n_samples,), optional
         SDSS identifiers (stored as ``ObjID`` and ``specObjID``).
     chunk_size : int, default=1024
-        Galaxies copied per write: bounds the memory used when ``images`` is lazy.
+        Galaxies copied per write, at most 65536: bounds the memory used when ``images`` is
+        lazy.
 
     See Also
     --------
@@ -267,7 +278,7 @@ def write_archive(
             "images must have shape (n_samples, n_bands, size, size) with no empty axis; "
             f"got {tuple(shape)}."
         )
-    check_params("write_archive", {"chunk_size": [integer(1)]}, chunk_size=chunk_size)
+    check_params("write_archive", {"chunk_size": [integer(1, MAX_CHUNK)]}, chunk_size=chunk_size)
     columns = {
         "redshift": redshift,
         "redshift_err": redshift_err,

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._validation import StrOptions, check_params, integer
-from ._archive import COLUMNS, ArchiveWriter
+from ._archive import COLUMNS, MAX_BANDS, MAX_CHUNK, ArchiveWriter
 from ._photometry import (
     BANDS,
     EXTINCTION_COEFFICIENTS,
@@ -58,14 +58,9 @@ _INT_COLUMNS = {"objid", "specobjid"}
 _MISSING = {"", "nan", "na", "n/a", "null", "none", "--"}
 _EBV_COEFFICIENTS = {"sfd98": SFD98_EXTINCTION_COEFFICIENTS, "sf11": EXTINCTION_COEFFICIENTS}
 
-#: A cube axis of at most this many entries may be the band axis under ``layout="auto"``.
-MAX_BANDS = 16
 _LAYOUTS = ("auto", "channels_first", "channels_last")
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz")
 _FITS_EXTRA = "FITS files need astropy: pip install skphotoz[fits] (or pip install astropy)."
-# Chunks of galaxies larger than this gain nothing and risk memory (1024 stamps of 5x107x107
-# float32 are 230 MB already).
-_MAX_CHUNK = 65536
 
 
 def _astropy_fits():
@@ -788,7 +783,7 @@ def ingest(
             "catalog": [str, os.PathLike, dict, None],
             "columns": [dict, None],
             "layout": [StrOptions(set(_LAYOUTS))],
-            "chunk_size": [integer(1, _MAX_CHUNK)],
+            "chunk_size": [integer(1, MAX_CHUNK)],
             "overwrite": ["boolean"],
         },
         images=images,

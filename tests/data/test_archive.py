@@ -96,6 +96,8 @@ def test_writer_errors(tmp_path):
         ({"n_samples": True}, r"'n_samples' .* Got True instead"),
         ({"n_samples": 2.0}, r"'n_samples' .* Got 2.0 instead"),
         ({"n_samples": 2, "stamp_size": -4}, r"'stamp_size' .* Got -4 instead"),
+        ({"n_samples": 2, "stamp_size": 4096}, r"'stamp_size' .* range \[1, 2048\]. Got 4096"),
+        ({"n_samples": 2, "n_bands": 17}, r"'n_bands' .* range \[1, 16\]. Got 17 instead"),
         ({"n_samples": 2, "n_bands": np.float64(5)}, r"'n_bands' .* Got np.float64\(5.0\)"),
         (
             {"n_samples": 2, "compression": "zip"},
@@ -126,6 +128,7 @@ def test_writer_accepts_numpy_integers_and_compression(tmp_path):
         ({"chunk_size": 0}, r"'chunk_size' parameter of write_archive must be an int .* Got 0"),
         ({"chunk_size": True}, r"'chunk_size' .* Got True instead"),
         ({"chunk_size": 1.5}, r"'chunk_size' .* Got 1.5 instead"),
+        ({"chunk_size": 65537}, r"'chunk_size' .* range \[1, 65536\]. Got 65537 instead"),
     ],
 )
 def test_write_archive_argument_validation(tmp_path, kwargs, match):
@@ -271,3 +274,13 @@ def test_open_archive_refuses_non_numeric_images(tmp_path):
     _raw_archive(path, np.full((2, 5, 4, 4), b"x"))
     with pytest.raises(ValueError, match=r"must hold real numbers \(fluxes\); got dtype \|S1"):
         open_archive(path)
+
+
+def test_unknown_columns_cost_no_memory(tmp_path):
+    """Columns never given are NaN / -1 through HDF5's fill value, not a written array: a
+    writer for a billion galaxies opens at once (and then says none were written)."""
+    path = tmp_path / "big.h5"
+    with pytest.raises(ValueError, match="created for n_samples=1000000000 but 0 galaxies"):
+        with ArchiveWriter(path, 10**9, stamp_size=2):
+            pass
+    assert path.stat().st_size < 1e6
