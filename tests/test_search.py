@@ -496,3 +496,181 @@ def test_pickles_from_before_the_faiss_adapter_still_load():
     assert isinstance(old.index_, FaissIndex) and old.index_.kind == "hnsw"
     for a, b in zip(old.kneighbors(Q, 5), search.kneighbors(Q, 5), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# -- bad input and edge cases (issue 15) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (None, TypeError, r"X must be an array-like of shape \(n_samples, n_features\).*NoneType"),
+        ("embeddings.npy", TypeError, r"X must be an array-like .*got str 'embeddings.npy'"),
+        (5, TypeError, r"X must be an array-like .*got int 5"),
+        ({"a": 1}, TypeError, r"X must be an array-like .*got dict"),
+        (np.float32(3.0), TypeError, r"X must be an array-like .*got float32"),
+        ([[1.0, 2.0], [3.0]], ValueError, r"X could not be read as an array"),
+        (np.array([["a", "b"]]), TypeError, r"X must hold real numbers; got .*dtype <U1"),
+        (np.array([[1.0, "a"]], dtype=object), TypeError, r"X must hold real numbers.*object"),
+        (np.array([[1.0, None]], dtype=object), ValueError, r"X holds NaN or infinite values"),
+        (np.array([[1 + 2j, 1.0]]), TypeError, r"X must hold real numbers.*complex128"),
+        (np.empty((0, 3)), ValueError, r"X must hold at least one sample; got shape \(0, 3\)"),
+        (np.empty((3, 0)), ValueError, r"X must have at least one feature"),
+        (np.arange(5.0), ValueError, r"X must be 2-D .* got shape \(5,\).*reshape\(1, -1\)"),
+    ],
+)
+def test_fit_refuses_what_is_not_embeddings(X, error, match):
+    with pytest.raises(error, match=match):
+        SimilaritySearch().fit(X)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_embeddings_are_refused_naming_rows(bad):
+    X = _embeddings(20)
+    X[[3, 7], 1] = bad
+    with pytest.raises(ValueError, match=r"X holds NaN or infinite values in 2 rows \(3, 7\)"):
+        SimilaritySearch().fit(X)
+    search = SimilaritySearch().fit(_embeddings(20))
+    with pytest.raises(ValueError, match=r"X_query holds NaN or infinite values in 2 rows"):
+        search.kneighbors(X[[0, 3, 7]])
+
+
+def test_non_finite_embedder_output_is_refused():
+    class BrokenEmbedder:
+        def transform(self, X):
+            out = np.asarray(X, dtype=np.float32).reshape(len(X), -1).copy()
+            out[0] = np.nan
+            return out
+
+    with pytest.raises(ValueError, match=r"the embedder's output for X holds NaN or infinite"):
+        SimilaritySearch(embedder=BrokenEmbedder()).fit(np.ones((4, 2, 2, 2)))
+
+
+def test_wrong_query_dimension_and_shape_are_refused():
+    search = SimilaritySearch(n_neighbors=2).fit(_embeddings(20, d=8))
+    with pytest.raises(ValueError, match=r"X_query has 3 features, .* dimension 8"):
+        search.kneighbors(_embeddings(2, d=3))
+    with pytest.raises(ValueError, match=r"X_query must be 2-D .*shape \(8,\)"):
+        search.kneighbors(_embeddings(1, d=8)[0])
+    with pytest.raises(TypeError, match=r"X_query must be an array-like"):
+        search.kneighbors("query")
+
+
+def test_kneighbors_return_distance_is_a_strict_boolean():
+    search = SimilaritySearch(n_neighbors=2).fit(_embeddings(20))
+    with pytest.raises(ValueError, match=r"'return_distance' parameter .* Got 'False' instead"):
+        search.kneighbors(_embeddings(2), return_distance="False")
+    indices = search.kneighbors(_embeddings(2), return_distance=np.False_)
+    assert indices.shape == (2, 2) and indices.dtype == np.int64
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+@pytest.mark.parametrize("scale", [1e-40, 1e-20, 1e25, 1e300])
+def test_cosine_is_right_at_tiny_and_huge_norms(backend, scale):
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    X, Q = _embeddings(200, d=8).astype(np.float64), _embeddings(5, d=8, seed=1).astype(float)
+    if scale < 1e-38:  # float32 subnormals: the rounded float32 values are the data
+        X = (X * scale).astype(np.float32).astype(np.float64)
+        Q = (Q * scale).astype(np.float32).astype(np.float64)
+    else:
+        X, Q = X * scale, Q * scale
+    search = SimilaritySearch(n_neighbors=5, backend=backend).fit(X)
+    similarities, indices = search.kneighbors(Q)
+    # Rows rescaled (cosines unchanged) so that numpy's own norms neither overflow nor underflow.
+    ref_similarities, ref_indices = _brute_force(
+        X / np.abs(X).max(axis=1, keepdims=True), Q / np.abs(Q).max(axis=1, keepdims=True), 5
+    )
+    np.testing.assert_array_equal(indices, ref_indices)
+    np.testing.assert_allclose(similarities, ref_similarities, atol=1e-6)
+
+
+def test_cosine_refuses_zero_vectors():
+    X = _embeddings(10)
+    X[4] = 0.0
+    with pytest.raises(ValueError, match=r"X holds 1 zero vector \(row 4\);.*metric='dot'"):
+        SimilaritySearch().fit(X)
+    search = SimilaritySearch(n_neighbors=2).fit(_embeddings(10))
+    with pytest.raises(ValueError, match=r"X_query holds 1 zero vector \(row 0\)"):
+        search.kneighbors(np.zeros((1, 32)))
+    # dot products of zero vectors are well defined
+    SimilaritySearch(n_neighbors=2, metric="dot").fit(X)
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_dot_float16_refuses_values_beyond_float16(backend):
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    X = _embeddings(20, d=4) * 1e5
+    match = r"dtype.*\|value\| \d\.\d+e\+05, beyond the largest float16 number \(65504\)"
+    with pytest.raises(ValueError, match=match):
+        SimilaritySearch(metric="dot", dtype="float16", backend=backend).fit(X)
+    # float32 and bfloat16 hold them, and no similarity is infinite.
+    for dtype in ("float32", "bfloat16"):
+        search = SimilaritySearch(metric="dot", dtype=dtype, backend=backend, n_neighbors=3)
+        similarities, indices = search.fit(X).kneighbors(X[:4])
+        assert np.isfinite(similarities).all()
+        if dtype == "float32":
+            np.testing.assert_array_equal(indices, _brute_force(X, X[:4], 3, "dot")[1])
+
+
+def test_dot_refuses_embeddings_all_below_the_storage_range():
+    X = _embeddings(20, d=4) * 1e-6
+    with pytest.raises(ValueError, match=r"below the smallest normal float16 number"):
+        SimilaritySearch(metric="dot", dtype="float16").fit(X)
+    SimilaritySearch(metric="dot", dtype="float32").fit(X)
+
+
+def test_dot_at_extreme_scales_finds_the_brute_force_neighbours_or_refuses():
+    X, Q = _embeddings(300, d=8).astype(np.float64), _embeddings(4, d=8, seed=5)
+    # Products that underflow / overflow float32 unless the queries are rescaled.
+    for scale in (1e-30, 1e-17, 1e15):
+        search = SimilaritySearch(metric="dot", n_neighbors=4).fit(X * scale)
+        similarities, indices = search.kneighbors(Q * scale)
+        ref_similarities, ref_indices = _brute_force(X * scale, Q * scale, 4, "dot")
+        np.testing.assert_array_equal(indices, ref_indices)
+        # Returned in float32: similarities of 1e-60 are rounded to 0.
+        np.testing.assert_allclose(similarities, ref_similarities.astype(np.float32), rtol=1e-5)
+    search = SimilaritySearch(metric="dot", n_neighbors=4).fit(X * 1e20)
+    with pytest.raises(ValueError, match=r"exceed the float32 range .* metric='cosine'"):
+        search.kneighbors(Q * 1e20)
+    with pytest.raises(ValueError, match=r"X holds an embedding of norm .* could overflow"):
+        SimilaritySearch(metric="dot").fit(X / np.abs(X).max() * 3e38)
+    with pytest.raises(ValueError, match=r"dtype='float32' cannot store X.*\|value\| 3\.9e\+38"):
+        SimilaritySearch(metric="dot").fit(X * 1e38)
+
+
+def test_index_parameters_changed_after_fit_are_refused():
+    search = SimilaritySearch(n_neighbors=2).fit(_embeddings(20))
+    search.set_params(metric="dot")
+    with pytest.raises(ValueError, match=r"metric was changed from 'cosine' to 'dot' after fit"):
+        search.kneighbors(_embeddings(2))
+    search.set_params(metric="cosine", n_neighbors=0)
+    with pytest.raises(ValueError, match=r"'n_neighbors' parameter of SimilaritySearch"):
+        search.kneighbors(_embeddings(2))
+    search.set_params(n_neighbors=3)
+    assert search.kneighbors(_embeddings(2))[1].shape == (2, 3)
+
+
+def test_hnsw_m_below_two_is_refused_before_faiss_sees_it():
+    # faiss itself crashes (a division by log(1)) on HNSW1: the parameter check stops it.
+    pytest.importorskip("faiss")
+    for m in (0, 1):
+        with pytest.raises(ValueError, match=r"'hnsw_m' parameter .* \[2, 256\]"):
+            SimilaritySearch(backend="faiss", index="hnsw", hnsw_m=m).fit(_embeddings(50))
+
+
+def test_ivf_with_one_probe_returns_k_real_neighbours():
+    pytest.importorskip("faiss")
+    X, Q = _clustered(600), _clustered(20, seed=3)
+    search = SimilaritySearch(backend="faiss", index="ivf", n_lists=15, n_probe=1)
+    similarities, indices = search.fit(X).kneighbors(Q, n_neighbors=100)
+    assert (indices >= 0).all() and np.isfinite(similarities).all()
+    assert (similarities > -1.01).all()
+    assert all(len(set(row)) == 100 for row in indices.tolist())
+
+
+def test_score_samples_of_large_dot_products_is_finite():
+    X = _embeddings(50, d=4) * 1e18
+    scores = SimilaritySearch(metric="dot", n_neighbors=5).fit(X).score_samples()
+    assert np.isfinite(scores).all()

@@ -72,8 +72,11 @@ class SimilaritySearch(BaseEstimator):
         Number of neighbours returned by :meth:`kneighbors` and averaged by
         :meth:`score_samples` when not given there.
     metric : {"cosine", "dot"}, default="cosine"
-        ``"cosine"`` L2-normalises the index at fit and each query at search time, so the
-        similarity is the cosine in [-1, 1]; ``"dot"`` uses raw inner products.
+        ``"cosine"`` L2-normalises the index at fit and each query at search time (in float64,
+        so any finite norm works), so the similarity is the cosine in [-1, 1]; zero vectors
+        have no direction and are refused. ``"dot"`` uses raw inner products: the index is
+        stored as given, so its values must fit ``dtype``, and similarities beyond the float32
+        range in which they are returned raise an error.
     embedder : transformer, optional
         A *fitted* object with ``transform`` (e.g. :class:`skphotoz.MoCoEmbedder`): ``fit``,
         ``kneighbors`` and ``score_samples`` then take images and embed them, a block of 8,192
@@ -90,7 +93,10 @@ class SimilaritySearch(BaseEstimator):
     dtype : {"float32", "float16", "bfloat16"}, default="float32"
         Storage precision of the index: half precision halves its memory. The torch backend
         computes similarities in float32 from the stored values; the faiss backend stores them
-        with a scalar quantizer.
+        with a scalar quantizer. With ``metric="dot"``, float16 holds values up to 65,504 only
+        (larger ones raise an error rather than being stored as infinity) and an index whose
+        values are all below 6.1e-5 (float16's smallest normal number) is refused, since it
+        would lose its precision.
     device : str, default="auto"
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The
         faiss backend runs on the CPU.
@@ -99,6 +105,8 @@ class SimilaritySearch(BaseEstimator):
         ``4 * sqrt(n_samples)``, at most ``n_samples // 39``.
     n_probe : int, default=16
         Inverted lists visited per query (``index="ivf"``): more is slower and closer to exact.
+        A query whose lists hold fewer than ``n_neighbors`` galaxies is searched again with
+        more lists, so every query gets real neighbours (see Notes).
     hnsw_m : int, default=32
         Graph links per node of ``index="hnsw"``, from 2 to 256 (each link costs 8 bytes per
         indexed galaxy).
@@ -139,6 +147,15 @@ class SimilaritySearch(BaseEstimator):
     ``faiss.omp_get_max_threads``; this class changes neither. Where an approximate faiss
     index reaches fewer than ``n_neighbors`` galaxies from a query (few IVF lists probed), that
     query is searched again more widely, up to exhaustively; no ``-1`` rows are returned.
+
+    Embeddings (given, or returned by ``embedder``) must be finite: NaN or infinite values
+    raise a ValueError naming the rows. Parameters are checked again at search time, so
+    ``set_params`` can change the search parameters (``n_neighbors``, ``n_probe``,
+    ``ef_search``, block sizes) of a fitted search; changing what the index holds
+    (``metric``, ``backend``, ``index``, ``dtype``, ``n_lists``, ``hnsw_m``) needs a refit and
+    raises a ValueError until then. Every integer parameter is at most 2**31 - 1 (faiss takes
+    C ints); ``query_block_size`` at most 65,536, and both block sizes given must multiply to
+    at most 2**30 similarities (4 GiB).
 
     Examples
     --------
@@ -281,8 +298,9 @@ class SimilaritySearch(BaseEstimator):
             )
         if self.metric == "dot" and 0 < largest[0] < _RANGES[self.dtype][1]:
             raise ValueError(
-                f"With metric='dot' the embeddings are stored as given, and the largest |value| "
-                f"of X, {largest[0]:.3g}, is below the smallest normal {self.dtype} number "
+                f"dtype={self.dtype!r} cannot store X faithfully: with metric='dot' the "
+                f"embeddings are stored as given, and the largest |value| of X, "
+                f"{largest[0]:.3g}, is below the smallest normal {self.dtype} number "
                 f"({_RANGES[self.dtype][1]:.3g}): every stored value would lose its precision. "
                 f"Scale the embeddings up, use a wider dtype (dtype='float32') or "
                 f"metric='cosine'."
@@ -495,9 +513,8 @@ class SimilaritySearch(BaseEstimator):
             raise ValueError(f"{source} must have at least one feature; got shape (n, 0).")
         bad = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
         if bad.size:
-            rows = ", ".join(str(start + i) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
             raise ValueError(
-                f"{source} holds NaN or infinite values in {bad.size} rows ({rows}); "
+                f"{source} holds NaN or infinite values in {_rows(bad, start)}; "
                 f"similarity search needs finite embeddings: drop or repair those rows."
             )
         if fitted_dim is not None and embeddings.shape[1] != fitted_dim:
@@ -528,10 +545,16 @@ class SimilaritySearch(BaseEstimator):
         limit = min(_RANGES[self.dtype][0], _FLOAT32_MAX)
         if largest > limit:
             raise ValueError(
-                f"With metric='dot' the embeddings are stored as given, and X holds a value of "
-                f"|value| {largest:.3g}, beyond the largest {self.dtype} number ({limit:.6g}): "
-                f"it would be stored as infinity. Scale the embeddings down, use "
-                f"dtype='float32' (or 'bfloat16', of float32's range) or metric='cosine'."
+                f"dtype={self.dtype!r} cannot store X: with metric='dot' the embeddings are "
+                f"stored as given, and X holds a value of |value| {largest:.3g}, beyond the "
+                f"largest {self.dtype} number ({limit:.6g}), which would be stored as infinity. "
+                f"Scale the embeddings down"
+                + (
+                    ", use dtype='float32' (or 'bfloat16', of float32's range)"
+                    if self.dtype == "float16"
+                    else ""
+                )
+                + " or use metric='cosine'."
             )
         norm = float(_row_norms(embeddings).max())
         if norm > _FLOAT32_MAX / 2:
@@ -675,6 +698,17 @@ def _as_array_like(X, name: str):
     )
 
 
+def _rows(positions: np.ndarray, start: int, what: str = "row") -> str:
+    """``"2 rows (3, 7)"``: how many and which (the first five), counted from ``start``."""
+    which = ", ".join(str(start + i) for i in positions[:5]) + (
+        ", ..." if positions.size > 5 else ""
+    )
+    if what == "row":
+        return f"{positions.size} row{'s' if positions.size > 1 else ''} ({which})"
+    plural = "s" if positions.size > 1 else ""
+    return f"{positions.size} {what}{plural} (row{plural} {which})"
+
+
 def _row_norms(rows: np.ndarray) -> np.ndarray:
     """L2 norms of float64 rows without overflow or underflow (scaled by each row's largest
     |value|), so any finite embedding has a finite norm."""
@@ -688,9 +722,8 @@ def _unit_rows(rows: np.ndarray, name: str, start: int) -> np.ndarray:
     norms = _row_norms(rows)
     zero = np.flatnonzero(norms == 0)
     if zero.size:
-        which = ", ".join(str(start + i) for i in zero[:5]) + (", ..." if zero.size > 5 else "")
         raise ValueError(
-            f"{name} holds {zero.size} zero vectors (rows {which}); metric='cosine' needs a "
+            f"{name} holds {_rows(zero, start, 'zero vector')}; metric='cosine' needs a "
             f"direction for every embedding: drop those rows or use metric='dot'."
         )
     # Largest |value| first, then the norm of the rescaled row: exact for tiny and huge rows.
