@@ -220,14 +220,15 @@ def _resolve(header: list[str], columns: dict | None) -> dict[str, str | list[st
     for key, source in columns.items():
         if source is None:
             continue
-        sources = [source] if isinstance(source, str) else list(source)
-        if key == "extinction" and not isinstance(source, str) and len(sources) != len(BANDS):
+        if key != "extinction" and not isinstance(source, str):
+            raise TypeError(f"columns[{key!r}] must be a column name (str); got {source!r}.")
+        is_list = isinstance(source, list | tuple) and all(isinstance(s, str) for s in source)
+        if not isinstance(source, str) and not (is_list and len(source) == len(BANDS)):
             raise ValueError(
                 f"columns['extinction'] must name one vector column or {len(BANDS)} per-band "
                 f"columns (ugriz); got {source!r}."
             )
-        if key != "extinction" and not isinstance(source, str):
-            raise TypeError(f"columns[{key!r}] must be a column name (str); got {source!r}.")
+        sources = [source] if isinstance(source, str) else list(source)
         missing = [s for s in sources if s not in header]
         if missing:
             raise ValueError(
@@ -378,7 +379,14 @@ def read_catalog(path, columns=None, *, ebv_coefficients="sfd98") -> dict[str, n
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no catalogue file at {str(path)!r}.")
-    header, read = _read_fits_table(path) if _is_fits(path) else _read_csv(path)
+    try:
+        header, read = _read_fits_table(path) if _is_fits(path) else _read_csv(path)
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"catalogue {str(path)!r} is neither a text (CSV) file nor a FITS table."
+        ) from None
+    except (OSError, TypeError, KeyError, IndexError) as exc:
+        raise ValueError(f"could not read the catalogue {str(path)!r}: {exc}") from exc
     return _recognise(header, read, columns, coefficients, f"catalogue {str(path)!r}")
 
 
@@ -429,7 +437,8 @@ def _load_cube(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         except ValueError as exc:
             raise ValueError(f"{str(path)!r} is not a numeric .npy cube: {exc}") from exc
     if suffix != ".npz":
-        raise ValueError(f"a cube must be a .npy or .npz file; got {str(path)!r}.")
+        hint = " (an HDF5 file is already an archive)" if suffix in (".h5", ".hdf5") else ""
+        raise ValueError(f"a cube must be a .npy or .npz file; got {str(path)!r}{hint}.")
     with np.load(path, allow_pickle=False) as data:
         keys = list(data)
         if "cube" in keys:
@@ -485,14 +494,17 @@ def _fits_name_stem(name: str) -> str | None:
 
 def _cutout_layout(fits, path: Path) -> tuple[list[int], tuple[int, int, int]]:
     """Which HDUs hold the bands of a cutout file, in band order, and its (bands, H, W)."""
-    with fits.open(path, memmap=False) as hdul:
-        images = []
-        for index, hdu in enumerate(hdul):
-            naxis = hdu.header.get("NAXIS", 0) if hdu.is_image else 0
-            if naxis:
-                shape = tuple(int(hdu.header[f"NAXIS{k}"]) for k in range(naxis, 0, -1))
-                band = str(hdu.header.get("FILTER", hdu.header.get("BAND", ""))).strip().lower()
-                images.append((index, shape, band))
+    images = []
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            for index, hdu in enumerate(hdul):
+                naxis = hdu.header.get("NAXIS", 0) if hdu.is_image else 0
+                if naxis:
+                    shape = tuple(int(hdu.header[f"NAXIS{k}"]) for k in range(naxis, 0, -1))
+                    band = hdu.header.get("FILTER", hdu.header.get("BAND", ""))
+                    images.append((index, shape, str(band).strip().lower()))
+    except (OSError, TypeError, ValueError, KeyError, IndexError) as exc:
+        raise ValueError(f"could not read the FITS file {str(path)!r}: {exc}") from exc
     if len(images) == 1 and len(images[0][1]) == 3:
         return [images[0][0]], images[0][1]
     if images and all(len(shape) == 2 for _, shape, _ in images):
@@ -554,8 +566,13 @@ class FITSCutouts:
 
     def _read(self, row: int) -> np.ndarray:
         fits = _astropy_fits()
-        with fits.open(self.paths[row], memmap=False) as hdul:
-            data = [np.asarray(hdul[index].data, dtype=np.float32) for index in self._hdus[row]]
+        try:
+            with fits.open(self.paths[row], memmap=False) as hdul:
+                data = [np.asarray(hdul[i].data, dtype=np.float32) for i in self._hdus[row]]
+        except (OSError, TypeError, ValueError, IndexError) as exc:
+            raise ValueError(
+                f"could not read the FITS file {str(self.paths[row])!r}: {exc}"
+            ) from exc
         stamp = data[0] if len(data) == 1 else np.stack(data)
         if stamp.shape != self._shape[1:]:
             raise ValueError(
@@ -656,10 +673,7 @@ def read_fits_cutouts(folder, *, filenames=None) -> FITSCutouts:
     paths = _cutout_files(folder, filenames)
     hdus, first = [], None
     for path in paths:
-        try:
-            order, shape = _cutout_layout(fits, path)
-        except OSError as exc:
-            raise ValueError(f"could not read the FITS file {str(path)!r}: {exc}") from exc
+        order, shape = _cutout_layout(fits, path)
         if first is None:
             first = (path, shape)
         elif shape != first[1]:
@@ -811,6 +825,11 @@ def ingest(
 
     labels = None
     if isinstance(catalog, dict):
+        if columns is not None:
+            raise ValueError(
+                "columns maps the names of a catalogue file; a dict catalog is already keyed "
+                "by the public names, so leave columns out."
+            )
         table = _catalog_from_mapping(catalog)
     elif catalog is not None:
         table = read_catalog(catalog, columns)

@@ -30,6 +30,10 @@ def open_hdf5(path) -> h5py.File:
         If ``path`` is a folder or a file that is not HDF5 (e.g. a ``.npy`` cube given where an
         archive was expected).
     """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(
+            f"the archive must be given by its path (str or path-like); got {type(path).__name__}."
+        )
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no archive at {path!r}: the file does not exist.")
@@ -107,6 +111,11 @@ class HDF5Images:
             deredden=deredden,
             extinction_key=extinction_key,
         )
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(
+                "HDF5Images takes the archive's path (str or path-like); got "
+                f"{type(path).__name__}."
+            )
         self.path = os.fspath(path)
         self.key = key
         self.crop = crop

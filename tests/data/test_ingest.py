@@ -3,6 +3,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from sklearn.utils import Bunch
 
 from skphotoz.data import (
     EXTINCTION_COEFFICIENTS,
@@ -85,6 +86,7 @@ def test_csv_per_band_extinction_semicolons_and_overrides(tmp_path):
         ("z\n0.1\n", {"columns": ["z"]}, ValueError, r"'columns' parameter of read_catalog"),
         ("ebv\n0.1\n", {"ebv_coefficients": "sfd"}, ValueError, r"ebv_coefficients must be one"),
         ("ebv\n0.1\n", {"ebv_coefficients": [1, 2]}, ValueError, r"5 finite values"),
+        ("z\n0.1\n", {"columns": {"objid": 3}}, TypeError, r"columns\['objid'\] must be a"),
         (
             "ebv,a\n0.1,1\n",
             {"columns": {"extinction": ["a"]}},
@@ -401,3 +403,30 @@ def test_ingest_fits_folder_matched_by_filename_objid_or_order(tmp_path):
     np.testing.assert_array_equal(open_archive(summary.path).images[:], images[[1, 2, 0]])
     with pytest.raises(ValueError, match=r"catalogue has 2 rows .* but there are 3 images"):
         ingest(folder, tmp_path / "x.h5", catalog={"redshift": [0.1, 0.2]})
+
+
+def test_unreadable_files_get_errors_in_words(tmp_path):
+    (tmp_path / "bin.csv").write_bytes(bytes(range(256)))
+    with pytest.raises(ValueError, match=r"is neither a text \(CSV\) file nor a FITS table"):
+        read_catalog(tmp_path / "bin.csv")
+    (tmp_path / "junk.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(ValueError, match=r"'.*junk.npy' is not a numeric .npy cube"):
+        read_cube(tmp_path / "junk.npy")
+    (tmp_path / "a.h5").write_bytes(b"")
+    with pytest.raises(
+        ValueError, match=r"a cube must be a .npy or .npz file; .*already an archive"
+    ):
+        ingest(tmp_path / "a.h5", tmp_path / "b.h5")
+    with pytest.raises(
+        TypeError, match=r"takes the archive's path \(str or path-like\); got Bunch"
+    ):
+        open_archive(Bunch(images=np.zeros((1, 5, 4, 4))))
+
+
+def test_broken_fits_files_are_named(tmp_path):
+    pytest.importorskip("astropy.io.fits")
+    (tmp_path / "x.fits").write_bytes(b"SIMPLE  = garbage")
+    with pytest.raises(ValueError, match=r"could not read the FITS file '.*x.fits'"):
+        read_fits_cutouts(tmp_path)
+    with pytest.raises(ValueError, match=r"could not read the catalogue '.*x.fits'"):
+        read_catalog(tmp_path / "x.fits")
