@@ -247,7 +247,14 @@ class Checkpoint(Callback):
                 f"parameters, or remove the file (or choose another checkpoint_dir) to start "
                 f"afresh."
             )
-        trainer.load_state_dict(saved["trainer"])
+        try:
+            trainer.load_state_dict(saved["trainer"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            raise _unusable(
+                self.path,
+                f"its saved training state does not fit this model ({type(error).__name__}: "
+                f"{_first_line(error)})",
+            ) from error
         if trainer.finished:
             self._say(f"{self.path}: this run had finished; its final state is restored")
         else:
@@ -291,18 +298,58 @@ def save_atomically(state: dict, path) -> None:
     os.replace(partial, path)
 
 
+#: What :meth:`Trainer.state_dict <skphotoz.nn.engine.Trainer.state_dict>` holds and a resume
+#: reads.
+_TRAINER_KEYS = ("task", "optimizer", "scheduler", "epoch", "history", "finished")
+
+
 def load_checkpoint(path, device=None) -> dict:
-    """Read a checkpoint written by :class:`Checkpoint`, safely (``weights_only=True``)."""
+    """Read a checkpoint written by :class:`Checkpoint`, safely (``weights_only=True``).
+
+    Raises
+    ------
+    ValueError
+        If the file is empty, truncated, not a torch file, carries code (refused by
+        ``weights_only``), or is a torch file of another program (without the training
+        state and fingerprint of a :class:`Checkpoint`); the message names the path and
+        says to delete it or choose another ``checkpoint_dir``.
+    """
+    path = os.fspath(path)
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise _unusable(path, "the file is empty, e.g. left by an interrupted copy")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # truncated, foreign or code-carrying files
-        raise ValueError(
-            f"{os.fspath(path)!r} is not a readable skphotoz checkpoint (truncated, or not "
-            f"written by skphotoz: {type(error).__name__}); remove it to start afresh."
-        ) from error
+        if "weights only load failed" in str(error).lower():
+            why = (
+                "it holds code or objects other than tensors and plain containers, which "
+                "skphotoz refuses to load (torch.load(weights_only=True))"
+            )
+        else:
+            why = (
+                f"it cannot be read as a torch checkpoint: truncated, or not written by "
+                f"skphotoz ({type(error).__name__}: {_first_line(error)})"
+            )
+        raise _unusable(path, why) from error
     if not isinstance(state, dict) or "trainer" not in state or "fingerprint" not in state:
-        raise ValueError(
-            f"{os.fspath(path)!r} is not a skphotoz checkpoint (no trainer state or "
-            f"fingerprint); remove it to start afresh."
-        )
+        found = sorted(map(str, state))[:8] if isinstance(state, dict) else type(state).__name__
+        raise _unusable(path, f"it holds no training state or fingerprint; found {found}")
+    fingerprint, trainer = state["fingerprint"], state["trainer"]
+    if not isinstance(fingerprint, dict) or not all(isinstance(k, str) for k in fingerprint):
+        raise _unusable(path, "its fingerprint is not a mapping of names")
+    missing = [key for key in _TRAINER_KEYS if not isinstance(trainer, dict) or key not in trainer]
+    if missing:
+        raise _unusable(path, f"its training state lacks {', '.join(missing)}")
     return state
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else "no message"
+
+
+def _unusable(path: str, why: str) -> ValueError:
+    return ValueError(
+        f"checkpoint {path!r} is not a readable skphotoz checkpoint: {why}. Delete the file, or "
+        f"choose another checkpoint_dir, to train from the start."
+    )
