@@ -41,9 +41,24 @@ MAD_TO_SIGMA = 1.4826
 OUTLIER_THRESHOLD = 0.05
 
 
+def _as_numbers(name: str, value) -> np.ndarray:
+    """``value`` as a float64 array, or a TypeError naming ``name`` for what is not numbers
+    (None, strings, objects)."""
+    array = np.asarray(value) if value is not None else None
+    if array is None or array.dtype.kind not in "biuf":
+        try:
+            if array is None or array.dtype.kind != "O":
+                raise TypeError
+            return array.astype(np.float64)
+        except (TypeError, ValueError):
+            given = "None" if array is None else f"an array of dtype {array.dtype}"
+            raise TypeError(f"{name} must be an array of numbers; got {given}.") from None
+    return array.astype(np.float64)
+
+
 def _check_redshifts(z_spec, z_phot) -> tuple[np.ndarray, np.ndarray]:
-    z_spec = np.asarray(z_spec, dtype=np.float64)
-    z_phot = np.asarray(z_phot, dtype=np.float64)
+    z_spec = _as_numbers("z_spec", z_spec)
+    z_phot = _as_numbers("z_phot", z_phot)
     for name, z in (("z_spec", z_spec), ("z_phot", z_phot)):
         if z.ndim == 2 and z.shape[1] == 1:
             continue
@@ -174,11 +189,13 @@ PHOTOZ_SCORING = {
 
 
 def _check_pdf(z_spec, pdf, edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    z_spec = np.asarray(z_spec, dtype=np.float64).reshape(-1)
-    pdf = np.asarray(pdf, dtype=np.float64)
-    edges = np.asarray(edges, dtype=np.float64)
-    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
-        raise ValueError(f"edges must be increasing bin edges; got shape {edges.shape}.")
+    z_spec = _as_numbers("z_spec", z_spec).reshape(-1)
+    pdf = _as_numbers("pdf", pdf)
+    edges = _as_numbers("edges", edges)
+    if edges.ndim != 1 or edges.size < 2:
+        raise ValueError(f"edges must be 1-D with at least 2 bin edges; got shape {edges.shape}.")
+    if not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"edges must be increasing, finite bin edges; got {edges.tolist()}.")
     if pdf.ndim != 2 or pdf.shape[1] != edges.size - 1:
         raise ValueError(
             f"pdf must have shape (n_samples, {edges.size - 1}) for {edges.size} edges; "
@@ -188,11 +205,18 @@ def _check_pdf(z_spec, pdf, edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise ValueError(
             f"z_spec and pdf must have equal lengths; got {z_spec.shape[0]} and {pdf.shape[0]}."
         )
+    if pdf.shape[0] == 0:
+        raise ValueError("z_spec and pdf must hold at least one galaxy; got empty arrays.")
     if not (np.all(np.isfinite(z_spec)) and np.all(np.isfinite(pdf))) or np.any(pdf < 0):
         raise ValueError("z_spec and pdf must be finite and pdf non-negative.")
+    # Rows rescaled by their largest value first, so that huge values cannot overflow the sum.
+    pdf = pdf / np.where(pdf.max(axis=1, keepdims=True) > 0, pdf.max(axis=1, keepdims=True), 1)
     total = pdf.sum(axis=1, keepdims=True)
     if np.any(total <= 0):
-        raise ValueError("every pdf row must have a positive sum.")
+        bad = np.flatnonzero(total[:, 0] <= 0)
+        raise ValueError(
+            f"every pdf row must have a positive sum; rows {bad[:5].tolist()} are all zero."
+        )
     return z_spec, pdf / total, edges
 
 
@@ -241,7 +265,9 @@ def pit_calibration(pit_values, method: str = "ks") -> float:
         Kolmogorov-Smirnov statistic (largest CDF difference) or the Cramér-von Mises
         distance ``∫ (F_PIT(u) - u)² du``.
     """
-    u = np.sort(np.asarray(pit_values, dtype=np.float64).reshape(-1))
+    if not isinstance(method, str) or method not in ("ks", "cvm"):
+        raise ValueError(f"method must be 'ks' or 'cvm'; got {method!r}.")
+    u = np.sort(_as_numbers("pit_values", pit_values).reshape(-1))
     if u.size == 0 or np.any(~np.isfinite(u)) or u[0] < 0 or u[-1] > 1:
         raise ValueError("pit_values must be a non-empty array of numbers in [0, 1].")
     n = u.size

@@ -13,10 +13,36 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_params, fit_context, integer, positive
+from ._validation import check_params, finite, fit_context, integer, positive
 
 #: SDSS pixel scale, arcsec per pixel.
 SDSS_PIXEL_SCALE = 0.396
+
+
+# Bounds: an arcsec-per-pixel scale of a degree, apertures of 3 degrees and a hundred of them
+# are far beyond any survey; batches beyond 2**20 stamps only waste memory.
+_MAX_PIXEL_SCALE = 3600.0
+_MAX_RADIUS = 10_800.0
+_MAX_RADII = 100
+_MAX_BATCH = 2**20
+
+
+def _check_radii(radii) -> np.ndarray:
+    """Aperture radii as a float64 array: 1 to 100 finite radii in (0, 10,800] arcsec."""
+    try:
+        array = np.asarray(radii, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"radii must be a sequence of numbers (arcsec); got {radii!r}.") from None
+    if (
+        array.ndim != 1
+        or not 1 <= array.size <= _MAX_RADII
+        or not np.all(np.isfinite(array) & (array > 0) & (array <= _MAX_RADIUS))
+    ):
+        raise ValueError(
+            f"radii must be 1 to {_MAX_RADII} finite radii in (0, {_MAX_RADIUS:g}] arcsec; "
+            f"got {radii!r}."
+        )
+    return array
 
 
 def aperture_fluxes(images, radii=(1.5, 3.0, 6.0), pixel_scale=SDSS_PIXEL_SCALE) -> np.ndarray:
@@ -31,8 +57,16 @@ def aperture_fluxes(images, radii=(1.5, 3.0, 6.0), pixel_scale=SDSS_PIXEL_SCALE)
     pixel_scale : float, default=0.396
         Arcsec per pixel (SDSS).
     """
-    check_params("aperture_fluxes", {"pixel_scale": [positive()]}, pixel_scale=pixel_scale)
-    images = np.asarray(images, dtype=np.float64)
+    check_params(
+        "aperture_fluxes",
+        {"pixel_scale": [finite(0, _MAX_PIXEL_SCALE, "right")]},
+        pixel_scale=pixel_scale,
+    )
+    radii = _check_radii(radii)
+    images = np.asarray(images)
+    if images.dtype.kind not in "biuf":
+        raise TypeError(f"images must be an array of numbers; got dtype {images.dtype}.")
+    images = images.astype(np.float64, copy=False)
     if images.ndim != 4:
         raise ValueError(
             f"images must be 4-D (n_samples, n_bands, height, width); got shape {images.shape}."
@@ -79,10 +113,10 @@ class AperturePhotometry(TransformerMixin, BaseEstimator):
 
     _parameter_constraints = {
         "radii": [tuple, list],
-        "pixel_scale": [positive()],
-        "reference_band": [integer(0, None)],
+        "pixel_scale": [finite(0, _MAX_PIXEL_SCALE, "right")],
+        "reference_band": [integer(0, 1023)],
         "flux_floor": [positive()],
-        "batch_size": [integer(1, None)],
+        "batch_size": [integer(1, _MAX_BATCH)],
     }
 
     def __init__(
@@ -103,15 +137,23 @@ class AperturePhotometry(TransformerMixin, BaseEstimator):
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Check the image shape; nothing is learned."""
-        shape = tuple(getattr(X, "shape", np.shape(X)))
-        if len(shape) != 4:
+        shape = _image_shape(X, "X")
+        if len(shape) != 4 or min(shape[2:]) < 1:
             raise ValueError(
-                f"AperturePhotometry takes images (n_samples, n_bands, height, width); got "
-                f"shape {shape}."
+                f"AperturePhotometry takes images (n_samples, n_bands, height, width) of at "
+                f"least one pixel; got shape {shape}."
             )
-        radii = np.asarray(self.radii, dtype=np.float64)
-        if radii.ndim != 1 or radii.size < 2 or not np.all(np.isfinite(radii) & (radii > 0)):
-            raise ValueError(f"radii must be two or more positive radii; got {self.radii!r}.")
+        radii = np.asarray(self.radii, dtype=np.float64) if _numbers(self.radii) else None
+        if (
+            radii is None
+            or radii.ndim != 1
+            or not 2 <= radii.size <= _MAX_RADII
+            or not np.all(np.isfinite(radii) & (radii > 0) & (radii <= _MAX_RADIUS))
+        ):
+            raise ValueError(
+                f"radii must be two or more positive radii (at most {_MAX_RADII}, each at most "
+                f"{_MAX_RADIUS:g} arcsec); got {self.radii!r}."
+            )
         if self.reference_band >= shape[1]:
             raise ValueError(
                 f"reference_band must be a band of X (0 to {shape[1] - 1}); got "
@@ -124,16 +166,27 @@ class AperturePhotometry(TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """The aperture features of each stamp, float64 (n_samples, n_features_out)."""
         check_is_fitted(self, "n_bands_")
-        shape = tuple(getattr(X, "shape", np.shape(X)))
+        shape = _image_shape(X, "X")
         if shape[1:] != tuple(self.image_shape_):
             raise ValueError(
                 f"X has stamps of shape {shape[1:]}, but AperturePhotometry was fitted on "
                 f"{tuple(self.image_shape_)}."
             )
-        out = [
-            self._features(np.asarray(X[start : start + self.batch_size], dtype=np.float32))
-            for start in range(0, shape[0], self.batch_size)
-        ]
+        out = []
+        for start in range(0, shape[0], self.batch_size):
+            with np.errstate(over="ignore"):  # values beyond float32 become inf: reported
+                images = np.asarray(X[start : start + self.batch_size], dtype=np.float32)
+            bad = np.flatnonzero(~np.isfinite(images).reshape(len(images), -1).all(axis=1))
+            if bad.size:
+                rows = ", ".join(str(start + i) for i in bad[:5]) + (
+                    ", ..." if bad.size > 5 else ""
+                )
+                raise ValueError(
+                    f"X holds NaN or infinite pixels (or values beyond float32) in stamps "
+                    f"{rows}: aperture fluxes would be NaN. Repair or drop those stamps (e.g. "
+                    f"fill masked pixels with the sky level, 0 for sky-subtracted images)."
+                )
+            out.append(self._features(images))
         return np.concatenate(out) if out else np.empty((0, self.n_features_out_))
 
     @property
@@ -141,6 +194,7 @@ class AperturePhotometry(TransformerMixin, BaseEstimator):
         return 2 * (self.n_bands_ - 1) + len(self.radii)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the features: colours and magnitudes with their aperture."""
         check_is_fitted(self, "n_bands_")
         bands = "ugriz" if self.n_bands_ == 5 else [f"b{i}" for i in range(self.n_bands_)]
         colour = [f"{a}-{b}" for a, b in zip(bands[:-1], bands[1:], strict=True)]
@@ -156,3 +210,25 @@ class AperturePhotometry(TransformerMixin, BaseEstimator):
         mag = 22.5 - 2.5 * np.log10(np.clip(flux, self.flux_floor, None))
         colours = -np.diff(mag, axis=2)  # (n, n_radii, n_bands - 1): m_b - m_(b+1)
         return np.column_stack([colours[:, 1], mag[:, :, self.reference_band], colours[:, 0]])
+
+
+def _numbers(value) -> bool:
+    try:
+        np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _image_shape(X, name: str) -> tuple:
+    """The shape of an image array-like; a TypeError for None, strings or non-numeric arrays."""
+    if X is None or isinstance(X, str | bytes | dict):
+        raise TypeError(
+            f"{name} must be images (n_samples, n_bands, height, width); got {type(X).__name__}."
+        )
+    if not hasattr(X, "shape"):
+        X = np.asarray(X)
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and np.dtype(dtype).kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers (pixel fluxes); got dtype {dtype}.")
+    return tuple(X.shape)

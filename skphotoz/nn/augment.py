@@ -10,14 +10,50 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .._validation import check_params, finite, integer
 
 #: A_b / E(B-V) for ugriz, Schlafly & Finkbeiner (2011).
 SDSS_EXTINCTION_COEFFICIENTS = (4.239, 3.303, 2.285, 1.698, 1.263)
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+# Bounds of the augmentation parameters: far beyond any useful value (a stamp is at most a
+# few hundred pixels, E(B-V) of the sky at most a few, 20 magnitudes a factor 1e8), but finite,
+# so that a typo cannot fill the views with NaN, zeros or infinities.
+_CONSTRAINTS = {
+    "output_size": [integer(1, 8192)],
+    "rotation": ["boolean"],
+    "flip": ["boolean"],
+    "jitter": [finite(0, 10_000, closed="both")],
+    "scale": [finite(1, 100, closed="both")],
+    "psf_fwhm": [finite(0, 1024, closed="both")],
+    "noise": [finite(0, 1000, closed="both")],
+    "dust_ebv": [finite(0, 10, closed="both")],
+    "brightness": [finite(0, 20, closed="both")],
+}
+
+
+def _finite_vector(caller: str, name: str, value, allow_empty: bool = False) -> torch.Tensor:
+    """A 1-D float32 tensor of finite non-negative numbers, or a ValueError naming ``name``."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{caller}: {name} must be a sequence of numbers; got {value!r}.") from None
+    if array.ndim != 1 or (array.size == 0 and not allow_empty):
+        raise ValueError(
+            f"{caller}: {name} must be a 1-D sequence of numbers, one per band or feature; "
+            f"got shape {array.shape}."
+        )
+    if not np.all(np.isfinite(array)) or np.any(array < 0) or np.any(array > 1e30):
+        raise ValueError(
+            f"{caller}: {name} must hold finite numbers in [0, 1e30]; got {array.tolist()}."
+        )
+    return torch.as_tensor(array, dtype=torch.float32)
 
 
 def _uniform(n: int, low: float, high: float, generator, device) -> torch.Tensor:
@@ -160,6 +196,19 @@ class GalaxyAugment(nn.Module):
         brightness: float = 0.0,
         extinction_coefficients=SDSS_EXTINCTION_COEFFICIENTS,
     ):
+        check_params(
+            "GalaxyAugment",
+            _CONSTRAINTS,
+            output_size=output_size,
+            rotation=rotation,
+            flip=flip,
+            jitter=jitter,
+            scale=scale,
+            psf_fwhm=psf_fwhm,
+            noise=noise,
+            dust_ebv=dust_ebv,
+            brightness=brightness,
+        )
         super().__init__()
         self.output_size = output_size
         self.rotation = rotation
@@ -172,15 +221,28 @@ class GalaxyAugment(nn.Module):
         self.brightness = brightness
         if noise > 0 and noise_sigma is None:
             raise ValueError("noise > 0 needs the per-band noise level noise_sigma.")
-        sigma = torch.as_tensor(noise_sigma if noise_sigma is not None else [], dtype=torch.float32)
+        sigma = _finite_vector(
+            "GalaxyAugment", "noise_sigma", [] if noise_sigma is None else noise_sigma, True
+        )
         self.register_buffer("noise_sigma", sigma)
         self.register_buffer(
-            "extinction_coefficients", torch.as_tensor(extinction_coefficients, dtype=torch.float32)
+            "extinction_coefficients",
+            _finite_vector("GalaxyAugment", "extinction_coefficients", extinction_coefficients),
         )
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        if images.ndim != 4:
+            raise ValueError(
+                f"GalaxyAugment takes images (n, n_bands, height, width); got shape "
+                f"{tuple(images.shape)}."
+            )
         n, c, size, _ = images.shape
         dev = images.device
+        if self.noise > 0 and len(self.noise_sigma) != c:
+            raise ValueError(
+                f"noise needs one noise_sigma per band: {c} bands, {len(self.noise_sigma)} "
+                f"noise levels."
+            )
         if self.dust_ebv > 0:
             if c != len(self.extinction_coefficients):
                 raise ValueError(
@@ -221,9 +283,12 @@ class VectorAugment(nn.Module):
     """Views of feature vectors: Gaussian noise of up to ``noise`` times each feature's scale."""
 
     def __init__(self, feature_scale, noise: float = 0.1):
+        check_params("VectorAugment", {"noise": _CONSTRAINTS["noise"]}, noise=noise)
         super().__init__()
         self.noise = noise
-        self.register_buffer("feature_scale", torch.as_tensor(feature_scale, dtype=torch.float32))
+        self.register_buffer(
+            "feature_scale", _finite_vector("VectorAugment", "feature_scale", feature_scale)
+        )
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.noise <= 0:

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -156,3 +157,58 @@ def test_brightness_keeps_colours_and_stays_within_its_range():
     torch.testing.assert_close(delta_mag, delta_mag[:, :1].expand(-1, 5), rtol=0, atol=1e-4)
     assert delta_mag.abs().max() <= 0.4 + 1e-4
     assert delta_mag.min() < -0.3 and delta_mag.max() > 0.3
+
+
+# -- parameter checks (issue 15) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (
+            {"rotation": "False"},
+            r"'rotation' parameter of GalaxyAugment must be .*'bool'.*Got 'False'",
+        ),
+        ({"flip": 1}, r"'flip' parameter of GalaxyAugment must be .*'bool'.*Got 1 instead"),
+        ({"rotation": None}, r"'rotation' parameter of GalaxyAugment"),
+        ({"jitter": float("inf")}, r"'jitter' parameter .* range \[0.0, 10000.0\]. Got inf"),
+        ({"scale": 0.5}, r"'scale' parameter .* range \[1.0, 100.0\]. Got 0.5"),
+        ({"psf_fwhm": -1.0}, r"'psf_fwhm' parameter .* range \[0.0, 1024.0\]. Got -1.0"),
+        ({"noise": float("nan")}, r"'noise' parameter .* range \[0.0, 1000.0\]. Got nan"),
+        ({"dust_ebv": 11.0}, r"'dust_ebv' parameter .* range \[0.0, 10.0\]. Got 11.0"),
+        ({"brightness": 1e10}, r"'brightness' parameter .* range \[0.0, 20.0\]"),
+        ({"output_size": 0}, r"'output_size' parameter .* range \[1, 8192\]. Got 0"),
+        ({"output_size": True}, r"'output_size' parameter .* Got True"),
+        ({"noise_sigma": [1.0, float("nan")]}, r"noise_sigma must hold finite numbers"),
+        ({"noise_sigma": "abc"}, r"noise_sigma must be a sequence of numbers"),
+        ({"extinction_coefficients": [[1.0]]}, r"extinction_coefficients must be a 1-D"),
+    ],
+)
+def test_galaxy_augment_refuses_bad_parameters(params, match):
+    kwargs = {"output_size": 8, "noise_sigma": [1.0] * 5, **params}
+    output_size = kwargs.pop("output_size")
+    with pytest.raises((ValueError, TypeError), match=match):
+        GalaxyAugment(output_size, **kwargs)
+
+
+def test_galaxy_augment_takes_numpy_booleans_and_false_turns_rotation_off():
+    images = torch.rand(4, 5, 16, 16)
+    augment = GalaxyAugment(
+        16, rotation=np.False_, flip=False, jitter=0.0, scale=1.0, psf_fwhm=0.0, noise=0.0
+    )
+    torch.testing.assert_close(augment(images), images)
+
+
+def test_galaxy_augment_checks_images_against_its_noise_levels():
+    augment = GalaxyAugment(8, noise=1.0, noise_sigma=[1.0, 1.0])
+    with pytest.raises(ValueError, match=r"one noise_sigma per band: 5 bands, 2 noise levels"):
+        augment(torch.rand(2, 5, 16, 16))
+    with pytest.raises(ValueError, match=r"images \(n, n_bands, height, width\); got shape"):
+        augment(torch.rand(5, 16, 16))
+
+
+def test_vector_augment_refuses_bad_parameters():
+    with pytest.raises(ValueError, match=r"'noise' parameter of VectorAugment .* Got inf"):
+        VectorAugment(np.ones(3), noise=float("inf"))
+    with pytest.raises(ValueError, match=r"feature_scale must hold finite numbers"):
+        VectorAugment(np.array([np.nan, 1.0]))

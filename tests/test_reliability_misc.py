@@ -1,0 +1,164 @@
+"""Bad input to the metrics, preprocessing, model selection, plotting and simulator functions:
+a clear error naming the argument, never a NaN or a traceback from deep inside numpy."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from skphotoz import metrics
+from skphotoz.preprocessing import AperturePhotometry, aperture_fluxes
+
+Z = np.array([0.1, 0.2, 0.3])
+
+
+def test_importing_metrics_does_not_import_torch():
+    code = "import sys, skphotoz.metrics; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+# -- metrics ------------------------------------------------------------------------------
+
+POINT_METRICS = [metrics.delta_z, metrics.sigma_mad, metrics.bias, metrics.outlier_fraction]
+
+
+@pytest.mark.parametrize("metric", [*POINT_METRICS, metrics.photoz_report])
+@pytest.mark.parametrize(
+    "z_spec, z_phot, error, match",
+    [
+        (Z, [0.1, np.nan, 0.2], ValueError, r"z_phot must be finite; got 1 NaN or infinite"),
+        (Z, [0.1, np.inf, 0.2], ValueError, r"z_phot must be finite; got 1 NaN or infinite"),
+        ([np.nan, 0.1, 0.2], Z, ValueError, r"z_spec must be finite"),
+        (Z, Z[:2], ValueError, r"z_spec and z_phot must have equal lengths; got 3 and 2"),
+        (Z, ["a", "b", "c"], TypeError, r"z_phot must be an array of numbers; got .*dtype <U1"),
+        (None, Z, TypeError, r"z_spec must be an array of numbers; got None"),
+        ([], [], ValueError, r"must hold at least one galaxy"),
+        (np.ones((3, 2)), Z, ValueError, r"z_spec must be a 1-D array of redshifts"),
+        ([-1.0, 0.1, 0.2], Z, ValueError, r"z_spec must be > -1"),
+    ],
+)
+def test_point_metrics_refuse_bad_redshifts(metric, z_spec, z_phot, error, match):
+    with pytest.raises(error, match=match):
+        metric(z_spec, z_phot)
+
+
+@pytest.mark.parametrize("threshold", [np.inf, np.nan, 0, -0.1, True, "0.05"])
+def test_outlier_threshold_is_a_finite_positive_number(threshold):
+    with pytest.raises(ValueError, match=r"'threshold' parameter of outlier_fraction"):
+        metrics.outlier_fraction(Z, Z, threshold=threshold)
+
+
+class _Constant(RegressorMixin, BaseEstimator):
+    def __init__(self, value=None):
+        self.value = value
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        return np.asarray(self.value, dtype=np.float64)
+
+
+@pytest.mark.parametrize(
+    "scorer", [metrics.sigma_mad_scorer, metrics.bias_scorer, metrics.outlier_fraction_scorer]
+)
+def test_scorers_refuse_non_finite_and_short_predictions(scorer):
+    X = np.zeros((3, 2))
+    with pytest.raises(ValueError, match=r"z_phot must be finite"):
+        scorer(_Constant([0.1, np.nan, 0.2]).fit(X, Z), X, Z)
+    with pytest.raises(ValueError, match=r"equal lengths; got 3 and 2"):
+        scorer(_Constant([0.1, 0.2]).fit(X, Z), X, Z)
+    assert np.isfinite(scorer(_Constant(Z + 0.01).fit(X, Z), X, Z))
+
+
+def test_pdf_metrics_refuse_bad_edges_and_pdfs():
+    pdf, edges = np.ones((3, 4)), np.linspace(0, 1, 5)
+    with pytest.raises(ValueError, match=r"edges must be increasing, finite bin edges"):
+        metrics.crps(Z, pdf, [0, np.nan, 0.5, 0.7, 1])
+    with pytest.raises(ValueError, match=r"edges must be 1-D with at least 2"):
+        metrics.pit(Z, np.ones((3, 0)), [0.5])
+    with pytest.raises(ValueError, match=r"pdf must be finite"):
+        metrics.pit(Z, np.full((3, 4), np.inf), edges)
+    with pytest.raises(ValueError, match=r"rows \[1\] are all zero"):
+        metrics.crps(Z, np.array([[1.0] * 4, [0.0] * 4, [1.0] * 4]), edges)
+    with pytest.raises(TypeError, match=r"pdf must be an array of numbers"):
+        metrics.crps(Z, "pdf", edges)
+    with pytest.raises(ValueError, match=r"at least one galaxy"):
+        metrics.crps([], np.ones((0, 4)), edges)
+    # Huge but finite densities are normalised without overflowing.
+    huge = np.full((3, 4), 1e308)
+    np.testing.assert_allclose(metrics.crps(Z, huge, edges), metrics.crps(Z, pdf, edges))
+
+
+def test_pit_calibration_refuses_bad_values_and_methods():
+    with pytest.raises(ValueError, match=r"pit_values must be a non-empty array of numbers"):
+        metrics.pit_calibration([0.1, np.nan])
+    with pytest.raises(TypeError, match=r"pit_values must be an array of numbers"):
+        metrics.pit_calibration(["a"])
+    with pytest.raises(ValueError, match=r"method must be 'ks' or 'cvm'; got 3"):
+        metrics.pit_calibration([0.1, 0.5], method=3)
+
+
+# -- preprocessing ------------------------------------------------------------------------
+
+IMAGES = np.ones((2, 5, 16, 16), dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"radii": (1.0, np.inf)}, r"radii must be two or more positive radii"),
+        ({"radii": (1.0, "a")}, r"radii must be two or more positive radii"),
+        ({"radii": (1.0, 2e4)}, r"each at most 10800 arcsec"),
+        ({"radii": "abc"}, r"'radii' parameter of AperturePhotometry"),
+        ({"pixel_scale": np.inf}, r"'pixel_scale' parameter .* \(0.0, 3600.0\]"),
+        ({"reference_band": True}, r"'reference_band' parameter .* Got True"),
+        ({"reference_band": 9}, r"reference_band must be a band of X \(0 to 4\); got 9"),
+        ({"flux_floor": np.inf}, r"'flux_floor' parameter"),
+        ({"batch_size": 10**15}, r"'batch_size' parameter .* \[1, 1048576\]"),
+    ],
+)
+def test_aperture_photometry_refuses_bad_parameters(params, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        AperturePhotometry(**params).fit(IMAGES)
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (None, TypeError, r"X must be images \(n_samples, n_bands, height, width\); got NoneType"),
+        ("images.h5", TypeError, r"X must be images .* got str"),
+        (np.full((2, 5, 4, 4), "a"), TypeError, r"X must hold numbers .* dtype <U1"),
+        (np.ones((2, 5, 0, 0)), ValueError, r"of at least one pixel; got shape \(2, 5, 0, 0\)"),
+        (np.ones((5, 16, 16)), ValueError, r"takes images .*got shape \(5, 16, 16\)"),
+    ],
+)
+def test_aperture_photometry_refuses_what_is_not_images(X, error, match):
+    with pytest.raises(error, match=match):
+        AperturePhotometry().fit(X)
+
+
+def test_aperture_photometry_refuses_non_finite_pixels_naming_stamps():
+    images = IMAGES.copy()
+    images[1, 2, 3, 3] = np.nan
+    model = AperturePhotometry().fit(IMAGES)
+    with pytest.raises(ValueError, match=r"NaN or infinite pixels .* in stamps 1: aperture"):
+        model.transform(images)
+    with pytest.raises(ValueError, match=r"in stamps 0"):
+        model.transform(np.full((1, 5, 16, 16), 1e39))  # beyond float32: inf
+    assert np.isfinite(model.transform(IMAGES)).all()
+
+
+def test_aperture_fluxes_checks_radii_and_images():
+    with pytest.raises(ValueError, match=r"radii must be 1 to 100 finite radii in \(0, 10800\]"):
+        aperture_fluxes(IMAGES, radii=(-1.0, 2.0))
+    with pytest.raises(ValueError, match=r"radii must be 1 to 100 finite radii"):
+        aperture_fluxes(IMAGES, radii=(np.nan,))
+    with pytest.raises(TypeError, match=r"radii must be a sequence of numbers"):
+        aperture_fluxes(IMAGES, radii="ab")
+    with pytest.raises(TypeError, match=r"images must be an array of numbers"):
+        aperture_fluxes(np.full((1, 5, 4, 4), "x"))
