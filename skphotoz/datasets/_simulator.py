@@ -26,6 +26,8 @@ sampling error at steep n=4 centres, and one inverse FFT per band.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -486,18 +488,67 @@ def _block_generator(root: np.random.SeedSequence, block: int, stream: int):
     return np.random.Generator(np.random.PCG64(seed))
 
 
+# Bounds that keep a typo from exhausting memory or disk: a billion galaxies, stamps of 512
+# pixels, 32 GiB of images in memory (make_sdss_galaxies; larger runs stream to disk with
+# write_sdss_galaxies) and 8 GiB per chunk written.
+_MAX_SAMPLES = 10**9
+_MAX_STAMP = 512
+_MAX_IN_MEMORY = 2**35
+_MAX_CHUNK_BYTES = 2**33
+# Bytes per galaxy besides its images: the catalogue columns of the archive or the Bunch.
+_ROW_BYTES = 256
+
+
+def _galaxy_bytes(stamp_size: int) -> int:
+    return len(BANDS) * stamp_size * stamp_size * 4 + _ROW_BYTES
+
+
+def _check_size(caller: str, name: str, n: int, stamp_size: int, limit: int, hint: str):
+    needed = n * _galaxy_bytes(stamp_size)
+    if needed > limit:
+        raise ValueError(
+            f"{caller}: {name}={n} galaxies of stamp_size={stamp_size} take "
+            f"{needed / 2**30:.1f} GiB, more than the {limit / 2**30:.0f} GiB allowed; {hint}"
+        )
+
+
+def _check_disk(path, n_samples: int, stamp_size: int) -> None:
+    """The directory of ``path`` exists, ``path`` is not a directory, and the disk holds the
+    (uncompressed) archive."""
+    path = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise ValueError(f"write_sdss_galaxies: path {path!r} is a directory; give a file name.")
+    if not os.path.isdir(folder):
+        raise ValueError(
+            f"write_sdss_galaxies: the directory of path {path!r} does not exist; create it first."
+        )
+    needed = n_samples * _galaxy_bytes(stamp_size)
+    free = shutil.disk_usage(folder).free
+    if os.path.isfile(path):  # overwritten: its space comes back
+        free += os.path.getsize(path)
+    if needed > free:
+        raise ValueError(
+            f"write_sdss_galaxies: the archive of n_samples={n_samples} galaxies of "
+            f"stamp_size={stamp_size} needs {needed / 2**30:.1f} GiB, but {folder!r} has "
+            f"{free / 2**30:.1f} GiB free."
+        )
+
+
 #: Argument constraints of :func:`make_sdss_galaxies` and :func:`write_sdss_galaxies`.
 _CONSTRAINTS = {
-    "n_samples": [integer(1)],
+    "n_samples": [integer(1, _MAX_SAMPLES)],
     "random_state": [integer(0, None), np.random.Generator, np.random.RandomState, None],
-    # Below 8 pixels the PSF core alone (FWHM ~3.5 px) fills the stamp.
-    "stamp_size": [integer(8)],
+    # Below 8 pixels the PSF core alone (FWHM ~3.5 px) fills the stamp; a block of 64 stamps
+    # of 512 pixels takes ~1.5 GB to render (and 4 times more per doubling).
+    "stamp_size": [integer(8, _MAX_STAMP)],
     "noise": ["boolean"],
     "neighbour_fraction": [finite(0.0, 1.0, closed="both")],
     "star_fraction": [finite(0.0, 1.0, closed="both")],
     "mask_fraction": [finite(0.0, 1.0, closed="both")],
     "return_X_y": ["boolean"],
-    "chunk_size": [integer(1)],
+    "chunk_size": [integer(1, 2**20)],
+    "path": [str, os.PathLike],
 }
 
 
@@ -741,13 +792,14 @@ def make_sdss_galaxies(
     Parameters
     ----------
     n_samples : int, default=1000
-        Number of galaxies.
+        Number of galaxies, at most 10**9 and at most 32 GiB of images (about 400,000 stamps
+        of 64 pixels); write larger sets with :func:`write_sdss_galaxies`.
     random_state : non-negative int, numpy Generator or RandomState, default=None
         Seed of the simulation. The same seed gives the same galaxies, and the first ``k``
         galaxies of a larger run are those of a run of ``k``.
     stamp_size : int, default=64
-        Height and width of the cutouts in pixels (0.396" each); the galaxy is centred on
-        pixel ``stamp_size // 2`` within half a pixel.
+        Height and width of the cutouts in pixels (0.396" each), from 8 to 512; the galaxy is
+        centred on pixel ``stamp_size // 2`` within half a pixel.
     noise : bool, default=True
         Add sky and Poisson noise. With ``False`` the images are the noiseless, reddened,
         PSF-convolved expectation.
@@ -799,6 +851,14 @@ def make_sdss_galaxies(
         **realism,
     )
     n_samples, stamp_size = int(n_samples), int(stamp_size)
+    _check_size(
+        "make_sdss_galaxies",
+        "n_samples",
+        n_samples,
+        stamp_size,
+        _MAX_IN_MEMORY,
+        "write them to disk chunk by chunk with write_sdss_galaxies.",
+    )
     root = _root_seed(random_state)
     # Fill preallocated arrays block by block: no concatenation copies of the images.
     out: dict[str, np.ndarray] = {}
@@ -838,9 +898,10 @@ def write_sdss_galaxies(
     Parameters
     ----------
     path : str or path-like
-        HDF5 file to create (overwritten).
+        HDF5 file to create (overwritten), in an existing directory with room for the
+        archive (about ``n_samples * 5 * stamp_size**2 * 4`` bytes; checked first).
     n_samples : int
-        Number of galaxies.
+        Number of galaxies, at most 10**9.
     random_state : non-negative int, numpy Generator or RandomState, default=None
         Seed; the archive holds exactly ``make_sdss_galaxies(n_samples, random_state=...)``.
     stamp_size : int, default=64
@@ -850,7 +911,8 @@ def write_sdss_galaxies(
     neighbour_fraction, star_fraction, mask_fraction : float, default=0.0
         Optional contaminants, as in :func:`make_sdss_galaxies`.
     chunk_size : int, default=1024
-        Galaxies simulated and written at a time; does not change the result.
+        Galaxies simulated and written at a time (at most 2**20 and 8 GiB of images); does
+        not change the result.
 
     Returns
     -------
@@ -871,6 +933,7 @@ def write_sdss_galaxies(
     }
     _check_arguments(
         "write_sdss_galaxies",
+        path=path,
         n_samples=n_samples,
         random_state=random_state,
         stamp_size=stamp_size,
@@ -879,6 +942,15 @@ def write_sdss_galaxies(
         **realism,
     )
     n_samples, stamp_size, chunk_size = int(n_samples), int(stamp_size), int(chunk_size)
+    _check_size(
+        "write_sdss_galaxies",
+        "chunk_size",
+        min(chunk_size, n_samples),
+        stamp_size,
+        _MAX_CHUNK_BYTES,
+        "lower chunk_size.",
+    )
+    _check_disk(path, n_samples, stamp_size)
     root = _root_seed(random_state)
     start = 0
     with ArchiveWriter(path, n_samples, stamp_size=stamp_size, n_bands=len(BANDS)) as writer:
