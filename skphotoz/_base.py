@@ -11,23 +11,27 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import column_or_1d, validate_data
 
-from ._validation import StrOptions, finite, integer, positive, random_state
+from ._validation import StrOptions, finite, integer, random_state
 from .nn import AsinhScaling, Encoder, GalaxyAugment, Standardize, VectorAugment
 from .nn.backbones import build_backbone
 from .nn.callbacks import Checkpoint, CheckpointMismatchError, ProgressTable
-from .nn.engine import TrainConfig, Trainer
+from .nn.engine import NonFiniteError, TrainConfig, Trainer, predict, resolve_device
 
 # Scaling statistics are estimated on at most this many samples.
 _N_STATS = 512
 # Width of the border whose pixels estimate the sky noise of a stamp.
 _BORDER = 4
+# Training rows on which a fitted network must give finite outputs.
+_N_PROBE = 16
 
 
 def is_lazy_images(X) -> bool:
@@ -35,34 +39,308 @@ def is_lazy_images(X) -> bool:
     return not isinstance(X, np.ndarray) and getattr(X, "ndim", None) == 4 and hasattr(X, "shape")
 
 
+#: What ``nan_policy`` takes.
+NAN_POLICIES = ("raise", "fill")
+#: Input values beyond ±1e30 are clipped there: no real image or feature holds them, and
+#: clipping keeps the augmentations (brightness, reddening) and the float32 conversion of
+#: float64 input from overflowing to infinity.
+MAX_INPUT = 1e30
+#: The smallest image side the network estimators take.
+MIN_IMAGE_SIZE = 4
+# Rows listed in an error message.
+_SHOWN_ROWS = 10
+
+
+def _rows_text(rows) -> str:
+    rows = [int(r) for r in rows]
+    shown = ", ".join(str(r) for r in rows[:_SHOWN_ROWS])
+    return f"[{shown}{', ...' if len(rows) > _SHOWN_ROWS else ''}]"
+
+
+def non_finite_error(n_values: int, rows, n_samples: int | None = None) -> ValueError:
+    """The error of ``nan_policy="raise"`` for non-finite input values in ``rows``."""
+    of = f" of {n_samples}" if n_samples is not None else ""
+    return ValueError(
+        f"X holds {n_values} NaN or infinite value(s) in {len(rows)}{of} sample(s) (rows "
+        f"{_rows_text(rows)}) and nan_policy='raise'. Clean or mask those values, or set "
+        f"nan_policy='fill' to replace them by 0 after the input scaling (the sky level of "
+        f"sky-subtracted images, the training mean of 2-D features)."
+    )
+
+
+def _clip_huge(values: np.ndarray) -> np.ndarray:
+    """Finite ``values`` beyond ±MAX_INPUT clipped there (a copy only if something is
+    clipped; NaN and infinity kept, for the ``nan_policy``)."""
+    if values.size == 0 or values.dtype.kind != "f":
+        return values
+    with np.errstate(invalid="ignore"):
+        huge = np.isfinite(values) & (np.abs(values) > MAX_INPUT)
+    if huge.any():
+        return np.where(huge, np.sign(values) * MAX_INPUT, values).astype(values.dtype)
+    return values
+
+
+def _row_numbers(index, n: int) -> np.ndarray:
+    """The row numbers that ``array[index]`` reads (for error messages)."""
+    if isinstance(index, slice):
+        return np.arange(n)[index]
+    index = np.asarray(index)
+    if index.dtype == bool:
+        return np.flatnonzero(index)
+    return np.where(index < 0, index + n, index).reshape(-1)
+
+
+class CheckedImages:
+    """Lazy images read through the estimator's ``nan_policy``, batch by batch.
+
+    Wraps an out-of-core image array (e.g. :class:`~skphotoz.data.HDF5Images`): every read
+    is checked for NaN and infinity and raises (``nan_policy="raise"``, naming the rows) or
+    replaces them by 0, the sky level (``"fill"``); values beyond ±1e30 are clipped. The
+    training loop, the scaling statistics and prediction all read through it, so lazy input
+    is checked as it is read, never loaded whole.
+    """
+
+    def __init__(self, data, nan_policy: str):
+        self.data = data
+        self.nan_policy = nan_policy
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    dtype = np.dtype(np.float32)
+
+    def read_raw(self, index) -> np.ndarray:
+        """Rows ``index`` as float32, checked but not filled (for the scaling statistics,
+        which ignore non-finite values)."""
+        values = _clip_huge(np.ascontiguousarray(self.data[index], dtype=np.float32))
+        finite = np.isfinite(values)
+        if not finite.all() and self.nan_policy == "raise":
+            rows = _row_numbers(index, len(self))
+            per_row = finite.reshape(len(rows), -1) if values.ndim == 4 else finite.reshape(1, -1)
+            bad = rows[~per_row.all(axis=1)] if len(rows) == len(per_row) else rows
+            raise non_finite_error(int(np.count_nonzero(~finite)), bad)
+        return values
+
+    def __getitem__(self, index) -> np.ndarray:
+        values = self.read_raw(index)
+        finite = np.isfinite(values)
+        if not finite.all():
+            values = np.where(finite, values, np.float32(0.0))
+        return values
+
+
+def _reject_non_arrays(X) -> None:
+    """Clear errors for what is not an array of samples: a path, a dict/Bunch, None, text."""
+    if X is None:
+        raise TypeError(
+            "X must be an array of samples (n_samples, n_features) or images (n_samples, "
+            "n_bands, height, width); got None."
+        )
+    if isinstance(X, str | bytes | os.PathLike):
+        raise TypeError(
+            f"X must be an array of samples, not a path ({X!r}); open the archive with "
+            f"skphotoz.data.open_archive(path) and pass archive.images (or "
+            f"skphotoz.data.HDF5Images(path))."
+        )
+    if isinstance(X, Mapping):
+        keys = ", ".join(repr(k) for k in list(X)[:8])
+        raise TypeError(
+            f"X must be an array of samples, not a dict-like object with keys {keys} (e.g. "
+            f"the Bunch of skphotoz.data.open_archive); pass archive.images."
+        )
+
+
+def _check_numeric(X, name: str = "X") -> None:
+    """Refuse text, complex, date and other non-numeric arrays (numbers stored as objects
+    pass, and are converted later)."""
+    dtypes = getattr(X, "dtypes", None)  # a pandas DataFrame: one dtype per column
+    if dtypes is not None and not hasattr(X, "dtype"):
+        kinds = [getattr(d, "kind", "O") for d in dtypes]
+    else:
+        kinds = [getattr(getattr(X, "dtype", None), "kind", "f")]
+    for kind in kinds:
+        if kind in "biuf":
+            continue
+        if kind == "O":
+            values = np.asarray(X, dtype=object).reshape(-1)
+            if not any(isinstance(v, str | bytes) for v in values):
+                continue
+        if kind == "c":  # scikit-learn's wording, as its estimator checks expect
+            raise ValueError(
+                f"Complex data not supported: {name} must hold real numbers; got complex values."
+            )
+        names = {"U": "string", "S": "bytes", "O": "text (object)", "M": "date"}
+        raise TypeError(
+            f"{name} must hold real numbers (float or integer dtype); got {names.get(kind, kind)} "
+            f"values. Convert it with np.asarray({name}, dtype=np.float32) if they are numbers."
+        )
+
+
+def _check_image_shape(shape) -> None:
+    """Images are (n, bands, H, W) with H == W >= MIN_IMAGE_SIZE and bands >= 1."""
+    n, c, h, w = (int(v) for v in shape)
+    if h != w and h == c and w <= 16 < h:
+        raise ValueError(
+            f"X has shape {tuple(shape)}, which looks channels-last (n, height, width, bands); "
+            f"images must be (n_samples, n_bands, height, width): transpose to (n, bands, H, "
+            f"W) with X.transpose(0, 3, 1, 2)."
+        )
+    if c < 1 or h < 1 or w < 1:
+        raise ValueError(
+            f"X must hold images with at least one band and one pixel: (n_samples, n_bands, "
+            f"height, width); got shape {tuple(shape)}."
+        )
+    if h != w:
+        if c == h and w < h:
+            hint = " It looks channels-last: transpose it with X.transpose(0, 3, 1, 2)."
+        else:
+            hint = ""
+        raise ValueError(
+            f"X must hold square images (height == width) of shape (n_samples, n_bands, "
+            f"height, width); got shape {tuple(shape)}, {h}x{w} pixels.{hint}"
+        )
+    if h < MIN_IMAGE_SIZE:
+        raise ValueError(
+            f"X must hold images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} pixels; got "
+            f"{h}x{w} (shape {tuple(shape)})."
+        )
+
+
 def check_input(estimator, X, *, reset: bool):
     """Validate X: 2-D feature vectors, 4-D images (n, bands, H, W), or a lazy 4-D array-like.
 
-    Lazy array-likes are checked by shape only and left on disk; everything else goes through
-    scikit-learn's ``validate_data`` (finite float32).
+    Numpy input goes through scikit-learn's ``validate_data`` (float32, C-contiguous, values
+    beyond ±1e30 clipped) and is checked for NaN and infinity up front: ``nan_policy="raise"``
+    raises naming the rows; ``"fill"`` leaves them for :func:`fill_input` (after the scaling
+    statistics, which ignore them, are taken). Lazy array-likes are checked by shape and
+    preprocessing here and wrapped in :class:`CheckedImages`, which checks each batch as it
+    is read.
     """
+    _reject_non_arrays(X)
     if is_lazy_images(X):
-        n, c, h, w = X.shape
+        _check_numeric(X)
+        _check_image_shape(X.shape)
+        n, c = X.shape[:2]
+        if n < 1:
+            raise ValueError(f"X must hold at least one sample; got shape {tuple(X.shape)}.")
         if reset:
             estimator.n_features_in_ = c
-        elif c != estimator.n_features_in_:
+            estimator.preprocessing_ = preprocessing_of(X)
+        else:
+            if c != estimator.n_features_in_:
+                raise ValueError(
+                    f"X has {c} bands, but {type(estimator).__name__} is expecting "
+                    f"{estimator.n_features_in_} bands as input."
+                )
+            check_preprocessing(estimator, X)
+        return CheckedImages(X, estimator.nan_policy)
+    if not hasattr(X, "shape") or not hasattr(X, "dtype"):
+        try:
+            X = np.asarray(X)
+        except (ValueError, TypeError) as error:
             raise ValueError(
-                f"X has {c} bands, but {type(estimator).__name__} is expecting "
-                f"{estimator.n_features_in_} bands as input."
-            )
-        if n < 1:
-            raise ValueError(f"X must hold at least one sample; got shape {X.shape}.")
-        return X
-    ndim = getattr(X, "ndim", None)
-    if ndim is None:
-        ndim = np.asarray(X).ndim
-    if ndim == 3 or ndim > 4:
+                f"X must be a rectangular array of numbers; it could not be read as one ({error})."
+            ) from None
+    _check_numeric(X)
+    ndim = len(X.shape)
+    if ndim == 3 or ndim > 4:  # (scikit-learn explains 0-D and 1-D input itself)
         raise ValueError(
             f"X must be 2-D (n_samples, n_features) feature vectors or 4-D "
-            f"(n_samples, n_bands, height, width) images; got a {ndim}-D array."
+            f"(n_samples, n_bands, height, width) images; got a {ndim}-D array of shape "
+            f"{tuple(X.shape)}."
         )
-    X = validate_data(estimator, X, reset=reset, dtype=np.float32, allow_nd=True)
+    if ndim == 4:
+        _check_image_shape(X.shape)
+    if isinstance(X, np.ndarray):
+        X = _clip_huge(X)
+    X = validate_data(
+        estimator, X, reset=reset, dtype=np.float32, allow_nd=True, ensure_all_finite=False
+    )
+    X = _clip_huge(np.ascontiguousarray(X))
+    if reset:
+        estimator.preprocessing_ = None
+    finite = np.isfinite(X)
+    if estimator.nan_policy == "raise" and not finite.all():
+        rows = np.flatnonzero(~finite.reshape(len(X), -1).all(axis=1))
+        raise non_finite_error(int(np.count_nonzero(~finite)), rows, len(X))
     return X
+
+
+def fill_input(X, scaling, nan_policy: str):
+    """X with its non-finite values replaced by what ``scaling`` maps to 0 (``"fill"``):
+    0 for images (the sky level), the training mean of each feature for 2-D input. Lazy
+    input (:class:`CheckedImages`) fills itself as it is read."""
+    if nan_policy != "fill" or not isinstance(X, np.ndarray):
+        return X
+    finite = np.isfinite(X)
+    if finite.all():
+        return X
+    if X.ndim == 2 and isinstance(scaling, Standardize):
+        fill = scaling.mean.detach().cpu().numpy().reshape(1, -1).astype(np.float32)
+    else:
+        fill = np.float32(0.0)
+    return np.where(finite, X, fill).astype(np.float32, copy=False)
+
+
+def preprocessing_of(X) -> dict | None:
+    """``{"deredden": bool, "crop": int | None}`` of an HDF5Images-like X, else None."""
+    if hasattr(X, "deredden") and hasattr(X, "crop"):
+        crop = X.crop
+        return {"deredden": bool(X.deredden), "crop": None if crop is None else int(crop)}
+    return None
+
+
+def check_preprocessing(estimator, X) -> None:
+    """An HDF5Images given after fit must be read as the training archive was."""
+    fitted = getattr(estimator, "preprocessing_", None)
+    given = preprocessing_of(X)
+    if fitted is None or given is None or given == fitted:
+        return
+    raise ValueError(
+        f"X is read with preprocessing {given}, but {type(estimator).__name__} was fitted on "
+        f"images read with {fitted} (preprocessing_); open the archive the same way, e.g. "
+        f"HDF5Images(path, deredden={fitted['deredden']}, crop={fitted['crop']})."
+    )
+
+
+def check_labels(y, n_samples: int, name: str = "y") -> np.ndarray:
+    """Redshift labels: float64 (n_samples,), finite or NaN (unlabelled), within ±1e30."""
+    if y is None:
+        raise ValueError(
+            f"PhotoZRegressor requires y to be passed, but the target {name} is None; give "
+            f"one redshift per sample of X ({n_samples}), NaN for unlabelled rows."
+        )
+    if isinstance(y, str | bytes | os.PathLike | Mapping):
+        raise TypeError(f"{name} must be an array of redshifts; got {type(y).__name__}.")
+    array = np.asarray(y)
+    _check_numeric(array, name)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = column_or_1d(array, warn=True)
+    if array.ndim != 1 or array.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} must be a 1-D array of {n_samples} redshifts: one redshift per sample of X "
+            f"({n_samples}); got shape {array.shape}."
+        )
+    y = np.ascontiguousarray(array, dtype=np.float64)
+    if np.isinf(y).any():
+        rows = np.flatnonzero(np.isinf(y))
+        raise ValueError(
+            f"{name} contains infinity; mark unlabelled rows with NaN ({len(rows)} rows are "
+            f"infinite: {_rows_text(rows)})."
+        )
+    if np.nanmax(np.abs(y), initial=0.0) > MAX_INPUT:
+        raise ValueError(
+            f"{name} must hold redshifts within ±1e30; got values up to {np.nanmax(np.abs(y)):g}."
+        )
+    return y
 
 
 def input_shape(X) -> tuple[int, ...]:
@@ -84,32 +362,56 @@ def _stats_rows(n: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(n, _N_STATS), replace=False))
 
 
+def _stats_sample(X, rows) -> np.ndarray:
+    """Rows of X as float64 with non-finite values as NaN (lazy input: checked as read)."""
+    read = getattr(X, "read_raw", None)
+    sample = np.asarray(read(rows) if read is not None else X[rows], dtype=np.float64)
+    return np.where(np.isfinite(sample), sample, np.nan)
+
+
 def band_noise(X, seed: int = 0) -> np.ndarray:
-    """Robust per-band pixel noise: 1.4826 MAD of the border pixels of up to 512 stamps."""
-    sample = np.asarray(X[_stats_rows(len(X), seed)], dtype=np.float64)
-    b = min(_BORDER, sample.shape[-1] // 4) or 1
+    """Robust per-band pixel noise: 1.4826 MAD of the border pixels of up to 512 stamps.
+
+    Non-finite pixels are ignored; the result lies in [1e-12, 1e30]."""
+    sample = _stats_sample(X, _stats_rows(len(X), seed))
+    b = max(1, min(_BORDER, sample.shape[-1] // 4))
+    inner = slice(b, -b) if sample.shape[-2] > 2 * b else slice(0, 0)
     border = np.concatenate(
         [
             sample[:, :, :b, :].reshape(*sample.shape[:2], -1),
             sample[:, :, -b:, :].reshape(*sample.shape[:2], -1),
-            sample[:, :, b:-b, :b].reshape(*sample.shape[:2], -1),
-            sample[:, :, b:-b, -b:].reshape(*sample.shape[:2], -1),
+            sample[:, :, inner, :b].reshape(*sample.shape[:2], -1),
+            sample[:, :, inner, -b:].reshape(*sample.shape[:2], -1),
         ],
         axis=2,
     )
     border = border.transpose(1, 0, 2).reshape(sample.shape[1], -1)
-    mad = np.median(np.abs(border - np.median(border, axis=1, keepdims=True)), axis=1)
-    sigma = 1.4826 * mad
-    # Noise-free inputs (e.g. tests) fall back to a fraction of the typical flux.
-    fallback = np.maximum(np.median(np.abs(sample), axis=(0, 2, 3)), 1e-12) * 0.1
-    return np.where(sigma > 0, sigma, fallback).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bands
+        centre = np.nanmedian(border, axis=1, keepdims=True)
+        sigma = 1.4826 * np.nanmedian(np.abs(border - centre), axis=1)
+        # Noise-free inputs (e.g. tests) fall back to a fraction of the typical flux.
+        fallback = np.nanmedian(np.abs(sample).transpose(1, 0, 2, 3).reshape(len(border), -1), 1)
+    fallback = np.where(np.isfinite(fallback), np.maximum(fallback * 0.1, 1e-12), 1.0)
+    sigma = np.where(np.isfinite(sigma) & (sigma > 0), sigma, fallback)
+    return np.clip(sigma, 1e-12, MAX_INPUT).astype(np.float32)
 
 
 def feature_stats(X) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation (1 where constant) of 2-D features."""
+    """Mean and standard deviation (1 where constant) of 2-D features, over finite values
+    (a feature with none: mean 0, scale 1)."""
     X = np.asarray(X, dtype=np.float64)
-    scale = X.std(axis=0)
-    return X.mean(axis=0).astype(np.float32), np.where(scale > 0, scale, 1.0).astype(np.float32)
+    X = np.where(np.isfinite(X), X, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN features
+        mean = np.nanmean(X, axis=0)
+        scale = np.nanstd(X, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    return (
+        np.clip(mean, -MAX_INPUT, MAX_INPUT).astype(np.float32),
+        np.clip(scale, 1e-30, MAX_INPUT).astype(np.float32),
+    )
 
 
 def input_scaling(X, seed: int = 0):
@@ -148,6 +450,15 @@ def take_rows(X, rows: np.ndarray):
     return RowSubset(X, rows)
 
 
+def _normalise(value):
+    """A parameter value in a form that compares by value (tuples for sequences)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return tuple(_normalise(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 @contextlib.contextmanager
 def seeded(seed: int):
     """Run a block with torch's global RNG seeded, restoring the RNG afterwards."""
@@ -164,13 +475,16 @@ def resolve_crop_size(crop_size, X) -> int | None:
     if crop_size is None:
         return max(1, size // 2)
     if not 1 <= crop_size <= size:
-        raise ValueError(f"crop_size must be between 1 and the stamp size {size}; got {crop_size}.")
+        raise ValueError(
+            f"crop_size must be between 1 and the stamp size {size} of X (shape "
+            f"{tuple(X.shape)}); got crop_size={crop_size}."
+        )
     return int(crop_size)
 
 
 # Upper bounds that keep a typo from exhausting memory or running for days.
 _MAX_EPOCHS = 100_000
-_MAX_BATCH = 1 << 20
+_MAX_BATCH = 1 << 16
 
 
 class NetworkEstimator(BaseEstimator):
@@ -187,20 +501,21 @@ class NetworkEstimator(BaseEstimator):
         "stem": [StrOptions({"standard", "published"})],
         "n_epochs": [integer(0, _MAX_EPOCHS)],
         "batch_size": [integer(2, _MAX_BATCH)],
-        "lr": [positive()],
-        "weight_decay": [finite(0)],
-        "warmup_epochs": [finite(0)],
+        "lr": [finite(0, 100, "right")],
+        "weight_decay": [finite(0, 10, "both")],
+        "warmup_epochs": [finite(0, _MAX_EPOCHS, "both")],
         "rotation": ["boolean"],
         "flip": ["boolean"],
-        "jitter": [finite(0)],
-        "scale": [finite(1)],
-        "psf_fwhm": [finite(0)],
-        "noise": [finite(0)],
-        "dust_ebv": [finite(0)],
-        "brightness": [finite(0)],
-        "crop_size": [integer(1), None],
+        "jitter": [finite(0, 10_000, "both")],
+        "scale": [finite(1, 100, "both")],
+        "psf_fwhm": [finite(0, 50, "both")],
+        "noise": [finite(0, 1000, "both")],
+        "dust_ebv": [finite(0, 1, "both")],
+        "brightness": [finite(0, 5, "both")],
+        "crop_size": [integer(1, 1 << 16), None],
+        "nan_policy": [StrOptions(set(NAN_POLICIES))],
         "device": [str, torch.device],
-        "num_workers": [integer(0, 1024)],
+        "num_workers": [integer(0, 128)],
         "random_state": random_state(),
         "verbose": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
@@ -233,6 +548,7 @@ class NetworkEstimator(BaseEstimator):
         dust_ebv=0.0,
         brightness=0.0,
         crop_size=None,
+        nan_policy="raise",
         device="auto",
         num_workers=0,
         random_state=None,
@@ -256,12 +572,108 @@ class NetworkEstimator(BaseEstimator):
         self.dust_ebv = dust_ebv
         self.brightness = brightness
         self.crop_size = crop_size
+        self.nan_policy = nan_policy
         self.device = device
         self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
         self.callbacks = callbacks
+
+    #: Parameters that fix the shape of the fitted network: changing one after ``fit`` needs a
+    #: new fit (prediction refuses it rather than silently ignoring it).
+    _structural_parameters: tuple[str, ...] = ("backbone", "stem", "crop_size")
+
+    # -- checking ------------------------------------------------------------------------
+    def _validate_params(self):
+        """All parameters against their constraints, plus the checks across parameters
+        (:meth:`_check_parameters`); run by ``fit`` and again by every prediction, since
+        parameters may be changed with ``set_params`` after fitting."""
+        super()._validate_params()
+        self._check_parameters()
+
+    def _check_parameters(self) -> None:
+        """Checks that the constraint language cannot express (subclasses extend): here,
+        that ``device`` exists on this machine."""
+        resolve_device(self.device)
+
+    def _structure(self) -> dict:
+        return {name: _normalise(getattr(self, name)) for name in self._structural_parameters}
+
+    def _remember_structure(self) -> None:
+        self._fitted_structure = self._structure()
+
+    def _check_structure(self) -> None:
+        """The structural parameters must still be what the model was fitted with."""
+        fitted = getattr(self, "_fitted_structure", None)
+        if fitted is None:  # fitted by an older version
+            return
+        for name, value in self._structure().items():
+            if name in fitted and value != fitted[name]:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} was set after fitting, but this "
+                    f"{type(self).__name__} was fitted with {name}={fitted[name]!r}; the "
+                    f"fitted network cannot follow it. Refit the model, or set {name} back "
+                    f"to {fitted[name]!r}."
+                )
+
+    def _check_predict_call(self) -> None:
+        """Parameters valid and unchanged where they must be, and the device present."""
+        self._validate_params()
+        self._check_structure()
+
+    def _check_fitted(self, modules, X, n_samples: int) -> None:
+        """Raise :class:`NonFiniteError` if training diverged: a weight is NaN or infinite,
+        or the fitted network gives NaN or infinite outputs on a few training rows (weights
+        can blow up to huge finite values). The engine checks the weights each epoch; this
+        also covers what a last step or a restored checkpoint left."""
+        advice = (
+            f"training diverged. Lower lr (now {self.lr}), raise batch_size (now "
+            f"{self.batch_size}) or give more samples (now {n_samples})."
+        )
+        probe = take_rows(X, np.arange(min(len(X), _N_PROBE)))
+        for module in modules:
+            for name, tensor in module.state_dict().items():
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    raise NonFiniteError(
+                        f"{type(self).__name__}: the fitted weights are NaN or infinite (first: "
+                        f"{name}); {advice}"
+                    )
+            out = predict(
+                module, probe, batch_size=_N_PROBE, device=self.device, crop=self.crop_size_
+            )
+            if not np.isfinite(out).all():
+                raise NonFiniteError(
+                    f"{type(self).__name__}: the fitted network gives NaN or infinite outputs "
+                    f"on its own training samples; {advice}"
+                )
+
+    def _check_outputs(self, outputs: np.ndarray, module, what: str) -> np.ndarray:
+        """Prediction outputs must be finite: raise naming the rows and the likely cause."""
+        finite = np.isfinite(outputs)
+        if finite.all():
+            return outputs
+        rows = np.flatnonzero(~finite.reshape(len(outputs), -1).all(axis=1))
+        broken = [
+            name
+            for name, tensor in module.state_dict().items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+        ]
+        if broken:
+            cause = (
+                f"the model is at fault: its weights hold NaN or infinite values (first: "
+                f"{broken[0]}); refit it"
+            )
+        else:
+            cause = (
+                "the model gave finite outputs on its training samples when it was fitted, "
+                "so the input is at fault: those samples hold values far outside the range of "
+                "the training data; check them"
+            )
+        raise NonFiniteError(
+            f"{type(self).__name__}.{what} produced NaN or infinite values for "
+            f"{len(rows)} of {len(outputs)} samples (rows {_rows_text(rows)}): {cause}."
+        )
 
     # -- building ------------------------------------------------------------------------
     def _draw_seed(self, random_state=None) -> int:

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import (
     NetworkEstimator,
+    _rows_text,
     check_input,
+    check_labels,
     check_sample_shape,
+    fill_input,
     input_shape,
     resolve_crop_size,
     seeded,
 )
-from ._validation import Range, Real, StrOptions, finite, fit_context, integer, positive
+from ._validation import (
+    InvalidParameterError,
+    Range,
+    Real,
+    StrOptions,
+    finite,
+    fit_context,
+    integer,
+)
 from .metrics import MAD_TO_SIGMA
 from .nn import MoCo, MoCoTask, TargetHead
 from .nn.engine import predict
@@ -49,11 +60,19 @@ MOCO_PRESETS = {
 }
 
 
+# Upper bounds of the queue: its keys take queue_size x projection_dim floats.
+_MAX_QUEUE = 1 << 20
+_MAX_PROJECTION_DIM = 8192
+_MAX_QUEUE_FLOATS = 1 << 28  # 1 GiB of float32
+
+
 def _target_head(in_features: int, values: np.ndarray) -> TargetHead:
     """A linear head whose targets are standardised by their median and MAD (robust to the
     odd aperture at the flux floor); columns without spread get a scale of 1."""
     values = values.reshape(len(values), -1).astype(np.float64)
     known = values[~np.isnan(values).any(axis=1)]
+    if len(known) == 0:
+        return TargetHead(in_features, np.zeros(values.shape[1]), np.ones(values.shape[1]))
     center = np.median(known, axis=0)
     scale = MAD_TO_SIGMA * np.median(np.abs(known - center), axis=0)
     spread = np.std(known, axis=0)
@@ -131,8 +150,20 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         (32 px of a 64-px stamp, 12.7"): the galaxy body stays in (median half-light radius
         ~7 px), rotations and jitter expose few pixels from outside the stamp (those are
         reflected), and steps cost a fraction of those on the whole stamp.
-    device : str, default="auto"
-        "auto" (CUDA if available), "cpu", "cuda" or "cuda:<i>".
+    nan_policy : {"raise", "fill"}, default="raise"
+        What NaN or infinite input values do. Real cutouts have them (masked pixels, stamp
+        edges past the survey footprint), and one of them turns a whole batch, and the
+        weights, into NaN. "raise": ``fit`` and ``transform`` raise a ValueError naming the
+        rows (numpy input is checked up front; lazy input such as
+        :class:`~skphotoz.data.HDF5Images` batch by batch as it is read, including the sample
+        of the scaling statistics). "fill": such values are replaced by 0 after the fixed
+        input scaling, i.e. by the sky level of (sky-subtracted) images and by the training
+        mean of 2-D features, and the scaling statistics ignore them. Part of the checkpoint
+        fingerprint, since it changes what is learned. Finite input values beyond ±1e30 are
+        clipped to ±1e30 under either policy.
+    device : str or torch.device, default="auto"
+        "auto" (CUDA if available), or any torch device string ("cpu", "cuda", "cuda:1",
+        "mps", ...); one this machine does not have raises a ValueError listing those it has.
     num_workers : int, default=0
         DataLoader worker processes reading the batches (useful for HDF5 input).
     random_state : int, RandomState instance or None, default=None
@@ -195,6 +226,11 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         Shape of one training sample.
     crop_size_ : int or None
         Side of the centre crop of images in ``transform`` (None for 2-D input).
+    preprocessing_ : dict or None
+        How the training images were read when ``fit`` got an
+        :class:`~skphotoz.data.HDF5Images`: ``{"deredden": bool, "crop": int or None}``;
+        ``transform`` refuses an archive read otherwise (the embeddings would silently
+        differ). None for numpy input, whose preprocessing is unknown.
 
     See Also
     --------
@@ -213,15 +249,16 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
     _parameter_constraints = {
         **NetworkEstimator._parameter_constraints,
         "embedding": [StrOptions({"backbone", "projection"})],
-        "projection_dim": [integer(1, 1 << 16)],
-        "queue_size": [integer(1, 1 << 24), StrOptions({"auto"})],
+        "projection_dim": [integer(1, _MAX_PROJECTION_DIM)],
+        "queue_size": [integer(1, _MAX_QUEUE), StrOptions({"auto"})],
         "momentum": [Range(Real, 0, 1, closed="neither")],
-        "temperature": [positive()],
+        "temperature": [finite(1e-3, 100, "both")],
         "warm_start": ["boolean"],
-        "contrastive_weight": [finite(0.0, None, "left")],
-        "photometry_weight": [finite(0.0, None, "left")],
-        "redshift_weight": [finite(0.0, None, "left")],
+        "contrastive_weight": [finite(0.0, 1000, "both")],
+        "photometry_weight": [finite(0.0, 1000, "both")],
+        "redshift_weight": [finite(0.0, 1000, "both")],
     }
+    _structural_parameters = (*NetworkEstimator._structural_parameters, "projection_dim")
 
     def __init__(
         self,
@@ -247,6 +284,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         dust_ebv=0.05,
         brightness=1.5,
         crop_size=None,
+        nan_policy="raise",
         device="auto",
         num_workers=0,
         random_state=None,
@@ -275,6 +313,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             dust_ebv=dust_ebv,
             brightness=brightness,
             crop_size=crop_size,
+            nan_policy=nan_policy,
             device=device,
             num_workers=num_workers,
             random_state=random_state,
@@ -315,6 +354,8 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         self
         """
         continuing = self.warm_start and hasattr(self, "moco_")
+        if continuing:
+            self._check_structure()
         X = check_input(self, X, reset=not continuing)
         if continuing:
             check_sample_shape(self, X)
@@ -339,6 +380,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             with seeded(seed):
                 moco = self._build_moco(X, seed)
             heads = nn.ModuleDict()
+        X = fill_input(X, moco.backbone[0], self.nan_policy)
         width = moco.backbone.out_features
         arrays = [X]
         with seeded(seed + 1):
@@ -366,22 +408,32 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         self.heads_ = heads.cpu().eval()
         self.encoder_ = moco.backbone
         self.history_ = previous + history
-        self._n_features_out = (
-            self.encoder_.out_features if self.embedding == "backbone" else self.projection_dim
-        )
+        self._check_fitted((self.encoder_, self.moco_.query_encoder), X, len(X))
+        self._remember_structure()
         return self
+
+    @property
+    def _n_features_out(self) -> int:
+        """Width of ``transform``'s output for the current ``embedding``."""
+        if self.embedding == "backbone":
+            return self.encoder_.out_features
+        return self.moco_.query_encoder[1][-1].out_features
+
+    def _check_parameters(self) -> None:
+        super()._check_parameters()
+        if self.queue_size != "auto" and self.queue_size * self.projection_dim > _MAX_QUEUE_FLOATS:
+            raise InvalidParameterError(
+                f"queue_size x projection_dim must be at most {_MAX_QUEUE_FLOATS:,} floats "
+                f"(1 GiB for the queue of keys); got queue_size={self.queue_size} x "
+                f"projection_dim={self.projection_dim} = "
+                f"{self.queue_size * self.projection_dim:,}."
+            )
 
     def _check_redshifts(self, y, n_samples: int):
         """The labels as float32 (n_samples,), or None when the redshift term is off."""
         if y is None:
             return None
-        y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
-        if y.shape[0] != n_samples:
-            raise ValueError(
-                f"y must hold one redshift per sample of X ({n_samples}); got shape {y.shape}."
-            )
-        if np.isinf(y).any():
-            raise ValueError("y contains infinity; mark unlabelled rows with NaN.")
+        y = check_labels(y, n_samples)
         if self.redshift_weight == 0 or np.isnan(y).all():
             return None
         return y.astype(np.float32)
@@ -400,13 +452,23 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
                     f"{len(X)}; got shape {values.shape}."
                 )
             if not np.isfinite(values).all():
-                raise ValueError("photometry must be finite; it contains NaN or infinity.")
+                rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
+                raise ValueError(
+                    f"photometry must be finite; it holds NaN or infinity in {len(rows)} rows "
+                    f"(rows {_rows_text(rows)})."
+                )
         elif len(input_shape(X)) == 1:
             values = np.asarray(X, dtype=np.float64)
         else:
             n_bands = input_shape(X)[0]
-            values = AperturePhotometry(reference_band=min(2, n_bands - 1)).fit_transform(X)
-        return values.astype(np.float32)
+            # Measured on the stamps as the network sees them (holes filled with the sky).
+            stamps = fill_input(X, None, self.nan_policy)
+            photometry = AperturePhotometry(reference_band=min(2, n_bands - 1))
+            values = photometry.fit_transform(stamps)
+        # Rows with non-finite targets (holes in 2-D features under nan_policy="fill") do
+        # not count in the photometry term.
+        values = np.where(np.isfinite(values), values, np.nan)
+        return np.clip(values, -1e30, 1e30).astype(np.float32)
 
     def transform(self, X):
         """Embed X.
@@ -420,16 +482,19 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         ndarray of shape (n_samples, n_features_out) float32
         """
         check_is_fitted(self, "moco_")
+        self._check_predict_call()
         X = check_input(self, X, reset=False)
         check_sample_shape(self, X)
+        X = fill_input(X, self.encoder_[0], self.nan_policy)
         module = self.encoder_ if self.embedding == "backbone" else self.moco_.query_encoder
-        return predict(
+        out = predict(
             module,
             X,
             batch_size=max(self.batch_size, 256),
             device=self.device,
             crop=self.crop_size_,
         )
+        return self._check_outputs(out, module, "transform")
 
     def _build_moco(self, X, seed: int) -> MoCo:
         encoder = self._build_encoder(X, seed)

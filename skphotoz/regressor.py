@@ -11,12 +11,16 @@ import numpy as np
 import torch
 from sklearn.base import RegressorMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import (
+    CheckedImages,
     NetworkEstimator,
     check_input,
+    check_labels,
+    check_preprocessing,
     check_sample_shape,
+    fill_input,
     input_shape,
     resolve_crop_size,
     seeded,
@@ -24,14 +28,13 @@ from ._base import (
 )
 from ._validation import (
     HasMethods,
+    InvalidParameterError,
     Range,
     Real,
     StrOptions,
-    check_params,
     finite,
     fit_context,
     integer,
-    positive,
 )
 from .embedder import MoCoEmbedder
 from .metrics import sigma_mad
@@ -45,6 +48,8 @@ from .nn.heads import BinnedRedshiftHead, GaussianRedshiftHead, PhotoZTask
 _CLIP_GRAD_NORM = 5.0
 # n_epochs="auto" never trains for fewer epochs than this.
 _AUTO_MIN_EPOCHS = 30
+# Upper end of z_range.
+_MAX_Z = 100.0
 
 
 def _fitted_embedder(encoder):
@@ -93,7 +98,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         Redshift bins of the PDF (180 over 0 < z < 0.4 as in Pasquet et al. 2019: bins of
         0.0022, finer than the expected scatter).
     z_range : tuple of float, default=(0, 0.4)
-        Range of the bins; labels outside are clipped into the end bins (with a warning).
+        Range of the bins, two finite numbers ``0 <= low < high <= 100``; labels outside
+        are clipped into the end bins (with a warning).
     target_sigma : float, default=0.01
         ``head="bins"``: width, in redshift, of the Gaussian each label is spread over the
         bins in the cross-entropy target, so that near bins count as near; 0 trains on
@@ -135,6 +141,17 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         Further augmentations, off by default; see :class:`MoCoEmbedder`.
     crop_size : int, optional
         Half the stamp by default; a pretrained encoder's own crop otherwise.
+    nan_policy : {"raise", "fill"}, default="raise"
+        What NaN or infinite input values do. Real cutouts have them (masked pixels, stamp
+        edges past the survey footprint), and one of them turns a batch, and the weights,
+        into NaN. "raise": ``fit`` and the predictions raise a ValueError naming the rows
+        (numpy input is checked up front; lazy input such as
+        :class:`~skphotoz.data.HDF5Images` batch by batch as it is read). "fill": such values
+        are replaced by 0 after the fixed input scaling, i.e. by the sky level of
+        (sky-subtracted) images and by the training mean of 2-D features, and the scaling
+        statistics ignore them. Part of the checkpoint fingerprint, since it changes what is
+        learned. An embedder pretrained in ``fit`` with the default "raise" inherits "fill".
+        NaN labels in ``y`` are not input values: they mark unlabelled rows.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the labelled rows, stop when their loss has not
         improved for ``n_iter_no_change`` epochs, and keep the best weights.
@@ -149,8 +166,9 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         ``head="regression"``, ``predict`` averages the means) of the eight quarter-turn and
         mirror images of each stamp; 8x the prediction time. Like ``point_estimate`` it can be
         changed after fitting.
-    device : str, default="auto"
-        "auto" (CUDA if available), "cpu", "cuda" or "cuda:<i>".
+    device : str or torch.device, default="auto"
+        "auto" (CUDA if available), or any torch device string ("cpu", "cuda", "cuda:1",
+        "mps", ...); one this machine does not have raises a ValueError listing those it has.
     num_workers : int, default=0
         DataLoader worker processes reading the batches (useful for HDF5 input).
     random_state : int, RandomState instance or None, default=None
@@ -191,6 +209,11 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         The copies of ``callbacks`` used by the last fit.
     n_features_in_ : int
     input_shape_ : tuple of int
+    preprocessing_ : dict or None
+        How the training images were read when ``fit`` got an
+        :class:`~skphotoz.data.HDF5Images`: ``{"deredden": bool, "crop": int or None}``;
+        the predictions refuse an archive read otherwise (they would silently differ). None
+        for numpy input, whose preprocessing is unknown.
 
     Examples
     --------
@@ -208,10 +231,10 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         **NetworkEstimator._parameter_constraints,
         "encoder": [None, str, os.PathLike, HasMethods(["fit", "transform"])],
         "head": [StrOptions({"bins", "regression"})],
-        "n_bins": [integer(2, 100_000)],
+        "n_bins": [integer(2, 10_000)],
         "z_range": [tuple, list],
-        "target_sigma": [finite(0)],
-        "backbone_lr_ratio": [positive()],
+        "target_sigma": [finite(0, 10, "both")],
+        "backbone_lr_ratio": [finite(0, 10, "right")],
         "freeze_backbone": ["boolean"],
         "n_epochs": [integer(1, 100_000), StrOptions({"auto"})],
         "min_steps": [integer(1, 10_000_000)],
@@ -221,6 +244,12 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         "point_estimate": [StrOptions({"mean", "median", "mode"})],
         "test_time_augmentation": ["boolean"],
     }
+    _structural_parameters = (
+        *NetworkEstimator._structural_parameters,
+        "head",
+        "n_bins",
+        "z_range",
+    )
     _runtime_parameters = NetworkEstimator._runtime_parameters | {
         "point_estimate",
         "test_time_augmentation",
@@ -254,6 +283,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         dust_ebv=0.0,
         brightness=0.0,
         crop_size=None,
+        nan_policy="raise",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=5,
@@ -283,6 +313,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
             dust_ebv=dust_ebv,
             brightness=brightness,
             crop_size=crop_size,
+            nan_policy=nan_policy,
             device=device,
             num_workers=num_workers,
             random_state=random_state,
@@ -319,7 +350,6 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         -------
         self
         """
-        self._check_z_range()
         X = check_input(self, X, reset=True)
         y = self._check_y(y, len(X))
         labelled = np.flatnonzero(~np.isnan(y))
@@ -341,6 +371,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
                 encoder = self._build_encoder(X, seed)
                 self.crop_size_ = resolve_crop_size(self.crop_size, X)
             head = self._build_head(encoder.out_features, z)
+        X = fill_input(X, encoder[0], self.nan_policy)
         augment = self._build_augment(X, encoder, self.crop_size_)
         task = PhotoZTask(encoder, head, augment, self.freeze_backbone)
 
@@ -371,6 +402,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         self.history_ = trainer.history
         self.best_epoch_ = own_callbacks[0].best_epoch if own_callbacks else None
         self.model_ = task.cpu().eval()
+        self._check_fitted((self.model_.predictor,), take_rows(X, train_rows), len(train_rows))
+        self._remember_structure()
         return self
 
     def _resolve_n_epochs(self, n_train: int, batch_size: int) -> int:
@@ -382,14 +415,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         return max(_AUTO_MIN_EPOCHS, -(-self.min_steps // steps_per_epoch))
 
     def _check_y(self, y, n_samples: int) -> np.ndarray:
-        y = column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
-        if y.shape[0] != n_samples:
-            raise ValueError(
-                f"y must be a 1-D array of {n_samples} redshifts (one per sample); got shape "
-                f"{y.shape}."
-            )
-        if np.isinf(y).any():
-            raise ValueError("Input y contains infinity; mark unlabelled rows with NaN.")
+        y = check_labels(y, n_samples)
         n_labelled = int(np.count_nonzero(~np.isnan(y)))
         if n_labelled < 2:
             plural = "" if n_labelled == 1 else "s"
@@ -417,6 +443,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         fitted = _fitted_embedder(self.encoder)
         if fitted is not None:
             check_sample_shape(fitted, X)
+            check_preprocessing(fitted, X.data if isinstance(X, CheckedImages) else X)
             return fitted
         if not isinstance(self.encoder, MoCoEmbedder):
             raise ValueError(
@@ -430,8 +457,12 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
             embedder.set_params(verbose=True)
         if self.checkpoint_dir is not None and embedder.checkpoint_dir is None:
             embedder.set_params(checkpoint_dir=self.checkpoint_dir)
-        # The labelled rows reach the embedder's redshift term (if its redshift_weight > 0).
-        return embedder.fit(X, y)
+        if self.nan_policy == "fill" and embedder.nan_policy == "raise":
+            # Holes the regressor is told to fill would stop the embedder's pretraining.
+            embedder.set_params(nan_policy="fill")
+        # The labelled rows reach the embedder's redshift term (if its redshift_weight > 0);
+        # an archive goes in as given, so that the embedder records how it was read.
+        return embedder.fit(X.data if isinstance(X, CheckedImages) else X, y)
 
     def _build_head(self, in_features: int, z: np.ndarray):
         if self.head == "bins":
@@ -470,29 +501,23 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
     def _outputs(self, X) -> np.ndarray:
         """Head outputs, (n, k); (n, 8, k) over the dihedral views with test-time augmentation."""
         check_is_fitted(self, "model_")
-        # These two may be changed after fitting: check them at each use.
-        check_params(
-            type(self).__name__,
-            {
-                key: self._parameter_constraints[key]
-                for key in ("point_estimate", "test_time_augmentation")
-            },
-            point_estimate=self.point_estimate,
-            test_time_augmentation=self.test_time_augmentation,
-        )
+        # Parameters may be changed after fitting: check them at each use.
+        self._check_predict_call()
         X = check_input(self, X, reset=False)
         check_sample_shape(self, X)
         self._check_test_time_augmentation()
+        X = fill_input(X, self.model_.encoder[0], self.nan_policy)
         module = self.model_.predictor
         if self.test_time_augmentation:
             module = OverDihedralViews(module)
-        return predict(
+        outputs = predict(
             module,
             X,
             batch_size=max(self.batch_size, 256),
             device=self.device,
             crop=self.crop_size_,
         )
+        return self._check_outputs(outputs, self.model_, "predict")
 
     def _check_test_time_augmentation(self) -> None:
         if self.test_time_augmentation and len(self.input_shape_) != 3:
@@ -509,13 +534,15 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         ndarray of shape (n_samples, n_bins)
             Probability of each bin; rows sum to 1.
         """
-        return _pdf_of(self.model_.head, self._outputs(X))
+        pdf = _pdf_of(self.model_.head, self._outputs(X))
+        return self._check_outputs(pdf, self.model_, "predict_pdf")
 
     def predict(self, X) -> np.ndarray:
         """Point redshifts: the ``point_estimate`` of each PDF (the Gaussian mean for
         ``head="regression"``, not limited to ``z_range``)."""
         outputs = self._outputs(X)
-        return _point_estimates(self.model_.head, outputs, self.redshift_bins_, self.point_estimate)
+        z = _point_estimates(self.model_.head, outputs, self.redshift_bins_, self.point_estimate)
+        return self._check_outputs(z, self.model_, "predict")
 
     def predict_quantiles(self, X, quantiles=(0.16, 0.5, 0.84)) -> np.ndarray:
         """Quantiles of each redshift PDF (linear within bins).
@@ -542,15 +569,22 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         return bounds[:, 0], bounds[:, 1]
 
     # ------------------------------------------------------------ checking
+    def _check_parameters(self) -> None:
+        super()._check_parameters()
+        self._check_z_range()
+
     def _check_z_range(self) -> None:
-        try:
-            low, high = (float(v) for v in self.z_range)
-        except (TypeError, ValueError):
-            low, high = np.nan, np.nan
-        if not (np.isfinite(low) and np.isfinite(high) and low < high):
-            raise ValueError(
-                f"z_range must be two finite numbers (low, high) with low < high; "
-                f"got {self.z_range!r}."
+        values = list(self.z_range)
+        numbers = all(isinstance(v, Real) and not isinstance(v, bool | np.bool_) for v in values)
+        low, high = (float(v) for v in values) if numbers and len(values) == 2 else (np.nan,) * 2
+        if (
+            not (np.isfinite(low) and np.isfinite(high) and 0 <= low and high - low >= 1e-3)
+            or high > _MAX_Z
+        ):
+            raise InvalidParameterError(
+                f"z_range must be two finite numbers "
+                f"(low, high) with 0 <= low < high <= {_MAX_Z:g} and high - low >= 0.001; got "
+                f"{self.z_range!r}."
             )
 
 

@@ -50,17 +50,76 @@ class TrainConfig:
 _RUNTIME_SETTINGS = ("device", "num_workers", "description")
 
 
+class NonFiniteError(FloatingPointError, ValueError):
+    """Training or prediction produced NaN or infinite numbers.
+
+    Both a ``FloatingPointError`` (what it is) and a ``ValueError`` (what scikit-learn's
+    callers catch for bad settings or data), with a message saying which setting or which
+    input to change.
+    """
+
+
+def available_devices() -> list[str]:
+    """The torch devices usable here: "cpu", then each CUDA (or MPS, XPU) device."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        names += [f"xpu:{i}" for i in range(xpu.device_count())]
+    return names
+
+
+def _is_available(device: torch.device) -> bool:
+    if device.type == "cpu":
+        return True
+    if device.type == "cuda":
+        return torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return mps is not None and mps.is_available() and (device.index or 0) == 0
+    backend = getattr(torch, device.type, None)
+    is_available = getattr(backend, "is_available", None)
+    if is_available is None or not is_available():
+        return False
+    count = getattr(backend, "device_count", lambda: 1)()
+    return (device.index or 0) < count
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> the first CUDA device if any, else the CPU; otherwise ``torch.device``."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
+    """The ``torch.device`` of a ``device`` setting, checked to exist here.
+
+    ``"auto"`` is the first CUDA device if there is one, else the CPU; any other string is
+    what ``torch.device`` takes (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ...).
+
+    Raises
+    ------
+    ValueError
+        For a string that names no torch device, or a device that this machine does not
+        have, naming the devices it has.
+    """
+    if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<i>'; got {device!r}.")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available here.")
+    if not isinstance(device, str | torch.device):
+        raise TypeError(
+            f"device must be 'auto', a torch device string such as 'cpu', 'cuda', 'cuda:1' "
+            f"or 'mps', or a torch.device; got {device!r} of type {type(device).__name__}."
+        )
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:<i>', 'mps' or another torch device "
+            f"string; got {device!r}, which torch does not know."
+        ) from None
+    if not _is_available(resolved):
+        raise ValueError(
+            f"device={device!r} was asked for, but it is not available here; available: "
+            f"{', '.join(repr(d) for d in ['auto', *available_devices()])}."
+        )
     return resolved
 
 
@@ -85,7 +144,10 @@ class _Batches(torch.utils.data.Dataset):
         return len(self.arrays[0])
 
     def __getitem__(self, indices):
-        return tuple(torch.as_tensor(np.asarray(a[indices], dtype=np.float32)) for a in self.arrays)
+        # Contiguous copies: torch refuses views with negative strides (e.g. of X[::-1]).
+        return tuple(
+            torch.as_tensor(np.ascontiguousarray(a[indices], dtype=np.float32)) for a in self.arrays
+        )
 
 
 def batch_loader(arrays: Sequence, batches: Sequence[np.ndarray], device, num_workers=0):
@@ -306,7 +368,7 @@ class Trainer:
             with autocast(device):
                 loss = task(*batch, generator=generator)
             if not torch.isfinite(loss):
-                raise FloatingPointError(self._non_finite_message(loss, batch, epoch))
+                raise NonFiniteError(self._non_finite_message(loss, batch, epoch))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad_norm is not None:
@@ -350,6 +412,8 @@ class Trainer:
                 if self.finished:
                     break
                 entry = self.run_epoch(epoch)
+                # A step can leave NaN weights behind a finite loss (the last step of a run).
+                self.check_finite_weights(epoch)
                 self.history.append(entry)
                 self.epoch = epoch
                 # The epoch is complete: an interruption from here on keeps it.
@@ -389,6 +453,13 @@ class Trainer:
     def _key(index: int, callback) -> str:
         return f"{index}:{type(callback).__name__}"
 
+    def _advice(self) -> str:
+        config = self.config
+        return (
+            f"lower lr (now {config.lr}), raise batch_size (now {config.batch_size}) or give "
+            f"more samples (now {self.n_samples}), or check the input for extreme values."
+        )
+
     def _non_finite_message(self, loss, batch, epoch: int) -> str:
         bad = [i for i, t in enumerate(batch) if not bool(torch.isfinite(t).all())]
         if bad:
@@ -397,9 +468,18 @@ class Trainer:
                 f"array {bad[0]} holds NaN or infinite values; clean or mask the input."
             )
         return (
-            f"the training loss became {loss.item()} at epoch {epoch}; lower lr (now "
-            f"{self.config.lr}) or check the input for extreme values."
+            f"the training loss became {loss.item()} at epoch {epoch} (training diverged); "
+            f"{self._advice()}"
         )
+
+    def check_finite_weights(self, epoch: int) -> None:
+        """Raise :class:`NonFiniteError` if a weight or buffer of the task is NaN or infinite."""
+        for name, tensor in self.task.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise NonFiniteError(
+                    f"{self.config.description}: the weights became NaN or infinite during "
+                    f"epoch {epoch} (first: {name}; training diverged); {self._advice()}"
+                )
 
 
 def fit_module(
@@ -435,7 +515,8 @@ def predict(module: nn.Module, X, *, batch_size: int, device, crop: int | None =
         module = copy.deepcopy(module).to(device=device, dtype=dtype).eval()
     outputs = []
     for start in range(0, len(X), batch_size):
-        batch = torch.as_tensor(np.asarray(X[start : start + batch_size], dtype=np.float32))
+        rows = np.ascontiguousarray(X[start : start + batch_size], dtype=np.float32)
+        batch = torch.as_tensor(rows)
         batch = center_crop(to_device(batch, device), crop).to(dtype)
         with autocast(device):
             out = module(batch)

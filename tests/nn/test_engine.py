@@ -84,7 +84,9 @@ def test_resolve_device():
     with pytest.raises(ValueError, match="device must be 'auto', 'cpu'"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
+        with pytest.raises(
+            ValueError, match="device=.cuda. was asked for, but it is not available"
+        ):
             resolve_device("cuda")
 
 
