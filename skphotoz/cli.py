@@ -80,13 +80,11 @@ def _open_archive(path, *, crop=None, deredden=False):
 def _load_model(path, what: str, *, needs: tuple[str, ...] = ()):
     """Load a joblib model file, checking that it is fitted and has the methods ``needs``."""
     _check_input_file(path, what)
-    import pickle
-
     import joblib
 
     try:
         model = joblib.load(path)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as error:
+    except Exception as error:  # a damaged or foreign pickle fails in any of many ways
         raise ValueError(
             f"{what} {os.fspath(path)!r} is not a skphotoz model saved with joblib "
             f"({type(error).__name__}: {error})."
@@ -669,8 +667,6 @@ def run_search_cli(
     from sklearn.utils import Bunch
 
     from ._validation import check_params, integer
-    from .plotting import plot_neighbors
-    from .search import SimilaritySearch
 
     if (embeddings_path is None) == (embedder_path is None):
         raise ValueError(
@@ -703,6 +699,8 @@ def run_search_cli(
             )
     else:
         X = archive.images
+    from .search import SimilaritySearch
+
     search = SimilaritySearch(embedder=embedder, metric=metric, backend=backend, device=device)
     search.fit(X)
     k = min(n_neighbors + 1, n)
@@ -726,6 +724,8 @@ def run_search_cli(
             z = "" if redshift is None else f"  {redshift[row]:.4f}"
             print(f"{rank:>4} {row:>10} {value:>10.4f}{z}")
     if output_png is not None:
+        from .plotting import plot_neighbors
+
         fig = plot_neighbors(
             archive.images, query_index, result.indices, result.similarities, redshift=redshift
         )

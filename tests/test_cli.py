@@ -105,3 +105,180 @@ def test_pretrain_semi_supervised_uses_the_archive_redshifts(tmp_path):
     pretrain = build_parser()._subparsers._group_actions[0].choices["pretrain"]
     (preset,) = [a for a in pretrain._actions if a.dest == "preset"]
     assert sorted(preset.choices) == sorted(MOCO_PRESETS)
+
+
+# -- the command line itself: version, help, errors -------------------------------------------
+def _subparsers():
+    return build_parser()._subparsers._group_actions[0].choices
+
+
+def test_version(capsys):
+    import skphotoz
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skphotoz {skphotoz.__version__}"
+
+
+def test_help_imports_neither_torch_nor_sklearn():
+    import subprocess
+    import sys
+
+    commands = sorted(_subparsers())
+    code = (
+        "import sys\n"
+        "from skphotoz.cli import main\n"
+        f"for argv in [['--help']] + [[c, '--help'] for c in {commands!r}]:\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, argv\n"
+        "heavy = [m for m in ('torch', 'sklearn', 'scipy', 'h5py') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for command in commands:
+        assert f"usage: skphotoz {command}" in done.stdout
+
+
+def test_every_option_has_help_and_its_default():
+    import argparse
+
+    from skphotoz.cli import _HelpFormatter
+
+    for name, parser in _subparsers().items():
+        formatter = _HelpFormatter(f"skphotoz {name}")
+        # Alternatives of which one is required (search ROW | --objid) have no default.
+        alternatives = {
+            action
+            for group in parser._mutually_exclusive_groups
+            if group.required
+            for action in group._group_actions
+        }
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"{name} {action.dest} has no help"
+            if (
+                action.option_strings
+                and action.nargs != 0
+                and not action.required
+                and action not in alternatives
+            ):
+                text = formatter._get_help_string(action)
+                assert "default" in text, f"{name} {action.option_strings[0]}: {text!r}"
+
+
+def test_fit_photoz_defaults_are_the_estimators():
+    from skphotoz import PhotoZRegressor
+
+    args = build_parser().parse_args(["fit-photoz", "a.h5", "--output", "m.joblib"])
+    defaults = PhotoZRegressor().get_params()
+    for name in ("head", "n_epochs", "min_steps", "batch_size", "lr", "device", "backbone", "stem"):
+        assert getattr(args, name) == defaults[name], name
+
+
+def _error_line(capsys, command):
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"skphotoz {command}: error: "), err
+    return err
+
+
+def test_errors_are_one_line_with_exit_status_1(tmp_path, capsys):
+    missing = str(tmp_path / "missing.h5")
+    out = str(tmp_path / "out.csv")
+    assert main(["predict", str(tmp_path / "m.joblib"), missing, "--output", out]) == 1
+    assert "MODEL" in _error_line(capsys, "predict")
+    # A file that is not an archive, and a model file that is not a pickle.
+    junk = tmp_path / "junk.h5"
+    junk.write_text("not hdf5")
+    assert main(["pretrain", str(junk), "--output", str(tmp_path / "e.joblib")]) == 1
+    assert "is not an HDF5 file" in _error_line(capsys, "pretrain")
+    assert main(["embed", str(junk), str(junk), "--output", str(tmp_path / "e.npy")]) == 1
+    assert "is not a skphotoz model saved with joblib" in _error_line(capsys, "embed")
+    # The output folder is checked before any work is done.
+    args = ["fit-photoz", str(junk), "--output", str(tmp_path / "no" / "m.joblib")]
+    assert main(args) == 1
+    assert "does not exist" in _error_line(capsys, "fit-photoz")
+    # An archive without redshifts has nothing to fit a photo-z on.
+    archive = tmp_path / "unlabelled.h5"
+    write_archive(archive, np.ones((4, 5, 8, 8), np.float32))
+    args = ["fit-photoz", str(archive), "--output", str(tmp_path / "m.joblib"), "--epochs", "1"]
+    assert main(args) == 1
+    line = _error_line(capsys, "fit-photoz")
+    assert "no redshift column" in line or "no galaxy with a finite redshift" in line
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "m", "a.h5", "--output", "p.csv", "--chunk-size", "0"], "integer >= 1"),
+        (["predict", "m", "a.h5", "--output", "p.csv", "--quantiles", "0.5,2"], "[0, 1]"),
+        (["predict", "m", "a.h5", "--output", "p.txt"], "must end in .csv, .h5 or .hdf5"),
+        (["predict", "m", "a.h5", "--output", "p.csv", "--pdf"], "--pdf needs an HDF5"),
+        (["fit-photoz", "a.h5", "--output", "m", "--epochs", "many"], "expected an integer"),
+        (["fit-photoz", "a.h5", "--output", "m", "--lr", "inf"], "finite number > 0"),
+        (["fit-photoz", "a.h5", "--output", "m", "--nan-policy", "drop"], "invalid choice"),
+        (["search", "a.h5", "--embeddings", "e.npy"], "ROW --objid"),
+        (["search", "a.h5", "3", "--objid", "7", "--embeddings", "e.npy"], "not allowed with"),
+        (["ingest", "c.npy", "--output", "a.h5", "--column", "redshift"], "PUBLIC=CATALOG"),
+    ],
+)
+def test_usage_errors_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    argv = ["embed", str(tmp_path / "m.joblib"), str(tmp_path / "a.h5"), "--output", "e.npy"]
+    with pytest.raises(FileNotFoundError, match="MODEL"):
+        main(["--debug", *argv])
+    with pytest.raises(FileNotFoundError, match="MODEL"):
+        main([*argv, "--debug"])  # global options are accepted after the command too
+
+
+def test_error_exit_status_of_the_console_script(tmp_path):
+    import subprocess
+    import sys
+
+    # (an error found before anything heavy is imported: the subprocesses stay quick)
+    argv = ["predict", str(tmp_path / "m.joblib"), "a.h5", "--output", str(tmp_path / "p.csv")]
+    code = "import sys; from skphotoz.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.startswith("skphotoz predict: error: MODEL ")
+    assert len(done.stderr.splitlines()) == 1
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--debug", *argv], capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "Traceback (most recent call last)" in done.stderr
+
+
+def test_ctrl_c_exits_130(monkeypatch, capsys):
+    import skphotoz.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "simulate", interrupted)
+    assert main(["simulate", "x.h5", "--n", "3"]) == 130
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_warnings_are_one_line(monkeypatch, capsys):
+    import warnings
+
+    import skphotoz.cli as cli
+
+    def warns(args):
+        warnings.warn("first line\n  second line", UserWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli, "simulate", warns)
+    assert main(["simulate", "x.h5", "--n", "3"]) == 0
+    assert capsys.readouterr().err == "skphotoz simulate: warning: first line second line\n"
