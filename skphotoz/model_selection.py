@@ -21,8 +21,13 @@ from sklearn.model_selection import KFold, check_cv
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._validation import Range, Real, check_params, integer
+from ._validation import HasMethods, Range, Real, check_params, integer
+from ._validation import random_state as random_state_constraint
 from .metrics import sigma_mad
+
+# Bounds: more folds or repeats than this only burn time; verbosity is a level.
+_MAX_FOLDS = 10_000
+_MAX_JOBS = 1024
 
 
 @dataclass
@@ -76,7 +81,7 @@ class LabelEfficiencyCurve:
         simulated data set): their rows are stacked and each curve's repeats become repeats
         of the result, so that pooled metrics average over all of them and paired
         comparisons of two such results resample every data set."""
-        curves = list(curves)
+        curves = _check_curves("curves", curves)
         counts = curves[0].label_counts
         for curve in curves[1:]:
             if not np.array_equal(curve.label_counts, counts):
@@ -109,6 +114,11 @@ class LabelEfficiencyCurve:
         """The curve at some of its budgets only, e.g. to compare it with a curve computed at
         fewer budgets over the same splits."""
         wanted = np.asarray(label_counts).reshape(-1)
+        if wanted.size == 0 or wanted.dtype.kind not in "iu":
+            raise ValueError(
+                f"label_counts must be one or more budgets (integers) of the curve "
+                f"({self.label_counts.tolist()}); got {label_counts!r}."
+            )
         missing = np.setdiff1d(wanted, self.label_counts)
         if missing.size:
             raise ValueError(
@@ -141,6 +151,11 @@ class LabelEfficiencyCurve:
     def pooled(self, metric) -> np.ndarray:
         """``metric(z_spec, z_phot)`` of the pooled out-of-fold predictions of each repeat, at
         each budget: shape (n_budgets, n_repeats)."""
+        if not callable(metric):
+            raise TypeError(
+                f"metric must be a callable metric(z_spec, z_phot), e.g. "
+                f"skphotoz.metrics.sigma_mad; got {metric!r}."
+            )
         out = np.empty((len(self.label_counts), self.n_repeats))
         for repeat in range(self.n_repeats):
             splits = np.flatnonzero(self.repeats == repeat)
@@ -184,6 +199,12 @@ def _fit_and_score(estimator, X, y, train, n_labels, test, scorer, verbose, mess
     fit_time = time.perf_counter() - started
     X_test = _rows(X, test)
     predictions = np.asarray(estimator.predict(X_test), dtype=np.float64).reshape(-1)
+    if predictions.shape[0] != len(test) or not np.isfinite(predictions).all():
+        raise ValueError(
+            f"label_efficiency_curve: the estimator's predictions at {message} are not one "
+            f"finite redshift per test galaxy: {predictions.shape[0]} values for {len(test)} "
+            f"galaxies, {int(np.count_nonzero(~np.isfinite(predictions)))} NaN or infinite."
+        )
     # The default score comes from the predictions; another scorer predicts for itself.
     score = (
         -sigma_mad(y[test], predictions) if scorer is None else scorer(estimator, X_test, y[test])
@@ -278,20 +299,44 @@ def label_efficiency_curve(
     check_params(
         "label_efficiency_curve",
         {
+            "estimator": [HasMethods(["fit", "predict"])],
             "n_repeats": [integer(1, 10_000)],
-            "verbose": [integer(0, None), "boolean"],
+            "n_jobs": [None, integer(1, _MAX_JOBS), integer(-_MAX_JOBS, -1)],
+            "random_state": random_state_constraint(),
+            "verbose": [integer(0, 1000), "boolean"],
             "return_estimators": ["boolean"],
         },
+        estimator=estimator,
         n_repeats=n_repeats,
+        n_jobs=n_jobs,
+        random_state=random_state,
         verbose=verbose,
         return_estimators=return_estimators,
     )
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if isinstance(cv, bool | np.bool_) or (
+        isinstance(cv, numbers.Integral) and not 2 <= cv <= _MAX_FOLDS
+    ):
+        raise ValueError(
+            f"cv must be a number of folds from 2 to {_MAX_FOLDS}, a splitter or an iterable "
+            f"of (train, test) splits; got cv={cv!r}."
+        )
+    if X is None or isinstance(X, str | bytes | dict) or not hasattr(X, "__len__"):
+        raise TypeError(
+            f"X must be an array-like with one row per galaxy (images, features or an "
+            f"HDF5Images); got {type(X).__name__}."
+        )
+    y_array = np.asarray(y) if y is not None else None
+    if y_array is None or y_array.dtype.kind not in "biuf":
+        given = "None" if y_array is None else f"an array of dtype {y_array.dtype}"
+        raise TypeError(f"y must be an array of redshifts (NaN where unknown); got {given}.")
+    y = y_array.astype(np.float64).reshape(-1)
     n = len(X)
     if len(y) != n:
         raise ValueError(f"y must have one redshift per row of X ({n}); got {len(y)}.")
     if np.isinf(y).any():
         raise ValueError("y contains infinity; mark rows without a redshift with NaN.")
+    if np.isnan(y).all():
+        raise ValueError("y has no labelled row (all NaN): there is nothing to score.")
     counts = np.asarray(label_counts)
     if counts.ndim != 1 or counts.size == 0 or not np.issubdtype(counts.dtype, np.integer):
         raise ValueError(f"label_counts must be a 1-D sequence of integers; got {label_counts!r}.")
@@ -365,7 +410,29 @@ _BOOTSTRAP_CONSTRAINTS = {
 }
 
 
+def _check_curves(name: str, curves) -> list:
+    """``curves`` as a non-empty list of :class:`LabelEfficiencyCurve`."""
+    if isinstance(curves, LabelEfficiencyCurve) or not hasattr(curves, "__iter__"):
+        curves = [curves]
+    curves = list(curves)
+    if not curves:
+        raise ValueError(f"{name} must hold at least one LabelEfficiencyCurve; got none.")
+    for curve in curves:
+        if not isinstance(curve, LabelEfficiencyCurve):
+            raise TypeError(
+                f"{name} must be LabelEfficiencyCurve results of label_efficiency_curve; got "
+                f"{type(curve).__name__}."
+            )
+    return curves
+
+
 def _check_paired(curves) -> None:
+    for name, curve in zip(("curve_a", "curve_b"), curves, strict=False):
+        if not isinstance(curve, LabelEfficiencyCurve):
+            raise TypeError(
+                f"{name} must be a LabelEfficiencyCurve (the result of "
+                f"label_efficiency_curve); got {type(curve).__name__}."
+            )
     first = curves[0]
     for other in curves[1:]:
         same = len(other.test_indices) == len(first.test_indices) and all(
@@ -515,12 +582,10 @@ def label_efficiency_factor(
     """
     check_params(
         "label_efficiency_factor",
-        {
-            "n_bootstrap": [integer(10, 1_000_000)],
-            "confidence": [Range(Real, 0, 1, closed="neither")],
-        },
+        {**_BOOTSTRAP_CONSTRAINTS, "random_state": random_state_constraint()},
         n_bootstrap=n_bootstrap,
         confidence=confidence,
+        random_state=random_state,
     )
     _check_paired([curve_a, curve_b])
     (point_a, point_b), (draws_a, draws_b) = _bootstrap(
@@ -598,12 +663,10 @@ def paired_difference(
     """
     check_params(
         "paired_difference",
-        {
-            "n_bootstrap": [integer(10, 1_000_000)],
-            "confidence": [Range(Real, 0, 1, closed="neither")],
-        },
+        {**_BOOTSTRAP_CONSTRAINTS, "random_state": random_state_constraint()},
         n_bootstrap=n_bootstrap,
         confidence=confidence,
+        random_state=random_state,
     )
     _check_paired([curve_a, curve_b])
     common, in_a, in_b = np.intersect1d(
