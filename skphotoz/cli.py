@@ -77,8 +77,9 @@ def _open_archive(path, *, crop=None, deredden=False):
     return open_archive(path, crop=crop, deredden=deredden)
 
 
-def _load_model(path, what: str, *, needs: tuple[str, ...] = ()):
-    """Load a joblib model file, checking that it is fitted and has the methods ``needs``."""
+def _load_model(path, what: str, *, needs: tuple[str, ...] = (), expected: str = ""):
+    """Load a joblib model file, checking that it is fitted and has the methods ``needs``
+    (``expected`` says what kind of model the command needs)."""
     _check_input_file(path, what)
     import joblib
 
@@ -93,7 +94,7 @@ def _load_model(path, what: str, *, needs: tuple[str, ...] = ()):
     if missing:
         raise ValueError(
             f"{what} {os.fspath(path)!r} holds a {type(model).__name__}, which has no "
-            f"{' or '.join(missing)} method."
+            f"{' or '.join(missing)} method{'; ' + expected if expected else ''}."
         )
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
@@ -174,18 +175,6 @@ def _chunks(n: int, size: int):
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def _count_nonfinite(images, chunk_size: int, args) -> int:
-    """Galaxies with at least one NaN or infinite pixel, read ``chunk_size`` at a time."""
-    import numpy as np
-
-    n_bad = 0
-    spans = _chunks(len(images), chunk_size)
-    for start, stop in _progress(args, spans, len(spans), "checking pixels"):
-        block = np.asarray(images[start:stop])
-        n_bad += int(np.count_nonzero(~np.isfinite(block).reshape(len(block), -1).all(axis=1)))
-    return n_bad
-
-
 # ------------------------------------------------------------------------------ commands
 def demo(args) -> int:
     """The showcase on the embedded data; every number printed is computed here and now."""
@@ -220,13 +209,9 @@ def simulate(args) -> int:
 def ingest(args) -> int:
     from . import data
 
-    if not os.path.exists(args.images):
-        raise FileNotFoundError(f"IMAGES {args.images!r} does not exist.")
     if args.catalog is not None:
         _check_input_file(args.catalog, "--catalog")
     _check_output_path(args.output)
-    if os.path.exists(args.output) and not args.overwrite:
-        raise FileExistsError(f"--output {args.output!r} exists; give --overwrite to replace it.")
     tick = time.perf_counter()
     summary = data.ingest(
         args.images,
@@ -238,26 +223,35 @@ def ingest(args) -> int:
         overwrite=args.overwrite,
     )
     elapsed = time.perf_counter() - tick
-    archive = _open_archive(summary.path)
-    n_bad = summary.get("n_nonfinite")
-    if n_bad is None:
-        n_bad = _count_nonfinite(archive.images, args.chunk_size, args)
-    columns = ", ".join(summary.columns) if summary.columns else "none"
-    labelled = ""
-    if _has_column(archive, "redshift"):
-        import numpy as np
-
-        n_z = int(np.count_nonzero(np.isfinite(archive.redshift)))
-        labelled = f"; {n_z} with a finite redshift"
+    n = summary.n_samples
+    missing = summary.get("missing", {})
+    columns = [
+        name + (f" ({missing[name]} unknown)" if missing.get(name) else "")
+        for name in summary.columns
+    ]
+    matched = summary.get("matched_by")
+    layout = summary.get("layout")
+    n_bad = int(summary.n_nonfinite)
+    bad = ""
+    if n_bad:
+        rows = [int(r) for r in summary.nonfinite_rows[:10]]
+        more = ", ..." if n_bad > len(rows) else ""
+        bad = (
+            f" (rows {', '.join(map(str, rows))}{more}: train and predict with "
+            "--nan-policy fill, or drop them)"
+        )
     _say(
         args,
-        f"galaxies: {summary.n_samples}{labelled}",
+        f"galaxies: {n}" + (f", read as {layout}" if layout else ""),
         f"stamps: {summary.n_bands} bands x {summary.stamp_size} x {summary.stamp_size} px",
-        f"columns: {columns}",
-        f"galaxies with non-finite (NaN/inf) pixels: {n_bad}"
-        + (" (train and predict with --nan-policy fill, or drop them)" if n_bad else ""),
+        "columns: " + (", ".join(columns) if columns else "none (images only)"),
+        *([f"catalogue rows matched to images by {matched}"] if matched else []),
+        f"galaxies with non-finite (NaN/inf) pixels: {n_bad}{bad}",
     )
-    print(f"wrote {summary.n_samples} galaxies to {summary.path} in {elapsed:.1f} s")
+    labelled = ""
+    if "redshift" in summary.columns:
+        labelled = f", {n - missing.get('redshift', 0)} with a redshift"
+    print(f"wrote {n} galaxies{labelled} to {summary.path} in {elapsed:.1f} s")
     return 0
 
 
@@ -327,11 +321,11 @@ def fit_photoz(args) -> int:
     deredden, crop = args.deredden, args.crop
     encoder = None
     if args.encoder is not None:
-        embedder = _load_model(args.encoder, "--encoder", needs=("transform",))
+        needed = "a fitted MoCoEmbedder (from `skphotoz pretrain`) is needed"
+        embedder = _load_model(args.encoder, "--encoder", needs=("transform",), expected=needed)
         if not hasattr(embedder, "moco_"):
             raise ValueError(
-                f"--encoder {args.encoder!r} holds a {type(embedder).__name__}; a fitted "
-                f"MoCoEmbedder (from `skphotoz pretrain`) is needed."
+                f"--encoder {args.encoder!r} holds a {type(embedder).__name__}; {needed}."
             )
         deredden, crop = _preprocessing(embedder, args.encoder, deredden=deredden, crop=crop)
         encoder = os.path.abspath(args.encoder)
@@ -468,12 +462,10 @@ def predict(args) -> int:
     import numpy as np
 
     _check_output_path(args.output)
-    model = _load_model(args.model, "MODEL", needs=("predict", "predict_pdf"))
+    needed = "a fitted PhotoZRegressor (from `skphotoz fit-photoz`) is needed"
+    model = _load_model(args.model, "MODEL", needs=("predict", "predict_pdf"), expected=needed)
     if not hasattr(model, "redshift_bins_"):
-        raise ValueError(
-            f"MODEL {args.model!r} holds a {type(model).__name__}; a fitted PhotoZRegressor "
-            f"(from `skphotoz fit-photoz`) is needed."
-        )
+        raise ValueError(f"MODEL {args.model!r} holds a {type(model).__name__}; {needed}.")
     _set_runtime(model, args)
     deredden, crop = _preprocessing(model, args.model, deredden=args.deredden, crop=args.crop)
     archive = _open_archive(args.archive, deredden=deredden, crop=crop)
@@ -846,13 +838,19 @@ def _quantiles(text: str) -> tuple[float, ...]:
     return values
 
 
-def _column(text: str) -> tuple[str, str]:
+def _column(text: str):
+    """``PUBLIC=CATALOG`` -> (public, catalog); ``a,b,c`` -> a list; nothing -> None (skip)."""
     public, sep, source = text.partition("=")
-    if not sep or not public.strip() or not source.strip():
+    if not sep or not public.strip():
         raise argparse.ArgumentTypeError(
-            f"expected PUBLIC=CATALOG_COLUMN such as redshift=z; got {text!r}"
+            f"expected PUBLIC=CATALOG such as redshift=Z_BEST; got {text!r}"
         )
-    return public.strip(), source.strip()
+    source = source.strip()
+    if not source:
+        return public.strip(), None
+    if "," in source:
+        return public.strip(), [part.strip() for part in source.split(",")]
+    return public.strip(), source
 
 
 def _add_global_options(parser, *, default) -> None:
@@ -953,9 +951,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--column", type=_column, action="append", default=None, metavar="PUBLIC=CATALOG",
-        help="take archive column PUBLIC (redshift, redshift_err, extinction, ra, dec, objid, "
-        "specobjid) from catalogue column CATALOG; repeat for several (default: columns "
-        "named like the archive's)",
+        help="take PUBLIC (redshift, redshift_err, ra, dec, objid, specobjid, ebv, extinction, "
+        "filename) from catalogue column CATALOG; extinction=A_U,A_G,A_R,A_I,A_Z names five "
+        "per-band columns, PUBLIC= (nothing) skips one; repeat for several (default: the "
+        "recognised names, e.g. z, z_spec, ra, dec, objid, e_bv, extinction_u)",
     )  # fmt: skip
     p.add_argument(
         "--layout", choices=["auto", "channels_last", "channels_first"], default="auto",
@@ -1168,14 +1167,15 @@ def build_parser() -> argparse.ArgumentParser:
         "its ObjID), from precomputed embeddings or a fitted embedder.",
     )
     p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive")
-    query = p.add_mutually_exclusive_group(required=True)
-    query.add_argument(
+    # ROW and --objid exclude each other; checked in _check_usage, since argparse's
+    # exclusive groups would make ROW unusable after the options.
+    p.add_argument(
         "query", metavar="ROW", type=_int_at_least(0), nargs="?", default=None,
         help="row of the query galaxy in the archive (or give --objid)",
     )  # fmt: skip
-    query.add_argument(
+    p.add_argument(
         "--objid", type=int, default=None,
-        help="ObjID of the query galaxy, looked up in the archive (instead of ROW)",
+        help="ObjID of the query galaxy, looked up in the archive (default: none, give ROW)",
     )  # fmt: skip
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -1221,9 +1221,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subparser(parser, command: str) -> argparse.ArgumentParser:
+    return parser._subparsers._group_actions[0].choices[command]
+
+
 def _check_usage(parser, args) -> None:
     """Combinations of options that argparse cannot check by itself (exit status 2)."""
-    sub = parser._subparsers._group_actions[0].choices[args.command]
+    sub = _subparser(parser, args.command)
     if args.command == "predict":
         kind = _output_kind(args.output)
         if kind not in {"csv", "hdf5"}:
@@ -1232,8 +1236,9 @@ def _check_usage(parser, args) -> None:
             sub.error("--pdf needs an HDF5 --output (.h5 or .hdf5); CSV holds no PDFs")
     if args.command == "embed" and _output_kind(args.output) not in {"npy", "hdf5"}:
         sub.error(f"--output must end in .npy, .h5 or .hdf5; got {args.output!r}")
-    if args.command == "search" and args.query is None and args.objid is None:
-        sub.error("give the query galaxy as ROW or --objid")
+    if args.command == "search" and (args.query is None) == (args.objid is None):
+        given = "both" if args.objid is not None else "neither"
+        sub.error(f"give the query galaxy as ROW or as --objid, not {given}")
     if args.command == "ingest" and args.column:
         names = [public for public, _ in args.column]
         repeated = sorted({name for name in names if names.count(name) > 1})
@@ -1277,7 +1282,18 @@ def main(argv: list[str] | None = None) -> int:
     through argparse with status 2.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    late_row = len(extra) == 1 and not extra[0].startswith("--")
+    if late_row and args.command == "search" and args.query is None:
+        # `search ARCHIVE --embeddings E 5`: argparse gives the optional ROW up once ARCHIVE
+        # is read; take it from what is left.
+        try:
+            args.query = _int_at_least(0)(extra[0])
+        except argparse.ArgumentTypeError as error:
+            _subparser(parser, "search").error(f"argument ROW: {error}")
+        extra = []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _check_usage(parser, args)
     name = f"{parser.prog} {args.command}"
     if args.debug:

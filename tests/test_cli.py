@@ -222,8 +222,10 @@ def test_errors_are_one_line_with_exit_status_1(tmp_path, capsys):
         (["fit-photoz", "a.h5", "--output", "m", "--epochs", "many"], "expected an integer"),
         (["fit-photoz", "a.h5", "--output", "m", "--lr", "inf"], "finite number > 0"),
         (["fit-photoz", "a.h5", "--output", "m", "--nan-policy", "drop"], "invalid choice"),
-        (["search", "a.h5", "--embeddings", "e.npy"], "ROW --objid"),
-        (["search", "a.h5", "3", "--objid", "7", "--embeddings", "e.npy"], "not allowed with"),
+        (["search", "a.h5", "--embeddings", "e.npy"], "as ROW or as --objid, not neither"),
+        (["search", "a.h5", "3", "--objid", "7", "--embeddings", "e.npy"], "not both"),
+        (["search", "a.h5", "--embeddings", "e.npy", "x"], "argument ROW: expected an integer"),
+        (["search", "a.h5", "1", "--embeddings", "e.npy", "2"], "unrecognized arguments: 2"),
         (["ingest", "c.npy", "--output", "a.h5", "--column", "redshift"], "PUBLIC=CATALOG"),
     ],
 )

@@ -1,0 +1,225 @@
+"""The photo-z command line end to end: a channels-last cube and a CSV catalogue go to redshift
+predictions with ``ingest``, ``pretrain``, ``fit-photoz`` and ``predict`` alone; ``embed`` and
+``search`` reuse what the models remember of their preprocessing.
+
+The models are trained once per module (one epoch on 32 stamps of 16 px, on the CPU): the
+tests check the mechanics of the command line, not the quality of the redshifts.
+"""
+
+import csv
+
+import h5py
+import joblib
+import numpy as np
+import pytest
+
+from skphotoz.cli import main
+from skphotoz.data import HDF5Images, open_archive, write_archive
+
+N, SIZE, CROP = 32, 16, 12
+NAN_ROW = 7
+UNLABELLED = (3, 11, 20)
+TRAIN = ["--epochs", "1", "--batch-size", "8", "--device", "cpu", "--seed", "0"]
+
+
+def _cube_and_catalog(folder):
+    rng = np.random.default_rng(0)
+    z = rng.uniform(0.02, 0.3, N)
+    yy, xx = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    profile = np.exp(-(xx**2 + yy**2) / 8.0)
+    colour = np.linspace(0.5, 2.0, 5)[None, :] * (1 + 3 * z[:, None])
+    cube = colour[:, None, None, :] * profile[None, :, :, None]  # (n, H, W, bands)
+    cube = (cube + 0.02 * rng.normal(size=cube.shape)).astype(np.float32)
+    cube[NAN_ROW, 3, 4, 2] = np.nan  # a masked pixel, as real cutouts have
+    np.save(folder / "cube.npy", cube)
+    objid = 1237650000000000000 + np.arange(N) * 17
+    ebv = rng.uniform(0.01, 0.08, N)
+    with open(folder / "catalog.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["objid", "ra", "dec", "Z_BEST", "ebv"])
+        for i in range(N):
+            label = "" if i in UNLABELLED else f"{z[i]:.6f}"
+            writer.writerow([objid[i], 150 + i / 100, 2 - i / 100, label, f"{ebv[i]:.4f}"])
+    return objid, np.where(np.isin(np.arange(N), UNLABELLED), np.nan, np.round(z, 6))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """The acceptance path, once: ingest -> pretrain -> fit-photoz -> predict."""
+    folder = tmp_path_factory.mktemp("cli")
+    objid, z = _cube_and_catalog(folder)
+    paths = {name: str(folder / name) for name in ("a.h5", "emb.joblib", "m.joblib", "p.csv")}
+    printed = {}
+
+    def step(name, argv):
+        capsys_out = _Capture()
+        with capsys_out:
+            status = main(argv)
+        assert status == 0, capsys_out.err
+        printed[name] = capsys_out.out
+
+    step(
+        "ingest",
+        ["ingest", str(folder / "cube.npy"), "--catalog", str(folder / "catalog.csv")]
+        + ["--column", "redshift=Z_BEST", "--output", paths["a.h5"]],
+    )
+    step(
+        "pretrain",
+        ["pretrain", paths["a.h5"], "--output", paths["emb.joblib"], *TRAIN]
+        + ["--deredden", "--crop", str(CROP), "--nan-policy", "fill", "--quiet"],
+    )
+    step(
+        "fit-photoz",
+        ["fit-photoz", paths["a.h5"], "--encoder", paths["emb.joblib"]]
+        + ["--output", paths["m.joblib"], *TRAIN, "--nan-policy", "fill", "--holdout", "0.25"]
+        + ["--quiet"],
+    )
+    step("predict", ["predict", paths["m.joblib"], paths["a.h5"], "--output", paths["p.csv"]])
+    return dict(folder=folder, objid=objid, z=z, printed=printed, **paths)
+
+
+class _Capture:
+    """Capture stdout/stderr of one call (the module fixture cannot use capsys)."""
+
+    def __enter__(self):
+        import contextlib
+        import io
+
+        self._out, self._err = io.StringIO(), io.StringIO()
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(contextlib.redirect_stdout(self._out))
+        self._stack.enter_context(contextlib.redirect_stderr(self._err))
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+        self.out, self.err = self._out.getvalue(), self._err.getvalue()
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    kind = {"row": int, "objid": int}
+    return {key: np.array([kind.get(key, float)(r[key]) for r in rows]) for key in rows[0]}
+
+
+def test_cube_and_csv_to_redshift_predictions(run):
+    printed = run["printed"]
+    assert "galaxies with non-finite (NaN/inf) pixels: 1 (rows 7:" in printed["ingest"]
+    assert f"wrote {N} galaxies, {N - len(UNLABELLED)} with a redshift" in printed["ingest"]
+    archive = open_archive(run["a.h5"])
+    assert archive.images.shape == (N, 5, SIZE, SIZE)
+    np.testing.assert_array_equal(archive.objid, run["objid"])
+    # The embedder and the regressor remember how the archive was read.
+    embedder, model = joblib.load(run["emb.joblib"]), joblib.load(run["m.joblib"])
+    assert embedder.preprocessing_ == {"deredden": True, "crop": CROP}
+    assert model.preprocessing_ == {"deredden": True, "crop": CROP}
+    assert printed["pretrain"].startswith("saved ")  # --quiet: no table
+    assert "σ_MAD" in printed["fit-photoz"] and "held-out galaxies" in printed["fit-photoz"]
+
+    table = _read_csv(run["p.csv"])
+    assert list(table) == ["row", "objid", "z_pred", "z_q16", "z_q50", "z_q84", "redshift"]
+    np.testing.assert_array_equal(table["row"], np.arange(N))
+    np.testing.assert_array_equal(table["objid"], run["objid"])
+    np.testing.assert_allclose(table["redshift"], run["z"], rtol=1e-6)
+    assert np.isfinite(table["z_pred"]).all()  # the galaxy with a NaN pixel too (fill)
+    assert np.all(table["z_q16"] <= table["z_q50"]) and np.all(table["z_q50"] <= table["z_q84"])
+    expected = model.predict(HDF5Images(run["a.h5"], deredden=True, crop=CROP))
+    np.testing.assert_allclose(table["z_pred"], expected, rtol=1e-5)
+
+
+def test_predict_hdf5_in_chunks_with_pdfs(run, tmp_path, capsys):
+    out = tmp_path / "p.h5"
+    argv = ["predict", run["m.joblib"], run["a.h5"], "--output", str(out), "--pdf"]
+    assert main([*argv, "--chunk-size", "5", "--quantiles", "0.05,0.5,0.95", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # --quiet: no progress bar
+    assert captured.out.startswith(f"wrote redshifts of {N} galaxies")
+    table = _read_csv(run["p.csv"])
+    model = joblib.load(run["m.joblib"])
+    with h5py.File(out, "r") as f:
+        assert {"row", "objid", "z_pred", "z_q5", "z_q50", "z_q95", "redshift", "pdf"} <= set(f)
+        np.testing.assert_allclose(f["z_pred"][...], table["z_pred"], rtol=1e-6)
+        np.testing.assert_allclose(f["z_q50"][...], table["z_q50"], rtol=1e-6)
+        np.testing.assert_allclose(f["pdf"][...].sum(axis=1), 1, atol=1e-5)
+        np.testing.assert_array_equal(f["redshift_bins"][...], model.redshift_bins_)
+        np.testing.assert_array_equal(f.attrs["quantiles"], [0.05, 0.5, 0.95])
+        assert f.attrs["deredden"] and f.attrs["crop"] == CROP
+    assert not (tmp_path / "p.h5.partial").exists()
+
+
+def test_predict_refuses_flags_that_contradict_the_model(run, tmp_path, capsys):
+    base = ["predict", run["m.joblib"], run["a.h5"], "--output", str(tmp_path / "p.csv")]
+    assert main([*base, "--no-deredden"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("skphotoz predict: error: --no-deredden conflicts with")
+    assert "deredden=True" in err
+    assert main([*base, "--crop", "10"]) == 1
+    assert "--crop 10 conflicts with" in capsys.readouterr().err
+    # An embedder is not a photo-z model.
+    assert main(["predict", run["emb.joblib"], run["a.h5"], "--output", base[-1]]) == 1
+    assert "a fitted PhotoZRegressor" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_fit_photoz_refuses_a_flag_that_contradicts_the_encoder(run, tmp_path, capsys):
+    argv = ["fit-photoz", run["a.h5"], "--encoder", run["emb.joblib"]]
+    assert main([*argv, "--output", str(tmp_path / "m.joblib"), "--crop", "8"]) == 1
+    assert "--crop 8 conflicts with" in capsys.readouterr().err
+
+
+def test_embed_reads_the_archive_as_the_embedder_was_fitted(run, tmp_path, capsys):
+    embedder = joblib.load(run["emb.joblib"])
+    expected = embedder.transform(HDF5Images(run["a.h5"], deredden=True, crop=CROP))
+    npy, h5 = tmp_path / "e.npy", tmp_path / "e.h5"
+    assert main(["embed", run["emb.joblib"], run["a.h5"], "--output", str(npy)]) == 0
+    np.testing.assert_allclose(np.load(npy), expected, rtol=1e-5, atol=1e-6)
+    argv = ["embed", run["emb.joblib"], run["a.h5"], "--output", str(h5), "--chunk-size", "6"]
+    assert main(argv) == 0
+    with h5py.File(h5, "r") as f:
+        np.testing.assert_allclose(f["embeddings"][...], expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(f["objid"][...], run["objid"])
+    capsys.readouterr()
+    assert main(["embed", run["emb.joblib"], run["a.h5"], "--output", str(npy), "--no-deredden"])
+    assert "--no-deredden conflicts with" in capsys.readouterr().err
+
+
+def test_search_by_objid(run, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "e.npy", rng.normal(size=(N, 8)).astype(np.float32))
+    base = ["search", run["a.h5"], "--embeddings", str(tmp_path / "e.npy"), "-k", "3"]
+    assert main([*base, "5"]) == 0
+    by_row = capsys.readouterr().out.splitlines()
+    assert main([*base, "--objid", str(run["objid"][5])]) == 0
+    by_objid = capsys.readouterr().out.splitlines()
+    assert by_objid[0].startswith(f"query #5 (objid {run['objid'][5]})")
+    assert by_objid[1:] == by_row[1:]
+    assert main([*base, "--objid", "42"]) == 1
+    assert "objid 42 is not in archive" in capsys.readouterr().err
+    # An archive written without ObjIDs.
+    plain = tmp_path / "plain.h5"
+    write_archive(plain, np.ones((N, 5, 8, 8), np.float32))
+    argv = ["search", str(plain), "--objid", "42", "--embeddings", str(tmp_path / "e.npy")]
+    assert main(argv) == 1
+    assert "has no ObjID column" in capsys.readouterr().err
+
+
+def test_search_with_the_model_reads_the_archive_as_it_was_fitted(run, capsys):
+    argv = ["search", run["a.h5"], "4", "--model", run["emb.joblib"], "-k", "2", "--device", "cpu"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("query #4") and len(lines) == 4
+    assert main([*argv, "--crop", str(SIZE)]) == 1
+    assert f"--crop {SIZE} conflicts with" in capsys.readouterr().err
+
+
+def test_fit_photoz_from_scratch_scores_on_the_training_rows(run, tmp_path, capsys):
+    out = tmp_path / "scratch.joblib"
+    argv = ["fit-photoz", run["a.h5"], "--output", str(out), *TRAIN, "--nan-policy", "fill"]
+    assert main([*argv, "--crop", str(CROP)]) == 0
+    printed = capsys.readouterr().out
+    assert f"training on {N - len(UNLABELLED)} labelled galaxies of {N}, from scratch" in printed
+    assert "training galaxies (optimistic" in printed
+    model = joblib.load(out)
+    assert model.encoder is None
+    assert model.preprocessing_ == {"deredden": False, "crop": CROP}
