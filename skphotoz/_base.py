@@ -584,6 +584,11 @@ class NetworkEstimator(BaseEstimator):
     #: new fit (prediction refuses it rather than silently ignoring it).
     _structural_parameters: tuple[str, ...] = ("backbone", "stem", "crop_size")
 
+    def __setstate__(self, state):
+        # Estimators pickled before nan_policy existed read input as "raise" did.
+        state.setdefault("nan_policy", "raise")
+        super().__setstate__(state)
+
     # -- checking ------------------------------------------------------------------------
     def _validate_params(self):
         """All parameters against their constraints, plus the checks across parameters

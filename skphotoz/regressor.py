@@ -55,7 +55,16 @@ _MAX_Z = 100.0
 def _fitted_embedder(encoder):
     """The fitted MoCoEmbedder inside ``encoder`` (frozen or loaded from a path), else None."""
     if isinstance(encoder, str | os.PathLike):
-        encoder = joblib.load(encoder)
+        try:
+            encoder = joblib.load(encoder)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # noqa: BLE001 - pickle raises many kinds
+            raise ValueError(
+                f"encoder={os.fspath(encoder)!r} could not be loaded as a saved MoCoEmbedder "
+                f"(joblib.load failed: {type(error).__name__}: {error}); give the path of a "
+                f"file written by joblib.dump(embedder, path)."
+            ) from error
     inner = getattr(encoder, "estimator", encoder)  # sklearn.frozen.FrozenEstimator
     if isinstance(inner, MoCoEmbedder) and hasattr(inner, "moco_"):
         return inner
@@ -556,6 +565,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         -------
         ndarray of shape (n_samples, n_quantiles)
         """
+        if isinstance(quantiles, str | bytes) or np.asarray(quantiles).dtype.kind not in "biuf":
+            raise TypeError(f"quantiles must be numbers in [0, 1]; got {quantiles!r}.")
         q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
         if q.size == 0 or np.any((q < 0) | (q > 1)) or not np.all(np.isfinite(q)):
             raise ValueError(f"quantiles must be numbers in [0, 1]; got {quantiles!r}.")

@@ -509,3 +509,26 @@ def test_regressor_hands_fill_and_the_archive_to_its_embedder(tmp_path):
     refit = PhotoZRegressor(FrozenEstimator(model.embedder_), **TINY, nan_policy="fill")
     with pytest.raises(ValueError, match=r"'crop': None.*'crop': 6"):
         refit.fit(HDF5Images(_archive(tmp_path, _images(n=8, size=6), "b.h5")), np.full(8, 0.1))
+
+
+def test_junk_encoder_file_and_text_quantiles(tmp_path, fitted_regressor):
+    path = tmp_path / "junk.joblib"
+    path.write_bytes(b"not a pickle at all")
+    X, y = _features()
+    with pytest.raises(ValueError, match=r"encoder=.*junk\.joblib.*could not be loaded"):
+        PhotoZRegressor(str(path), **TINY).fit(X, y)
+    model, X = fitted_regressor
+    with pytest.raises(TypeError, match="quantiles must be numbers"):
+        model.predict_quantiles(X, ["0.5"])
+
+
+def test_estimators_pickled_before_nan_policy_still_predict(fitted_regressor):
+    import pickle
+
+    model, X = fitted_regressor
+    state = dict(model.__getstate__())
+    state.pop("nan_policy")
+    old = PhotoZRegressor.__new__(PhotoZRegressor)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert old.nan_policy == "raise"
+    np.testing.assert_array_equal(old.predict(X), model.predict(X))

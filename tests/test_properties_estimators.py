@@ -97,6 +97,24 @@ def parameters(draw, pool):
 
 
 @st.composite
+def changes(draw, pool):
+    """A few parameters to set after fitting (any of them, valid or not)."""
+    names = draw(st.lists(st.sampled_from(sorted(pool)), max_size=2, unique=True))
+    return {name: draw(pool[name]) for name in names}
+
+
+@st.composite
+def holes(draw, X):
+    """X, or a copy with NaN, infinity or huge values in a few places."""
+    if X.dtype.kind != "f" or not draw(st.booleans()):
+        return X
+    X = X.copy()
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    X[rng.random(X.shape) < 0.1] = draw(st.sampled_from([np.nan, np.inf, 3e38, -1e30]))
+    return X
+
+
+@st.composite
 def inputs(draw):
     """Tiny X: mostly feature vectors, sometimes images, sometimes a wrong shape."""
     kind = draw(st.sampled_from(["features"] * 6 + ["images"] * 2 + ["odd"]))
@@ -170,6 +188,16 @@ def test_embedder_gives_a_clear_error_or_finite_embeddings(params, X, data):
     assert out.shape == (len(X), model._n_features_out)
     assert out.dtype == np.float32
     assert np.isfinite(out).all()
+    # Parameters changed after fit, and new input: again a clear error or finite output.
+    model.set_params(**data.draw(changes(EMBEDDER)))
+    X_new = data.draw(holes(X))
+    try:
+        out = model.transform(X_new)
+    except Exception as error:  # noqa: BLE001
+        _clear_error(error)
+        return
+    event("transformed after set_params")
+    assert out.shape == (len(X), model._n_features_out) and np.isfinite(out).all()
 
 
 @SETTINGS
@@ -194,6 +222,19 @@ def test_regressor_gives_a_clear_error_or_finite_redshifts(params, X, data):
     np.testing.assert_allclose(pdf.sum(axis=1), 1.0, rtol=1e-6)
     assert q.shape == (len(X), 3) and np.isfinite(q).all()
     assert ((q >= low - 1e-9) & (q <= high + 1e-9)).all()
+    if model.head == "bins":
+        assert ((z >= low - 1e-9) & (z <= high + 1e-9)).all()
+    # Parameters changed after fit, and new input: again a clear error or finite output.
+    model.set_params(**data.draw(changes(REGRESSOR)))
+    X_new = data.draw(holes(X))
+    try:
+        z = model.predict(X_new)
+        pdf = model.predict_pdf(X_new)
+    except Exception as error:  # noqa: BLE001
+        _clear_error(error)
+        return
+    event("predicted after set_params")
+    assert z.shape == (len(X),) and np.isfinite(z).all() and np.isfinite(pdf).all()
     if model.head == "bins":
         assert ((z >= low - 1e-9) & (z <= high + 1e-9)).all()
 

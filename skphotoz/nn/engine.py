@@ -399,6 +399,13 @@ class Trainer:
         A ``KeyboardInterrupt`` (Ctrl-C) after at least one complete epoch rolls the task
         back to its last complete epoch, warns, and ends the run as interrupted (a checkpoint
         keeps that epoch, to resume from); before that it propagates.
+
+        Raises
+        ------
+        NonFiniteError
+            If a batch's loss is NaN or infinite, or an epoch leaves NaN or infinite weights
+            (checked before the callbacks, so a checkpoint never saves them), with advice
+            naming ``lr``, ``batch_size`` and the number of samples.
         """
         self.task.to(self.device)
         if self.device.type == "cuda":
