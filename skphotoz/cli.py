@@ -237,8 +237,8 @@ def ingest(args) -> int:
         rows = [int(r) for r in summary.nonfinite_rows[:10]]
         more = ", ..." if n_bad > len(rows) else ""
         bad = (
-            f" (rows {', '.join(map(str, rows))}{more}: train and predict with "
-            "--nan-policy fill, or drop them)"
+            f" ({'row' if n_bad == 1 else 'rows'} {', '.join(map(str, rows))}{more}: train and "
+            "predict with --nan-policy fill, or drop them)"
         )
     _say(
         args,
@@ -250,7 +250,7 @@ def ingest(args) -> int:
     )
     labelled = ""
     if "redshift" in summary.columns:
-        labelled = f", {n - missing.get('redshift', 0)} with a redshift"
+        labelled = f" ({n - missing.get('redshift', 0)} with a redshift)"
     print(f"wrote {n} galaxies{labelled} to {summary.path} in {elapsed:.1f} s")
     return 0
 

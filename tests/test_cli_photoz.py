@@ -105,8 +105,8 @@ def _read_csv(path):
 
 def test_cube_and_csv_to_redshift_predictions(run):
     printed = run["printed"]
-    assert "galaxies with non-finite (NaN/inf) pixels: 1 (rows 7:" in printed["ingest"]
-    assert f"wrote {N} galaxies, {N - len(UNLABELLED)} with a redshift" in printed["ingest"]
+    assert "galaxies with non-finite (NaN/inf) pixels: 1 (row 7:" in printed["ingest"]
+    assert f"wrote {N} galaxies ({N - len(UNLABELLED)} with a redshift)" in printed["ingest"]
     archive = open_archive(run["a.h5"])
     assert archive.images.shape == (N, 5, SIZE, SIZE)
     np.testing.assert_array_equal(archive.objid, run["objid"])
