@@ -87,7 +87,7 @@ def _load_model(path, what: str, *, needs: tuple[str, ...] = (), expected: str =
         model = joblib.load(path)
     except Exception as error:  # a damaged or foreign pickle fails in any of many ways
         raise ValueError(
-            f"{what} {os.fspath(path)!r} is not a skphotoz model saved with joblib "
+            f"{what} {os.fspath(path)!r} could not be loaded as a model saved with joblib "
             f"({type(error).__name__}: {error})."
         ) from error
     missing = [name for name in needs if not callable(getattr(model, name, None))]
@@ -138,9 +138,9 @@ def _preprocessing(model, model_path, *, deredden=None, crop=None) -> tuple[bool
     for name, value in (("deredden", deredden), ("crop", crop)):
         if value is not None and value != known.get(name):
             raise ValueError(
-                f"{_flag(name, value)} conflicts with {os.fspath(model_path)!r}, which was fitted "
-                f"on images opened with {name}={known[name]!r}; leave the option out to use the "
-                f"model's setting."
+                f"{_flag(name, value)} conflicts with {os.fspath(model_path)!r}, which was "
+                f"fitted on images opened with {name}={known.get(name)!r}; leave the option out "
+                f"to use the model's setting."
             )
     return bool(known.get("deredden", False)), known.get("crop")
 

@@ -198,7 +198,7 @@ def test_errors_are_one_line_with_exit_status_1(tmp_path, capsys):
     assert main(["pretrain", str(junk), "--output", str(tmp_path / "e.joblib")]) == 1
     assert "is not an HDF5 file" in _error_line(capsys, "pretrain")
     assert main(["embed", str(junk), str(junk), "--output", str(tmp_path / "e.npy")]) == 1
-    assert "is not a skphotoz model saved with joblib" in _error_line(capsys, "embed")
+    assert "could not be loaded as a model saved with joblib" in _error_line(capsys, "embed")
     # The output folder is checked before any work is done.
     args = ["fit-photoz", str(junk), "--output", str(tmp_path / "no" / "m.joblib")]
     assert main(args) == 1
