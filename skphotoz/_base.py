@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from ._validation import StrOptions, finite, integer, random_state
+from ._validation import InvalidParameterError, StrOptions, finite, integer, random_state
 from .nn import AsinhScaling, Encoder, GalaxyAugment, Standardize, VectorAugment
 from .nn.backbones import build_backbone
 from .nn.callbacks import Checkpoint, CheckpointMismatchError, ProgressTable
@@ -30,6 +30,16 @@ from .nn.engine import NonFiniteError, TrainConfig, Trainer, predict, resolve_de
 _N_STATS = 512
 # Width of the border whose pixels estimate the sky noise of a stamp.
 _BORDER = 4
+# What the training loop calls on each callback.
+_CALLBACK_HOOKS = (
+    "on_train_begin",
+    "on_epoch_begin",
+    "on_batch_end",
+    "on_epoch_end",
+    "on_train_end",
+    "state_dict",
+    "load_state_dict",
+)
 # Training rows on which a fitted network must give finite outputs.
 _N_PROBE = 16
 
@@ -225,6 +235,9 @@ def check_input(estimator, X, *, reset: bool):
     is read.
     """
     _reject_non_arrays(X)
+    if isinstance(X, np.ma.MaskedArray):
+        # Masked values are missing values: NaN, for the nan_policy to raise on or fill.
+        X = np.ma.filled(np.ma.asarray(X, dtype=np.float64), np.nan)
     if is_lazy_images(X):
         _check_numeric(X)
         _check_image_shape(X.shape)
@@ -599,8 +612,18 @@ class NetworkEstimator(BaseEstimator):
 
     def _check_parameters(self) -> None:
         """Checks that the constraint language cannot express (subclasses extend): here,
-        that ``device`` exists on this machine."""
+        that ``device`` exists on this machine and that each callback has the hooks."""
         resolve_device(self.device)
+        for callback in self.callbacks or ():
+            missing = [
+                hook for hook in _CALLBACK_HOOKS if not callable(getattr(callback, hook, None))
+            ]
+            if missing:
+                raise InvalidParameterError(
+                    f"callbacks must be skphotoz.nn.callbacks.Callback objects (with the hooks "
+                    f"{', '.join(_CALLBACK_HOOKS)}); got {callback!r}, which lacks "
+                    f"{', '.join(missing)}."
+                )
 
     def _structure(self) -> dict:
         return {name: _normalise(getattr(self, name)) for name in self._structural_parameters}

@@ -9,6 +9,7 @@ from torch import nn
 
 from ._base import (
     NetworkEstimator,
+    _check_numeric,
     _rows_text,
     check_input,
     check_labels,
@@ -443,6 +444,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         if self.photometry_weight == 0:
             return None
         if photometry is not None:
+            _check_numeric(np.asarray(photometry), "photometry")
             values = np.asarray(photometry, dtype=np.float64)
             if values.ndim == 1:
                 values = values.reshape(-1, 1)

@@ -55,10 +55,19 @@ _MAX_Z = 100.0
 def _fitted_embedder(encoder):
     """The fitted MoCoEmbedder inside ``encoder`` (frozen or loaded from a path), else None."""
     if isinstance(encoder, str | os.PathLike):
+        if not os.path.isfile(encoder):
+            hint = (
+                f" (a backbone name: did you mean backbone={encoder!r}?)"
+                if encoder in ("resnet18", "resnet34", "resnet50", "mlp", "auto")
+                else ""
+            )
+            raise FileNotFoundError(
+                f"encoder={os.fspath(encoder)!r} is not a file{hint}; encoder takes None, a "
+                f"MoCoEmbedder, a FrozenEstimator of a fitted one, or the path of one saved "
+                f"with joblib.dump."
+            )
         try:
             encoder = joblib.load(encoder)
-        except FileNotFoundError:
-            raise
         except Exception as error:  # noqa: BLE001 - pickle raises many kinds
             raise ValueError(
                 f"encoder={os.fspath(encoder)!r} could not be loaded as a saved MoCoEmbedder "

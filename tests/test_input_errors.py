@@ -532,3 +532,30 @@ def test_estimators_pickled_before_nan_policy_still_predict(fitted_regressor):
     old.__setstate__(pickle.loads(pickle.dumps(state)))
     assert old.nan_policy == "raise"
     np.testing.assert_array_equal(old.predict(X), model.predict(X))
+
+
+def test_masked_values_are_missing_values():
+    X, y = _features()
+    masked = np.ma.masked_array(X, mask=np.zeros_like(X, dtype=bool))
+    masked[4, 2] = np.ma.masked
+    with pytest.raises(ValueError, match=r"rows \[4\]\) and nan_policy='raise'"):
+        PhotoZRegressor(**TINY).fit(masked, y)
+    z = PhotoZRegressor(**TINY, nan_policy="fill").fit(masked, y).predict(masked)
+    assert np.isfinite(z).all()
+
+
+def test_callbacks_without_the_hooks_are_refused():
+    with pytest.raises(InvalidParameterError, match=r"callbacks must be .*lacks on_train_begin"):
+        MoCoEmbedder(**TINY, callbacks=[object()]).fit(_features()[0])
+
+
+def test_encoder_that_is_not_a_file():
+    X, y = _features()
+    with pytest.raises(FileNotFoundError, match=r"encoder='resnet18' is not a file.*backbone="):
+        PhotoZRegressor("resnet18", **TINY).fit(X, y)
+
+
+def test_photometry_as_text_is_refused():
+    X, _ = _features()
+    with pytest.raises(TypeError, match="photometry must hold real numbers"):
+        MoCoEmbedder(**TINY).fit(X, photometry=X.astype(str))
