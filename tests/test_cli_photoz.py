@@ -223,3 +223,13 @@ def test_fit_photoz_from_scratch_scores_on_the_training_rows(run, tmp_path, caps
     model = joblib.load(out)
     assert model.encoder is None
     assert model.preprocessing_ == {"deredden": False, "crop": CROP}
+
+
+def test_ingest_keeps_an_existing_archive_and_predict_without_quantiles(run, tmp_path, capsys):
+    argv = ["ingest", str(run["folder"] / "cube.npy"), "--output", run["a.h5"]]
+    assert main(argv) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    out = tmp_path / "p.csv"
+    argv = ["predict", run["m.joblib"], run["a.h5"], "--output", str(out), "--quantiles", "none"]
+    assert main([*argv, "--chunk-size", "100"]) == 0
+    assert list(_read_csv(out)) == ["row", "objid", "z_pred", "redshift"]
