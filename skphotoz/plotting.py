@@ -68,6 +68,11 @@ def _axes(ax, caller: str, figsize=None):
     plt = _pyplot(caller)
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
+        return ax
+    from matplotlib.axes import Axes
+
+    if not isinstance(ax, Axes):
+        raise TypeError(f"{caller}: ax must be None or matplotlib Axes; got {type(ax).__name__}.")
     return ax
 
 
@@ -76,6 +81,11 @@ def _style(defaults: dict, user: dict | None, artist) -> dict:
     ...) resolved first so that ``{"c": "red"}`` replaces a default ``color``."""
     from matplotlib.cbook import normalize_kwargs
 
+    if user is not None and not isinstance(user, dict):
+        raise TypeError(
+            f"style arguments (the *_kw parameters) must be None or a dict of matplotlib "
+            f"keywords; got {type(user).__name__} {user!r}."
+        )
     return {**normalize_kwargs(defaults, artist), **normalize_kwargs(user or {}, artist)}
 
 
@@ -194,6 +204,7 @@ class PhotoZDisplay:
         from matplotlib.lines import Line2D
         from matplotlib.text import Text
 
+        check_params(f"{type(self).__name__}.plot", {"colorbar": ["boolean"]}, colorbar=colorbar)
         ax = _axes(ax, f"{type(self).__name__}.plot", figsize=(5.6, 4.6))
         name = self.name if name is None else name
         z_spec = np.asarray(self.z_spec, dtype=np.float64).reshape(-1)
@@ -1072,6 +1083,11 @@ class LabelEfficiencyDisplay:
         )
         if isinstance(curves, LabelEfficiencyCurve):
             curves = [curves]
+        if curves is None or isinstance(curves, str) or not hasattr(curves, "__iter__"):
+            raise TypeError(
+                f"curves must be a LabelEfficiencyCurve or a list of them; got "
+                f"{type(curves).__name__}."
+            )
         curves = list(curves)
         if not curves:
             raise ValueError("curves must hold at least one LabelEfficiencyCurve; got none.")
@@ -1180,6 +1196,20 @@ def _check_names(names, n_curves: int) -> list:
     return [str(name) for name in names]
 
 
+# At most this many panels in a gallery or a neighbour figure: more are unreadable, and
+# matplotlib takes minutes to lay them out.
+_MAX_PANELS = 1000
+
+
+def _numbers(name: str, value) -> np.ndarray:
+    """``value`` as a float64 array, or a TypeError naming ``name``."""
+    array = np.asarray(value) if value is not None else None
+    if array is None or array.dtype.kind not in "biuf":
+        given = "None" if array is None else f"an array of dtype {array.dtype}"
+        raise TypeError(f"{name} must be an array of numbers; got {given}.")
+    return array.astype(np.float64)
+
+
 def plot_gallery(rgb, z):
     """One row of colour composites, each captioned with its redshift.
 
@@ -1197,11 +1227,13 @@ def plot_gallery(rgb, z):
     import matplotlib.pyplot as plt
 
     rgb = np.asarray(rgb)
-    z = np.asarray(z, dtype=np.float64).reshape(-1)
-    if rgb.ndim != 4 or rgb.shape[0] < 1:
+    if rgb.dtype.kind not in "biuf":
+        raise TypeError(f"rgb must be an array of colour values; got dtype {rgb.dtype}.")
+    z = _numbers("z", z).reshape(-1)
+    if rgb.ndim != 4 or not 1 <= rgb.shape[0] <= _MAX_PANELS or rgb.shape[-1] not in (3, 4):
         raise ValueError(
-            f"rgb must hold at least one image of shape (height, width, channels); got shape "
-            f"{rgb.shape}."
+            f"rgb must hold at least one image (and at most {_MAX_PANELS}) of shape (height, "
+            f"width, 3 or 4 channels); got shape {rgb.shape}."
         )
     if z.shape[0] != rgb.shape[0]:
         raise ValueError(f"z must have one value per image ({rgb.shape[0]}); got {z.shape[0]}.")
@@ -1256,20 +1288,65 @@ def plot_neighbors(
 
     from .data import to_rgb
 
-    neighbors = np.asarray(neighbors, dtype=np.int64).reshape(-1)
+    check_params(
+        "plot_neighbors",
+        {
+            "n_cols": [integer(1, _MAX_PANELS)],
+            "panel_size": [finite(0, 100, "right")],
+            "rgb_kwargs": [None, dict],
+        },
+        n_cols=n_cols,
+        panel_size=panel_size,
+        rgb_kwargs=rgb_kwargs,
+    )
+    n_images = len(images)
+    neighbors = np.asarray(neighbors)
+    if neighbors.size and neighbors.dtype.kind not in "iu":
+        raise TypeError(
+            f"neighbors must be integer rows of images; got an array of dtype {neighbors.dtype}."
+        )
+    neighbors = neighbors.astype(np.int64).reshape(-1)
+    if neighbors.size + 1 > _MAX_PANELS:
+        raise ValueError(
+            f"plot_neighbors shows at most {_MAX_PANELS - 1} neighbours; got {neighbors.size}."
+        )
+    outside = neighbors[(neighbors < 0) | (neighbors >= n_images)]
+    if outside.size:
+        raise ValueError(
+            f"neighbors must be rows of images, from 0 to {n_images - 1}; got "
+            f"{outside[:5].tolist()}."
+        )
     if similarities is not None:
-        similarities = np.asarray(similarities, dtype=np.float64).reshape(-1)
+        similarities = _numbers("similarities", similarities).reshape(-1)
         if similarities.shape != neighbors.shape:
             raise ValueError(
                 f"similarities must have one value per neighbour ({neighbors.size}); got "
                 f"{similarities.size}."
             )
-    check_params("plot_neighbors", {"n_cols": [integer(1)]}, n_cols=n_cols)
+        if not np.isfinite(similarities).all():
+            raise ValueError("similarities must be finite; got NaN or infinite values.")
+    if redshift is not None:
+        redshift = _numbers("redshift", redshift).reshape(-1)
+        if redshift.shape[0] != n_images:
+            raise ValueError(
+                f"redshift must have one value per row of images ({n_images}); got "
+                f"{redshift.shape[0]}."
+            )
+    if isinstance(query, bool | np.bool_):
+        raise TypeError("query must be a row of images (int) or an image; got a boolean.")
     query_is_row = isinstance(query, numbers.Integral)
+    if query_is_row and not 0 <= query < n_images:
+        raise ValueError(f"query must be a row of images, from 0 to {n_images - 1}; got {query}.")
     rows = np.concatenate([[query], neighbors]) if query_is_row else neighbors
     stamps = np.asarray(images[rows], dtype=np.float32)
     if not query_is_row:
-        stamps = np.concatenate([np.asarray(query, dtype=np.float32)[None], stamps])
+        query_image = _numbers("query", query).astype(np.float32)
+        if query_image.shape != tuple(np.shape(images)[1:]):
+            raise ValueError(
+                f"query must be a row of images or an image of their shape "
+                f"{tuple(np.shape(images)[1:])}; got shape {query_image.shape}."
+            )
+        stamps = np.concatenate([query_image[None], stamps])
     rgb = to_rgb(stamps, **(rgb_kwargs or {}))
     n_panels = len(rgb)
     n_rows = -(-n_panels // n_cols)

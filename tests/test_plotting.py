@@ -32,7 +32,7 @@ def test_plot_neighbors_of_an_outside_image():
 
 def test_plot_neighbors_checks_its_arguments():
     images = np.ones((5, 5, 4, 4), np.float32)
-    match = r"The 'n_cols' parameter of plot_neighbors must be an int in the range \[1, inf\)"
+    match = r"The 'n_cols' parameter of plot_neighbors must be an int in the range \[1, 1000\]"
     for n_cols in (0, 2.0, True):
         with pytest.raises(ValueError, match=match):
             plot_neighbors(images, 0, [1, 2], n_cols=n_cols)

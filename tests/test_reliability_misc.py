@@ -289,3 +289,78 @@ def test_curve_comparisons_refuse_what_is_not_a_curve():
         curve.select([5.5])
     with pytest.raises(TypeError, match=r"metric must be a callable"):
         curve.pooled("sigma_mad")
+
+
+# -- plotting -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pyplot():
+    plt = pytest.importorskip("matplotlib.pyplot")
+    yield plt
+    plt.close("all")
+
+
+def test_photoz_display_checks_its_arguments(pyplot):
+    from skphotoz.plotting import PhotoZDisplay
+
+    z = np.linspace(0.05, 0.3, 20)
+    with pytest.raises(ValueError, match=r"z_phot must be finite; got 20 NaN"):
+        PhotoZDisplay.from_predictions(z, z * np.nan)
+    with pytest.raises(ValueError, match=r"equal lengths; got 20 and 3"):
+        PhotoZDisplay.from_predictions(z, z[:3])
+    with pytest.raises(ValueError, match=r"'colorbar' parameter of PhotoZDisplay.plot .*'no'"):
+        PhotoZDisplay.from_predictions(z, z, colorbar="no")
+    with pytest.raises(TypeError, match=r"ax must be None or matplotlib Axes; got int"):
+        PhotoZDisplay.from_predictions(z, z, ax=3)
+    with pytest.raises(TypeError, match=r"style arguments .* must be None or a dict .*got int"):
+        PhotoZDisplay.from_predictions(z, z, line_kw=3)
+
+
+def test_label_efficiency_display_refuses_what_is_not_curves(pyplot):
+    from skphotoz.plotting import LabelEfficiencyDisplay
+
+    with pytest.raises(TypeError, match=r"curves must be a LabelEfficiencyCurve or a list"):
+        LabelEfficiencyDisplay.from_curves(None)
+
+
+def test_plot_gallery_checks_shapes(pyplot):
+    from skphotoz.plotting import plot_gallery
+
+    with pytest.raises(ValueError, match=r"3 or 4 channels\); got shape \(3, 8, 8, 2\)"):
+        plot_gallery(np.zeros((3, 8, 8, 2)), [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match=r"at most 1000\)"):
+        plot_gallery(np.zeros((1001, 2, 2, 3)), np.zeros(1001))
+    with pytest.raises(TypeError, match=r"rgb must be an array of colour values"):
+        plot_gallery("abc", [0.1])
+    with pytest.raises(TypeError, match=r"z must be an array of numbers"):
+        plot_gallery(np.zeros((1, 2, 2, 3)), ["a"])
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        (
+            (0, [1, 30]),
+            {},
+            ValueError,
+            r"neighbors must be rows of images, from 0 to 9; got \[30\]",
+        ),
+        ((0, [-1]), {}, ValueError, r"neighbors must be rows of images, from 0 to 9; got \[-1\]"),
+        ((0, [1.5]), {}, TypeError, r"neighbors must be integer rows .*float64"),
+        ((99, [1]), {}, ValueError, r"query must be a row of images, from 0 to 9; got 99"),
+        ((True, [1]), {}, TypeError, r"query must be a row .* got a boolean"),
+        ((np.zeros((5, 4, 4)), [1]), {}, ValueError, r"image of their shape \(5, 8, 8\)"),
+        ((0, [1]), {"panel_size": 0}, ValueError, r"'panel_size' parameter .* \(0.0, 100.0\]"),
+        ((0, [1]), {"n_cols": 10**9}, ValueError, r"'n_cols' parameter .* \[1, 1000\]"),
+        ((0, [1, 5]), {"redshift": [0.1]}, ValueError, r"redshift must have one value per row"),
+        ((0, [1], [np.nan]), {}, ValueError, r"similarities must be finite"),
+        ((0, np.zeros(1000, int)), {}, ValueError, r"at most 999 neighbours; got 1000"),
+    ],
+)
+def test_plot_neighbors_checks_its_arguments(pyplot, args, kwargs, error, match):
+    from skphotoz.plotting import plot_neighbors
+
+    images = np.random.default_rng(0).uniform(size=(10, 5, 8, 8)).astype(np.float32)
+    with pytest.raises(error, match=match):
+        plot_neighbors(images, *args, **kwargs)
