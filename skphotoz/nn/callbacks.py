@@ -29,6 +29,8 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from .._validation import check_params, integer
+
 
 class Callback:
     """Base class: every hook does nothing. Override the ones you need.
@@ -71,6 +73,7 @@ class EarlyStopping(Callback):
         ``validate(task) -> dict`` of validation scores of the task in eval mode, including
         ``"validation_loss"``; every entry goes into the epoch's history.
     patience : int, default=5
+        Epochs without improvement before stopping, from 1 to 100,000.
     verbose : bool, default=False
         Print which epoch is kept.
 
@@ -81,6 +84,13 @@ class EarlyStopping(Callback):
     """
 
     def __init__(self, validate: Callable, patience: int = 5, verbose: bool = False):
+        check_params(
+            "EarlyStopping",
+            {"validate": [callable], "patience": [integer(1, 100_000)], "verbose": ["boolean"]},
+            validate=validate,
+            patience=patience,
+            verbose=verbose,
+        )
         self.validate = validate
         self.patience = patience
         self.verbose = verbose
@@ -155,6 +165,7 @@ class ProgressTable(Callback):
     }
 
     def __init__(self, description: str = "train"):
+        check_params("ProgressTable", {"description": [str]}, description=description)
         self.description = description
 
     def on_train_begin(self, trainer) -> None:
@@ -227,6 +238,13 @@ class Checkpoint(Callback):
     """
 
     def __init__(self, path, extra: dict | None = None, verbose: bool = False):
+        check_params(
+            "Checkpoint",
+            {"path": [str, os.PathLike], "extra": [None, dict], "verbose": ["boolean"]},
+            path=path,
+            extra=extra,
+            verbose=verbose,
+        )
         self.path = os.fspath(path)
         self.extra = dict(extra or {})
         self.verbose = verbose

@@ -115,3 +115,20 @@ def test_checkpoints_still_load_weights_only(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "load", spy)
     load_checkpoint(tmp_path / "photoz.pt")
     assert calls == [True]
+
+
+def test_callbacks_check_their_arguments(tmp_path):
+    from skphotoz.nn.callbacks import Checkpoint, EarlyStopping, ProgressTable
+
+    with pytest.raises(ValueError, match=r"'patience' parameter of EarlyStopping .* Got 0"):
+        EarlyStopping(lambda task: {}, patience=0)
+    with pytest.raises(ValueError, match=r"'validate' parameter of EarlyStopping"):
+        EarlyStopping("validation")
+    with pytest.raises(ValueError, match=r"'verbose' parameter of EarlyStopping .* 'False'"):
+        EarlyStopping(lambda task: {}, verbose="False")
+    with pytest.raises(ValueError, match=r"'path' parameter of Checkpoint .* Got None"):
+        Checkpoint(None)
+    with pytest.raises(ValueError, match=r"'extra' parameter of Checkpoint"):
+        Checkpoint(tmp_path / "a.pt", extra=[1])
+    with pytest.raises(ValueError, match=r"'description' parameter of ProgressTable"):
+        ProgressTable(3)
