@@ -674,3 +674,12 @@ def test_score_samples_of_large_dot_products_is_finite():
     X = _embeddings(50, d=4) * 1e18
     scores = SimilaritySearch(metric="dot", n_neighbors=5).fit(X).score_samples()
     assert np.isfinite(scores).all()
+
+
+def test_embedder_returning_the_wrong_number_of_rows_is_refused():
+    class DroppingEmbedder:
+        def transform(self, X):
+            return np.asarray(X, dtype=np.float32).reshape(len(X), -1)[1:]
+
+    with pytest.raises(ValueError, match=r"has 3 rows; the embedder must return one embedding"):
+        SimilaritySearch(embedder=DroppingEmbedder()).fit(np.ones((4, 2, 2, 2)))

@@ -484,8 +484,15 @@ class SimilaritySearch(BaseEstimator):
         count)."""
         source = name
         if self.embedder is not None:
+            n_rows = _n_rows(block)
             block = self.embedder.transform(block)
             source = f"the embedder's output for {name}"
+            n_out = _n_rows(block)
+            if n_rows is not None and n_out != n_rows:
+                raise ValueError(
+                    f"{source} (rows {start} to {start + n_rows - 1}) has {n_out} rows; the "
+                    f"embedder must return one embedding per input row."
+                )
         embeddings = np.asarray(block)
         if embeddings.ndim != 2:
             hint = (
@@ -696,6 +703,17 @@ def _as_array_like(X, name: str):
         f"the embedder transforms); got {type(X).__name__}"
         + (f" {X!r}." if isinstance(X, str | Number | os.PathLike) else ".")
     )
+
+
+def _n_rows(block) -> int | None:
+    """Number of rows of an array-like (None where it has no length)."""
+    shape = getattr(block, "shape", None)
+    if shape is not None and len(shape) >= 1:
+        return int(shape[0])
+    try:
+        return len(block)
+    except TypeError:
+        return None
 
 
 def _rows(positions: np.ndarray, start: int, what: str = "row") -> str:
