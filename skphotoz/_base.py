@@ -160,6 +160,11 @@ def _reject_non_arrays(X) -> None:
             f"skphotoz.data.open_archive(path) and pass archive.images (or "
             f"skphotoz.data.HDF5Images(path))."
         )
+    if not any(hasattr(X, a) for a in ("shape", "__len__", "__array__", "__array_interface__")):
+        raise TypeError(
+            f"X must be an array of samples (numpy array, list of rows, or an out-of-core "
+            f"array such as skphotoz.data.HDF5Images); got a {type(X).__name__}."
+        )
     if isinstance(X, Mapping):
         keys = ", ".join(repr(k) for k in list(X)[:8])
         raise TypeError(
@@ -224,6 +229,17 @@ def _check_image_shape(shape) -> None:
         )
 
 
+def _check_dimensions(estimator, X) -> None:
+    """Images for a model fitted on images, feature vectors for one fitted on vectors."""
+    fitted = getattr(estimator, "input_shape_", None)
+    if fitted is not None and len(X.shape) - 1 != len(fitted):
+        raise ValueError(
+            f"X has samples of shape {tuple(X.shape[1:])}, but {type(estimator).__name__} was "
+            f"fitted on samples of shape {tuple(fitted)} "
+            f"({'images' if len(fitted) == 3 else 'feature vectors'})."
+        )
+
+
 def check_input(estimator, X, *, reset: bool):
     """Validate X: 2-D feature vectors, 4-D images (n, bands, H, W), or a lazy 4-D array-like.
 
@@ -248,6 +264,7 @@ def check_input(estimator, X, *, reset: bool):
             estimator.n_features_in_ = c
             estimator.preprocessing_ = preprocessing_of(X)
         else:
+            _check_dimensions(estimator, X)
             if c != estimator.n_features_in_:
                 raise ValueError(
                     f"X has {c} bands, but {type(estimator).__name__} is expecting "
@@ -272,6 +289,8 @@ def check_input(estimator, X, *, reset: bool):
         )
     if ndim == 4:
         _check_image_shape(X.shape)
+    if not reset and ndim in (2, 4):
+        _check_dimensions(estimator, X)
     if isinstance(X, np.ndarray):
         X = _clip_huge(X)
     X = validate_data(

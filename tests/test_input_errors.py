@@ -559,3 +559,12 @@ def test_photometry_as_text_is_refused():
     X, _ = _features()
     with pytest.raises(TypeError, match="photometry must hold real numbers"):
         MoCoEmbedder(**TINY).fit(X, photometry=X.astype(str))
+
+
+def test_images_for_a_vector_model_and_iterators():
+    X, y = _features(n=12, d=5)
+    model = PhotoZRegressor(**TINY).fit(X, y)
+    with pytest.raises(ValueError, match=r"samples of shape \(5, 8, 8\).*\(5,\) \(feature"):
+        model.predict(_images())
+    with pytest.raises(TypeError, match="X must be an array of samples.*got a generator"):
+        model.predict(row for row in X)
