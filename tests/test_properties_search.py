@@ -3,6 +3,8 @@ embeddings (tiny and huge norms, duplicates, zero rows, NaN sprinkles, half prec
 and dot, torch and faiss) give either a clear error where the documented rules call for one,
 or the neighbours of a float64 brute force within the rounding of the storage precision."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -201,3 +203,55 @@ def test_property_test_finds_huge_and_tiny_cases(backend):
         true = Xn[:5] @ Xn.T
         np.testing.assert_array_equal(indices, np.argsort(-true, axis=1)[:, :3])
         np.testing.assert_allclose(similarities, -np.sort(-true, axis=1)[:, :3], atol=1e-6)
+
+
+@pytest.mark.skipif("faiss" not in BACKENDS, reason="faiss is not installed")
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    n=st.integers(8, 60),
+    d=st.integers(2, 6),
+    index=st.sampled_from(["hnsw", "ivf"]),
+    n_lists=st.integers(1, 8),
+    n_probe=st.integers(1, 3),
+    hnsw_m=st.sampled_from([2, 3, 8]),
+    ef_search=st.sampled_from([1, 2, 16]),
+    duplicates=st.booleans(),
+    k_fraction=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_approximate_faiss_search_returns_k_real_neighbours(
+    n, d, index, n_lists, n_probe, hnsw_m, ef_search, duplicates, k_fraction, seed
+):
+    """Approximate indexes may miss the best neighbours, but never return -1 rows, repeated
+    rows, or similarities other than those of the rows they return."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    if duplicates:
+        X[rng.integers(n, size=n // 2)] = X[0]
+    Q = rng.normal(size=(3, d))
+    k = max(1, int(k_fraction * n))
+    search = SimilaritySearch(
+        n_neighbors=k,
+        backend="faiss",
+        index=index,
+        n_lists=min(n_lists, n),
+        n_probe=n_probe,
+        hnsw_m=hnsw_m,
+        ef_search=ef_search,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # faiss: few training points per list
+        similarities, indices = search.fit(X).kneighbors(Q)
+    assert ((indices >= 0) & (indices < n)).all()
+    assert all(len(set(row)) == k for row in indices.tolist())
+    assert np.isfinite(similarities).all()
+    assert (np.diff(similarities.astype(np.float64), axis=1) <= 0).all()
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    Qn = Q / np.linalg.norm(Q, axis=1, keepdims=True)
+    true = np.take_along_axis(Qn @ Xn.T, indices, axis=1)
+    np.testing.assert_allclose(similarities, true, atol=1e-5)

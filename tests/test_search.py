@@ -683,3 +683,15 @@ def test_embedder_returning_the_wrong_number_of_rows_is_refused():
 
     with pytest.raises(ValueError, match=r"has 3 rows; the embedder must return one embedding"):
         SimilaritySearch(embedder=DroppingEmbedder()).fit(np.ones((4, 2, 2, 2)))
+
+
+def test_hnsw_graph_that_cannot_reach_every_row_falls_back_to_exhaustive_search():
+    # Found by the property test: with duplicates and 2 links per node, even a full
+    # candidate list misses a row, and faiss returns -1 for k = n.
+    pytest.importorskip("faiss")
+    X = np.random.default_rng(0).normal(size=(8, 3))
+    X[[1, 2, 3, 4]] = X[0]
+    search = SimilaritySearch(backend="faiss", index="hnsw", hnsw_m=2, ef_search=1).fit(X)
+    similarities, indices = search.kneighbors(X[:2], n_neighbors=8)
+    assert sorted(indices[0].tolist()) == list(range(8))
+    assert np.isfinite(similarities).all()

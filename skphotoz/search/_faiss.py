@@ -68,7 +68,9 @@ class FaissIndex:
     than ``k`` rows from a query (an IVF query whose ``n_probe`` lists hold fewer than ``k``
     rows, a poorly connected HNSW graph). :meth:`search` never returns such rows: it searches
     those queries again with twice the lists or candidates, up to all of them (exhaustive for
-    IVF), and raises a RuntimeError if even that leaves a query short.
+    IVF); an HNSW query still short then searches the stored rows exhaustively. A
+    RuntimeError is left for a query short even of that, which cannot happen for k at most
+    the number of rows.
     """
 
     def __init__(self, index, kind: str = "flat", *, n_probe: int = 16, ef_search: int = 64):
@@ -213,6 +215,15 @@ class FaissIndex:
         short = (rows < 0).any(axis=1)
         while short.any():
             wider = self._wider(k, n_probe, ef_search)
+            if wider is None and self.kind == "hnsw":
+                # A graph that even a full candidate list cannot cross (many duplicates, few
+                # links): the short queries search the stored rows exhaustively.
+                which = np.flatnonzero(short)
+                storage = import_faiss().downcast_index(self.index.storage)
+                values[which], rows[which] = storage.search(queries[which], k)
+                short[which] = (rows[which] < 0).any(axis=1)
+                if not short.any():
+                    break
             if wider is None:
                 raise RuntimeError(
                     f"the faiss {self.kind} index found fewer than k={k} neighbours for "
