@@ -695,3 +695,13 @@ def test_hnsw_graph_that_cannot_reach_every_row_falls_back_to_exhaustive_search(
     similarities, indices = search.kneighbors(X[:2], n_neighbors=8)
     assert sorted(indices[0].tolist()) == list(range(8))
     assert np.isfinite(similarities).all()
+
+
+def test_sparse_and_torch_embeddings_are_accepted():
+    import scipy.sparse
+
+    X = _embeddings(40, d=6)
+    expected = SimilaritySearch(n_neighbors=3).fit(X).kneighbors(X[:4])[1]
+    for as_input in (scipy.sparse.csr_matrix, lambda a: torch.from_numpy(a).requires_grad_()):
+        search = SimilaritySearch(n_neighbors=3).fit(as_input(X))
+        np.testing.assert_array_equal(search.kneighbors(as_input(X[:4]))[1], expected)

@@ -466,7 +466,7 @@ class SimilaritySearch(BaseEstimator):
 
     def _check_n_neighbors(self, n_neighbors, exclude_self: bool) -> int:
         k = self.n_neighbors if n_neighbors is None else n_neighbors
-        check_params(type(self).__name__, {"n_neighbors": [integer(1)]}, n_neighbors=k)
+        check_params(type(self).__name__, {"n_neighbors": [integer(1, _MAX_INT)]}, n_neighbors=k)
         available = self.n_samples_fit_ - int(exclude_self)
         if k > available:
             where = "indexed samples other than the query" if exclude_self else "indexed samples"
@@ -493,6 +493,10 @@ class SimilaritySearch(BaseEstimator):
                     f"{source} (rows {start} to {start + n_rows - 1}) has {n_out} rows; the "
                     f"embedder must return one embedding per input row."
                 )
+        if isinstance(block, torch.Tensor):  # e.g. an embedder's output, possibly with grad
+            block = block.detach().cpu().numpy()
+        elif hasattr(block, "toarray") and hasattr(block, "nnz"):  # a scipy sparse matrix
+            block = block.toarray()
         embeddings = np.asarray(block)
         if embeddings.ndim != 2:
             hint = (
