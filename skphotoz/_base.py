@@ -78,16 +78,46 @@ def non_finite_error(n_values: int, rows, n_samples: int | None = None) -> Value
     )
 
 
+# Samples per block of the checks of in-memory arrays (bounded temporaries).
+_CHUNK = 1024
+
+
+def all_finite(values: np.ndarray) -> bool:
+    """True if no value is NaN or infinite; one float64 sum, no temporary array."""
+    if values.size == 0 or values.dtype.kind not in "fc":
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(values, axis=None, dtype=np.float64)))
+
+
+def non_finite_rows(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """The rows holding NaN or infinity, and the number of such values (block by block)."""
+    rows, count = [], 0
+    for start in range(0, len(values), _CHUNK):
+        bad = ~np.isfinite(values[start : start + _CHUNK])
+        count += int(np.count_nonzero(bad))
+        rows.append(start + np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1)))
+    return (np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)), count
+
+
 def _clip_huge(values: np.ndarray) -> np.ndarray:
     """Finite ``values`` beyond ±MAX_INPUT clipped there (a copy only if something is
     clipped; NaN and infinity kept, for the ``nan_policy``)."""
     if values.size == 0 or values.dtype.kind != "f":
         return values
-    with np.errstate(invalid="ignore"):
-        huge = np.isfinite(values) & (np.abs(values) > MAX_INPUT)
-    if huge.any():
-        return np.where(huge, np.sign(values) * MAX_INPUT, values).astype(values.dtype)
-    return values
+    high, low = np.fmax.reduce(values, axis=None), np.fmin.reduce(values, axis=None)
+    if not (high > MAX_INPUT or low < -MAX_INPUT):  # (also all-NaN arrays)
+        return values
+    out = None
+    for start in range(0, len(values), _CHUNK):
+        block = values[start : start + _CHUNK]
+        with np.errstate(invalid="ignore"):
+            huge = np.isfinite(block) & (np.abs(block) > MAX_INPUT)
+        if huge.any():
+            if out is None:
+                out = values.copy()
+            out[start : start + _CHUNK] = np.where(huge, np.sign(block) * MAX_INPUT, block)
+    return values if out is None else out
 
 
 def _row_numbers(index, n: int) -> np.ndarray:
@@ -299,10 +329,9 @@ def check_input(estimator, X, *, reset: bool):
     X = _clip_huge(np.ascontiguousarray(X))
     if reset:
         estimator.preprocessing_ = None
-    finite = np.isfinite(X)
-    if estimator.nan_policy == "raise" and not finite.all():
-        rows = np.flatnonzero(~finite.reshape(len(X), -1).all(axis=1))
-        raise non_finite_error(int(np.count_nonzero(~finite)), rows, len(X))
+    if estimator.nan_policy == "raise" and not all_finite(X):
+        rows, count = non_finite_rows(X)
+        raise non_finite_error(count, rows, len(X))
     return X
 
 
@@ -312,14 +341,17 @@ def fill_input(X, scaling, nan_policy: str):
     input (:class:`CheckedImages`) fills itself as it is read."""
     if nan_policy != "fill" or not isinstance(X, np.ndarray):
         return X
-    finite = np.isfinite(X)
-    if finite.all():
+    if all_finite(X):
         return X
     if X.ndim == 2 and isinstance(scaling, Standardize):
         fill = scaling.mean.detach().cpu().numpy().reshape(1, -1).astype(np.float32)
     else:
         fill = np.float32(0.0)
-    return np.where(finite, X, fill).astype(np.float32, copy=False)
+    out = np.empty_like(X, dtype=np.float32)
+    for start in range(0, len(X), _CHUNK):
+        block = X[start : start + _CHUNK]
+        out[start : start + _CHUNK] = np.where(np.isfinite(block), block, fill)
+    return out
 
 
 def preprocessing_of(X) -> dict | None:
