@@ -451,13 +451,28 @@ def test_faiss_index_hnsw_widens_ef_search_up_to_the_index_size():
     np.testing.assert_array_equal(rows, np.tile(np.arange(6), (3, 1)))
 
 
-def test_faiss_index_raises_when_the_widest_search_is_still_short():
+def test_faiss_index_hnsw_still_short_searches_its_storage_exhaustively():
     pytest.importorskip("faiss")
     stub = _ShortIndex(complete_from=10**9)
+    stub.storage = _ShortIndex(complete_from=0)  # the stored rows, searched exhaustively
+    stub.storage.search = lambda q, k: _ShortIndex.search(stub.storage, q, k, _Ef(0))
+    _, rows = FaissIndex(stub, "hnsw", ef_search=64).search(np.zeros((2, 4), np.float32), 3)
+    np.testing.assert_array_equal(rows, np.tile(np.arange(3), (2, 1)))
+    assert stub.ef_seen == [40]
+
+
+def test_faiss_index_raises_when_even_the_widest_search_is_short():
+    pytest.importorskip("faiss")
+    stub = _ShortIndex(complete_from=10**9)  # no storage to search exhaustively
     match = r"fewer than k=3 neighbours for 2 of 2 queries .*ef_search=40\); use an exact index"
     with pytest.raises(RuntimeError, match=match):
         FaissIndex(stub, "hnsw", ef_search=64).search(np.zeros((2, 4), np.float32), 3)
     assert stub.ef_seen == [40]
+
+
+class _Ef:
+    def __init__(self, ef):
+        self.efSearch = ef
 
 
 def test_faiss_ivf_estimator_never_returns_minus_one():

@@ -215,11 +215,14 @@ class FaissIndex:
         short = (rows < 0).any(axis=1)
         while short.any():
             wider = self._wider(k, n_probe, ef_search)
-            if wider is None and self.kind == "hnsw":
+            storage = getattr(self.index, "storage", None)
+            if wider is None and self.kind == "hnsw" and storage is not None:
                 # A graph that even a full candidate list cannot cross (many duplicates, few
                 # links): the short queries search the stored rows exhaustively.
                 which = np.flatnonzero(short)
-                storage = import_faiss().downcast_index(self.index.storage)
+                faiss = import_faiss()
+                if isinstance(storage, faiss.Index):
+                    storage = faiss.downcast_index(storage)
                 values[which], rows[which] = storage.search(queries[which], k)
                 short[which] = (rows[which] < 0).any(axis=1)
                 if not short.any():
