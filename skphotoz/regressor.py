@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import (
+    _N_PROBE,
     CheckedImages,
     NetworkEstimator,
     check_input,
@@ -420,7 +421,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         self.history_ = trainer.history
         self.best_epoch_ = own_callbacks[0].best_epoch if own_callbacks else None
         self.model_ = task.cpu().eval()
-        self._check_fitted((self.model_.predictor,), take_rows(X, train_rows), len(train_rows))
+        probe = take_rows(X, train_rows[:_N_PROBE])
+        self._check_fitted((self.model_.predictor,), probe, len(train_rows))
         self._remember_structure()
         return self
 
