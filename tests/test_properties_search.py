@@ -104,7 +104,7 @@ def _valid_params(params) -> bool:
 
 
 @settings(
-    max_examples=200,
+    max_examples=500,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -207,7 +207,7 @@ def test_property_test_finds_huge_and_tiny_cases(backend):
 
 @pytest.mark.skipif("faiss" not in BACKENDS, reason="faiss is not installed")
 @settings(
-    max_examples=100,
+    max_examples=200,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
