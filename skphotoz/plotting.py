@@ -1299,7 +1299,14 @@ def plot_neighbors(
         panel_size=panel_size,
         rgb_kwargs=rgb_kwargs,
     )
-    n_images = len(images)
+    if not hasattr(images, "shape"):  # lists; lazy arrays (HDF5Images) are read by row
+        images = np.asarray(images)
+    image_shape = tuple(images.shape)
+    if len(image_shape) != 4:
+        raise ValueError(
+            f"images must be (n_samples, n_bands, height, width); got shape {image_shape}."
+        )
+    n_images = image_shape[0]
     neighbors = np.asarray(neighbors)
     if neighbors.size and neighbors.dtype.kind not in "iu":
         raise TypeError(
@@ -1341,10 +1348,10 @@ def plot_neighbors(
     stamps = np.asarray(images[rows], dtype=np.float32)
     if not query_is_row:
         query_image = _numbers("query", query).astype(np.float32)
-        if query_image.shape != tuple(np.shape(images)[1:]):
+        if query_image.shape != image_shape[1:]:
             raise ValueError(
                 f"query must be a row of images or an image of their shape "
-                f"{tuple(np.shape(images)[1:])}; got shape {query_image.shape}."
+                f"{image_shape[1:]}; got shape {query_image.shape}."
             )
         stamps = np.concatenate([query_image[None], stamps])
     rgb = to_rgb(stamps, **(rgb_kwargs or {}))

@@ -364,3 +364,10 @@ def test_plot_neighbors_checks_its_arguments(pyplot, args, kwargs, error, match)
     images = np.random.default_rng(0).uniform(size=(10, 5, 8, 8)).astype(np.float32)
     with pytest.raises(error, match=match):
         plot_neighbors(images, *args, **kwargs)
+
+
+def test_plot_neighbors_checks_the_images_shape(pyplot):
+    from skphotoz.plotting import plot_neighbors
+
+    with pytest.raises(ValueError, match=r"images must be \(n_samples, n_bands, height, width\)"):
+        plot_neighbors(np.zeros((10, 8, 8)), 0, [1])
