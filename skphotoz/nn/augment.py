@@ -40,6 +40,8 @@ _CONSTRAINTS = {
 
 def _finite_vector(caller: str, name: str, value, allow_empty: bool = False) -> torch.Tensor:
     """A 1-D float32 tensor of finite non-negative numbers, or a ValueError naming ``name``."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):

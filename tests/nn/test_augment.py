@@ -212,3 +212,10 @@ def test_vector_augment_refuses_bad_parameters():
         VectorAugment(np.ones(3), noise=float("inf"))
     with pytest.raises(ValueError, match=r"feature_scale must hold finite numbers"):
         VectorAugment(np.array([np.nan, 1.0]))
+
+
+def test_augment_takes_its_noise_levels_and_scales_as_tensors():
+    sigma = torch.ones(5, requires_grad=True)
+    augment = GalaxyAugment(8, noise=1.0, noise_sigma=sigma)
+    assert augment(torch.rand(2, 5, 16, 16)).shape == (2, 5, 8, 8)
+    assert VectorAugment(torch.ones(3) * 0.1)(torch.zeros(4, 3)).shape == (4, 3)
