@@ -558,6 +558,20 @@ class NetworkEstimator(BaseEstimator):
     scikit-learn requires), pass the shared ones to ``super().__init__``, extend
     ``_parameter_constraints`` and decorate ``fit`` with
     :func:`skphotoz._validation.fit_context`.
+
+    What it guarantees to both estimators:
+
+    - input: :func:`check_input` refuses what is not an array of samples (paths, dicts,
+      text, complex, channels-last or non-square images, images under 4x4 pixels) with a
+      message saying what to do, and applies ``nan_policy`` ("raise" names the rows; "fill"
+      puts the value that the input scaling maps to 0 in place of NaN and infinity, since a
+      single NaN would turn the batch and then the weights into NaN); finite values beyond
+      ±1e30 are clipped there;
+    - parameters: checked by ``fit`` and again by every prediction (``set_params`` after
+      fitting); the structural ones (``_structural_parameters``) must still be what the
+      model was fitted with;
+    - outputs: ``fit`` raises :class:`~skphotoz.nn.engine.NonFiniteError` (a ValueError) if
+      training diverged, and predictions raise it rather than return NaN or infinity.
     """
 
     _parameter_constraints: dict = {
