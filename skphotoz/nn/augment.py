@@ -233,12 +233,17 @@ class GalaxyAugment(nn.Module):
         )
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+            what = images.dtype if isinstance(images, torch.Tensor) else type(images).__name__
+            raise TypeError(f"GalaxyAugment takes a floating-point torch tensor; got {what}.")
         if images.ndim != 4:
             raise ValueError(
                 f"GalaxyAugment takes images (n, n_bands, height, width); got shape "
                 f"{tuple(images.shape)}."
             )
         n, c, size, _ = images.shape
+        if n == 0:
+            return images.new_empty((0, c, self.output_size, self.output_size))
         dev = images.device
         if self.noise > 0 and len(self.noise_sigma) != c:
             raise ValueError(

@@ -219,3 +219,12 @@ def test_augment_takes_its_noise_levels_and_scales_as_tensors():
     augment = GalaxyAugment(8, noise=1.0, noise_sigma=sigma)
     assert augment(torch.rand(2, 5, 16, 16)).shape == (2, 5, 8, 8)
     assert VectorAugment(torch.ones(3) * 0.1)(torch.zeros(4, 3)).shape == (4, 3)
+
+
+def test_galaxy_augment_checks_its_input_tensor():
+    augment = GalaxyAugment(8, noise=0.0)
+    with pytest.raises(TypeError, match=r"floating-point torch tensor; got torch.int32"):
+        augment(torch.ones(2, 5, 16, 16, dtype=torch.int32))
+    with pytest.raises(TypeError, match=r"floating-point torch tensor; got ndarray"):
+        augment(np.ones((2, 5, 16, 16), np.float32))
+    assert augment(torch.ones(0, 5, 16, 16)).shape == (0, 5, 8, 8)
