@@ -549,6 +549,7 @@ def resolve_crop_size(crop_size, X) -> int | None:
 # Upper bounds that keep a typo from exhausting memory or running for days.
 _MAX_EPOCHS = 100_000
 _MAX_BATCH = 1 << 16
+_MAX_BATCH_FLOATS = 1 << 29  # 2 GiB of float32 input per batch
 
 
 class NetworkEstimator(BaseEstimator):
@@ -709,6 +710,19 @@ class NetworkEstimator(BaseEstimator):
                     f"fitted network cannot follow it. Refit the model, or set {name} back "
                     f"to {fitted[name]!r}."
                 )
+
+    def _check_batch_memory(self, X, n_rows: int) -> None:
+        """A batch (at most the rows there are) must fit in 2 GiB of float32 input: a
+        ``batch_size`` typo must not exhaust the memory of the machine."""
+        per_sample = int(np.prod(input_shape(X)))
+        rows = min(self.batch_size, n_rows)
+        if rows * per_sample > _MAX_BATCH_FLOATS:
+            raise ValueError(
+                f"batch_size={self.batch_size} gives batches of {rows} samples of shape "
+                f"{input_shape(X)}, {rows * per_sample * 4 / 2**30:.1f} GiB of input (the "
+                f"activations take many times more); batches are limited to 2 GiB of input, "
+                f"i.e. batch_size <= {_MAX_BATCH_FLOATS // per_sample} for these samples."
+            )
 
     def _check_predict_call(self) -> None:
         """Parameters valid and unchanged where they must be, and the device present."""

@@ -360,6 +360,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         X = check_input(self, X, reset=not continuing)
         if continuing:
             check_sample_shape(self, X)
+        self._check_batch_memory(X, len(X))
         if len(X) < 2:
             raise ValueError(
                 f"MoCoEmbedder needs at least 2 samples to contrast; got {len(X)} sample."

@@ -372,6 +372,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         X = check_input(self, X, reset=True)
         y = self._check_y(y, len(X))
         labelled = np.flatnonzero(~np.isnan(y))
+        self._check_batch_memory(X, len(labelled))
         self.input_shape_ = input_shape(X)
         self._check_test_time_augmentation()
         random_state = check_random_state(self.random_state)

@@ -568,3 +568,26 @@ def test_images_for_a_vector_model_and_iterators():
         model.predict(_images())
     with pytest.raises(TypeError, match="X must be an array of samples.*got a generator"):
         model.predict(row for row in X)
+
+
+class _Unreadable:
+    """A lazy image array that is never to be read (shape checks only)."""
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, shape):
+        self.shape, self.ndim = shape, len(shape)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        raise AssertionError("read")
+
+
+@pytest.mark.parametrize("estimator", [MoCoEmbedder, PhotoZRegressor])
+def test_a_batch_must_fit_in_2_gib(estimator):
+    X = _Unreadable((40_000, 5, 64, 64))
+    args = (X, np.full(40_000, 0.1)) if estimator is PhotoZRegressor else (X,)
+    with pytest.raises(ValueError, match=r"batch_size=30000 .*2 GiB.*batch_size <= 26214"):
+        estimator(**{**TINY, "batch_size": 30_000}).fit(*args)
