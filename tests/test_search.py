@@ -255,8 +255,13 @@ def _invalid(name, expected, given):
             {"n_lists": -4},
             _invalid("n_lists", r"None or an int in the range \[1, 2147483647\]", "-4"),
         ),
-        ({"device": 0}, _invalid("device", r"an instance of 'str'", "0")),
-        ({"device": "tpu"}, r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got 'tpu'"),
+        (
+            {"device": 0},
+            _invalid("device", r"an instance of 'str' or an instance of 'torch.device'", "0"),
+        ),
+        ({"device": "gpu0"}, r"device must be 'auto', 'cpu', .*got 'gpu0', which torch does not"),
+        ({"device": "cuda:7"}, r"device='cuda:7' was asked for, but it is not available here"),
+        ({"device": "mps"}, r"device='mps' was asked for, but it is not available here"),
         (
             {"embedder": object()},
             _invalid("embedder", r"None or an object implementing 'transform'", "<object .*>"),
@@ -266,6 +271,15 @@ def _invalid(name, expected, given):
 def test_invalid_parameters_name_argument_expected_and_given(params, match):
     with pytest.raises((ValueError, TypeError), match=match):
         SimilaritySearch(**params).fit(_embeddings(20))
+
+
+@pytest.mark.parametrize("device", ["cpu", torch.device("cpu"), "auto"])
+def test_any_torch_device_form_is_accepted(device):
+    X = _embeddings(20)
+    search = SimilaritySearch(device=device).fit(X)
+    assert search.device_ == torch.device("cpu") or torch.cuda.is_available()
+    _, rows = search.kneighbors(X[:2], n_neighbors=1)
+    np.testing.assert_array_equal(rows[:, 0], [0, 1])
 
 
 def test_hnsw_m_two_is_the_smallest_graph_faiss_builds():

@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import HasMethods, StrOptions, check_params, fit_context, integer
+from ..nn.engine import _is_available, resolve_device
 from ._faiss import FaissIndex, import_faiss
 from ._topk import (
     _BF16_MIN_QUERIES,
@@ -97,9 +98,10 @@ class SimilaritySearch(BaseEstimator):
         (larger ones raise an error rather than being stored as infinity) and an index whose
         values are all below 6.1e-5 (float16's smallest normal number) is refused, since it
         would lose its precision.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The
-        faiss backend runs on the CPU.
+    device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when available, else CPU) or any torch device this machine has
+        (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ...). The faiss backend runs on the
+        CPU.
     n_lists : int, optional
         Inverted lists of ``index="ivf"``, at most the number of indexed galaxies; by default
         ``4 * sqrt(n_samples)``, at most ``n_samples // 39``.
@@ -182,7 +184,7 @@ class SimilaritySearch(BaseEstimator):
         "backend": [StrOptions({"torch", "faiss"})],
         "index": [StrOptions({"flat", "hnsw", "ivf"})],
         "dtype": [StrOptions(set(_DTYPES))],
-        "device": [str],
+        "device": [str, torch.device],
         # At most the number of indexed galaxies, checked in fit.
         "n_lists": [None, integer(1, _MAX_INT)],
         # Capped by faiss (and the adapter) at the number of lists.
@@ -393,7 +395,7 @@ class SimilaritySearch(BaseEstimator):
             )
         elif isinstance(index, torch.Tensor):
             device = state["device_"]
-            if device.type == "cuda" and not torch.cuda.is_available():
+            if device.type != "cpu" and not _is_available(device):
                 device = torch.device("cpu")
             state["device_"] = device
             state["index_"] = index.to(device)
@@ -440,27 +442,14 @@ class SimilaritySearch(BaseEstimator):
                 )
 
     def _resolve_device(self) -> torch.device:
-        if self.device == "auto":
+        if isinstance(self.device, str) and self.device == "auto":
             cuda = self.backend == "torch" and torch.cuda.is_available()
             return torch.device("cuda" if cuda else "cpu")
-        try:
-            device = torch.device(self.device)
-        except RuntimeError as error:
-            raise ValueError(
-                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}."
-            ) from error
-        if device.type not in ("cpu", "cuda"):
-            raise ValueError(
-                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}."
-            )
-        if device.type == "cuda" and self.backend == "faiss":
+        device = resolve_device(self.device)  # any torch device this machine has
+        if device.type != "cpu" and self.backend == "faiss":
             raise ValueError(
                 f"backend='faiss' runs on the CPU; expected device='auto' or 'cpu', got "
                 f"device={self.device!r}."
-            )
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={self.device!r} but CUDA is not available; use device='auto' or 'cpu'."
             )
         return device
 
