@@ -272,9 +272,9 @@ class SimilaritySearch(BaseEstimator):
 
         def stored(blocks):
             for start, block in blocks:
+                if self.metric == "dot":  # before the cast that flushes tiny values to 0
+                    largest[0] = max(largest[0], float(np.abs(block).max()))
                 rows = self._prepare_index_rows(block, start)
-                if self.metric == "dot":
-                    largest[0] = max(largest[0], float(np.abs(rows).max()))
                 yield start, rows
 
         if self.backend == "torch":
@@ -304,8 +304,9 @@ class SimilaritySearch(BaseEstimator):
                 f"embeddings are stored as given, and the largest |value| of X, "
                 f"{largest[0]:.3g}, is below the smallest normal {self.dtype} number "
                 f"({_RANGES[self.dtype][1]:.3g}): every stored value would lose its precision. "
-                f"Scale the embeddings up, use a wider dtype (dtype='float32') or "
-                f"metric='cosine'."
+                f"Scale the embeddings up"
+                + (", use a wider dtype (dtype='float32')" if self.dtype != "float32" else "")
+                + " or use metric='cosine'."
             )
         self.n_samples_fit_ = n
         self.embedding_dim_ = d
