@@ -1,12 +1,14 @@
 """PyTorch internals of skphotoz: backbones, MoCo, heads, augmentations and the training engine.
 
-Nothing here imports scikit-learn; the estimators in :mod:`skphotoz` are thin faces over it.
+The estimators in :mod:`skphotoz` are thin faces over it; from scikit-learn it uses only the
+parameter validation (through :mod:`skphotoz._validation`), so that its errors read like the
+estimators'.
 """
 
 from .augment import GalaxyAugment, VectorAugment
 from .backbones import MLP, AsinhScaling, Encoder, Standardize, build_backbone, resnet
 from .callbacks import Callback, Checkpoint, EarlyStopping, ProgressTable
-from .engine import TrainConfig, Trainer, fit_module, predict, resolve_device
+from .engine import NonFiniteError, TrainConfig, Trainer, fit_module, predict, resolve_device
 from .moco import MoCo, MoCoTask, TargetHead, info_nce
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "MLP",
     "MoCo",
     "MoCoTask",
+    "NonFiniteError",
     "Standardize",
     "TargetHead",
     "TrainConfig",
