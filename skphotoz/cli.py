@@ -51,8 +51,19 @@ def _check_input_file(path, what: str) -> None:
         raise IsADirectoryError(f"{what} {os.fspath(path)!r} is a directory, not a file.")
 
 
-def _check_output_path(path, what: str = "--output") -> None:
-    """Fail before a long computation, not after it, when the output cannot be written."""
+def _check_output_path(path, what: str = "--output", inputs: dict | None = None) -> None:
+    """Fail before a long computation, not after it, when the output cannot be written, or
+    when it is one of the command's ``inputs`` ({name: path}), which writing would destroy."""
+    for name, source in (inputs or {}).items():
+        try:
+            same = source is not None and os.path.samefile(path, source)
+        except OSError:  # either does not exist (yet)
+            same = False
+        if same:
+            raise ValueError(
+                f"{what} {os.fspath(path)!r} is the {name} being read; writing it would "
+                f"destroy the input: choose another file."
+            )
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{what}: the folder {folder!r} does not exist.")
@@ -211,7 +222,7 @@ def ingest(args) -> int:
 
     if args.catalog is not None:
         _check_input_file(args.catalog, "--catalog")
-    _check_output_path(args.output)
+    _check_output_path(args.output, inputs={"IMAGES": args.images, "--catalog": args.catalog})
     tick = time.perf_counter()
     summary = data.ingest(
         args.images,
@@ -260,7 +271,7 @@ def pretrain(args) -> int:
 
     from . import MOCO_PRESETS, MoCoEmbedder
 
-    _check_output_path(args.output)
+    _check_output_path(args.output, inputs={"ARCHIVE": args.archive})
     params = dict(MOCO_PRESETS[args.preset]) if args.preset else {}
     names = ("backbone", "stem", "n_epochs", "batch_size", "lr", "device", "crop_size")
     for name in (*names, "photometry_weight", "redshift_weight", "nan_policy"):
@@ -317,7 +328,7 @@ def fit_photoz(args) -> int:
     from . import PhotoZRegressor
     from .metrics import photoz_report
 
-    _check_output_path(args.output)
+    _check_output_path(args.output, inputs={"ARCHIVE": args.archive, "--encoder": args.encoder})
     deredden, crop = args.deredden, args.crop
     encoder = None
     if args.encoder is not None:
@@ -461,7 +472,7 @@ def _atomic_output(path):
 def predict(args) -> int:
     import numpy as np
 
-    _check_output_path(args.output)
+    _check_output_path(args.output, inputs={"MODEL": args.model, "ARCHIVE": args.archive})
     needed = "a fitted PhotoZRegressor (from `skphotoz fit-photoz`) is needed"
     model = _load_model(args.model, "MODEL", needs=("predict", "predict_pdf"), expected=needed)
     if not hasattr(model, "redshift_bins_"):
@@ -530,7 +541,7 @@ def predict(args) -> int:
 def embed(args) -> int:
     import numpy as np
 
-    _check_output_path(args.output)
+    _check_output_path(args.output, inputs={"MODEL": args.model, "ARCHIVE": args.archive})
     embedder = _load_model(args.model, "MODEL", needs=("transform",))
     _set_runtime(embedder, args)
     deredden, crop = _preprocessing(embedder, args.model, deredden=args.deredden, crop=args.crop)
@@ -594,6 +605,29 @@ def _query_row(archive, archive_path, query_index, objid) -> int:
             stacklevel=2,
         )
     return int(rows[0])
+
+
+def _load_embeddings(path):
+    """The embeddings written by ``skphotoz embed``: a .npy array, or the dataset
+    ``embeddings`` of an HDF5 file; a one-line error naming the file otherwise."""
+    import h5py
+    import numpy as np
+
+    if h5py.is_hdf5(path):
+        with h5py.File(path, "r") as f:
+            if "embeddings" not in f:
+                raise ValueError(
+                    f"embeddings {os.fspath(path)!r} is an HDF5 file without a dataset "
+                    f"'embeddings' (it holds {sorted(f)}); write one with `skphotoz embed`."
+                )
+            return f["embeddings"][:]
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(
+            f"embeddings {os.fspath(path)!r} is neither a .npy array nor an HDF5 file with a "
+            f"dataset 'embeddings' (as `skphotoz embed` writes); numpy says: {exc}"
+        ) from exc
 
 
 def run_search_cli(
@@ -684,7 +718,7 @@ def run_search_cli(
         raise ValueError(f"query_index must be in [0, {n - 1}]; got {query_index}.")
     if embeddings_path is not None:
         _check_input_file(embeddings_path, "embeddings")
-        X = np.load(embeddings_path, mmap_mode="r")
+        X = _load_embeddings(embeddings_path)
         if X.ndim != 2 or X.shape[0] != n:
             raise ValueError(
                 f"embeddings_path must hold one row per archive galaxy ({n}); got shape {X.shape}."
@@ -1179,7 +1213,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--embeddings", default=None, help=".npy file from `skphotoz embed` (or give --model)"
+        "--embeddings",
+        default=None,
+        help=".npy or .h5 file from `skphotoz embed` (or give --model)",
     )
     source.add_argument(
         "--model", default=None,
