@@ -268,6 +268,13 @@ def _resolve(header: list[str], columns: dict | None) -> dict[str, str | list[st
 
 def _recognise(header, read, columns, ebv_coefficients, source: str) -> dict[str, np.ndarray]:
     chosen = _resolve(header, columns)
+    if not chosen and not columns:
+        shown = header if len(header) <= 12 else [*header[:12], "..."]
+        raise ValueError(
+            f"{source} has none of the recognised columns (e.g. z, redshift, ra, dec, objid, "
+            f"e_bv); its header row is {shown}. If the file has no header row, add one; else "
+            f"name the columns with columns={{'redshift': NAME, ...}} (--column redshift=NAME)."
+        )
     needed = sorted({c for v in chosen.values() for c in ([v] if isinstance(v, str) else v)})
     raw = read(needed) if needed else {}
     out = {}
@@ -381,9 +388,11 @@ def read_catalog(path, columns=None, *, ebv_coefficients="sfd98") -> dict[str, n
         raise FileNotFoundError(f"no catalogue file at {str(path)!r}.")
     try:
         header, read = _read_fits_table(path) if _is_fits(path) else _read_csv(path)
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
         raise ValueError(
-            f"catalogue {str(path)!r} is neither a text (CSV) file nor a FITS table."
+            f"catalogue {str(path)!r} is neither UTF-8 text (CSV) nor a FITS table: it holds "
+            f"the byte {exc.object[exc.start : exc.start + 1]!r}, which is not UTF-8. Save a CSV "
+            f"as UTF-8 (e.g. from Latin-1: iconv -f latin1 -t utf-8)."
         ) from None
     except (OSError, TypeError, KeyError, IndexError) as exc:
         raise ValueError(f"could not read the catalogue {str(path)!r}: {exc}") from exc

@@ -407,7 +407,7 @@ def test_ingest_fits_folder_matched_by_filename_objid_or_order(tmp_path):
 
 def test_unreadable_files_get_errors_in_words(tmp_path):
     (tmp_path / "bin.csv").write_bytes(bytes(range(256)))
-    with pytest.raises(ValueError, match=r"is neither a text \(CSV\) file nor a FITS table"):
+    with pytest.raises(ValueError, match=r"is neither UTF-8 text \(CSV\) nor a FITS table"):
         read_catalog(tmp_path / "bin.csv")
     (tmp_path / "junk.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(ValueError, match=r"'.*junk.npy' is not a numeric .npy cube"):
