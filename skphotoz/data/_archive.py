@@ -112,6 +112,12 @@ class ArchiveWriter:
         self._n_written = 0
 
     def __enter__(self) -> ArchiveWriter:
+        folder = os.path.dirname(os.path.abspath(os.fspath(self.path)))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(
+                f"cannot write the archive {os.fspath(self.path)!r}: the folder {folder!r} "
+                f"does not exist."
+            )
         self._file = h5py.File(self.path, "w")
         shape = (self.n_samples, self.n_bands, self.stamp_size, self.stamp_size)
         self._file.create_dataset(
