@@ -136,12 +136,22 @@ class AperturePhotometry(TransformerMixin, BaseEstimator):
 
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Check the image shape; nothing is learned."""
+        """Check the image shape (square stamps); nothing is learned."""
         shape = _image_shape(X, "X")
         if len(shape) != 4 or min(shape[2:]) < 1:
             raise ValueError(
                 f"AperturePhotometry takes images (n_samples, n_bands, height, width) of at "
                 f"least one pixel; got shape {shape}."
+            )
+        if shape[2] != shape[3]:
+            hint = (
+                " It looks channels-last: transpose it with X.transpose(0, 3, 1, 2)."
+                if shape[1] == shape[2] and shape[3] < shape[1]
+                else ""
+            )
+            raise ValueError(
+                f"AperturePhotometry takes square stamps (n_samples, n_bands, size, size), "
+                f"the apertures centred on the galaxy; got shape {shape}.{hint}"
             )
         radii = np.asarray(self.radii, dtype=np.float64) if _numbers(self.radii) else None
         if (
