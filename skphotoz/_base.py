@@ -106,7 +106,8 @@ def _clip_huge(values: np.ndarray) -> np.ndarray:
     if values.size == 0 or values.dtype.kind != "f":
         return values
     high, low = np.fmax.reduce(values, axis=None), np.fmin.reduce(values, axis=None)
-    if not (high > MAX_INPUT or low < -MAX_INPUT):  # (also all-NaN arrays)
+    # (compared as Python floats: MAX_INPUT overflows a float16 array's dtype)
+    if not (float(high) > MAX_INPUT or float(low) < -MAX_INPUT):  # (also all-NaN arrays)
         return values
     out = None
     for start in range(0, len(values), _CHUNK):
@@ -858,7 +859,13 @@ class NetworkEstimator(BaseEstimator):
         if self.verbose:
             chain.append(ProgressTable(description))
         if self.checkpoint_dir is not None:
-            path = os.path.join(os.fspath(self.checkpoint_dir), checkpoint_name)
+            folder = os.fspath(self.checkpoint_dir)
+            if os.path.exists(folder) and not os.path.isdir(folder):
+                raise NotADirectoryError(
+                    f"checkpoint_dir must be a folder (created if missing); got {folder!r}, "
+                    f"which is a file."
+                )
+            path = os.path.join(folder, checkpoint_name)
             chain.append(Checkpoint(path, self._run_parameters(), verbose=self.verbose))
         trainer = Trainer(task, arrays, config, param_groups, chain)
         try:

@@ -17,6 +17,7 @@ from ._base import (
     _N_PROBE,
     CheckedImages,
     NetworkEstimator,
+    _check_numeric,
     check_input,
     check_labels,
     check_preprocessing,
@@ -564,6 +565,12 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         outputs = self._outputs(X)
         z = _point_estimates(self.model_.head, outputs, self.redshift_bins_, self.point_estimate)
         return self._check_outputs(z, self.model_, "predict")
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R² of :meth:`predict` against the true redshifts ``y`` (scikit-learn's regressor
+        score); ``y`` must hold numbers (text gets a TypeError naming ``y``)."""
+        _check_numeric(np.asarray(y), "y")
+        return super().score(X, y, sample_weight=sample_weight)
 
     def predict_quantiles(self, X, quantiles=(0.16, 0.5, 0.84)) -> np.ndarray:
         """Quantiles of each redshift PDF (linear within bins).

@@ -523,6 +523,8 @@ def predict(module: nn.Module, X, *, batch_size: int, device, crop: int | None =
     outputs = []
     for start in range(0, len(X), batch_size):
         rows = np.ascontiguousarray(X[start : start + batch_size], dtype=np.float32)
+        if not rows.flags.writeable:  # a read-only memmap: torch warns on shared memory
+            rows = rows.copy()
         batch = torch.as_tensor(rows)
         batch = center_crop(to_device(batch, device), crop).to(dtype)
         with autocast(device):
