@@ -131,3 +131,13 @@ def test_float16_and_read_only_input_give_no_warning():
         same = model.predict(read_only)  # was: torch's UserWarning on non-writable arrays
     assert np.isfinite(half).all()
     np.testing.assert_allclose(same, model.predict(X))
+
+
+def test_shipped_tables_are_read_without_leaving_a_file_open():
+    from skphotoz.datasets._catalog import _read_csv_gz
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # was: ResourceWarning, unclosed file (CLI simulate)
+        table = _read_csv_gz("sdss_template_fluxes.csv.gz")
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    assert len(table) > 1 and all(np.isfinite(v).all() for v in table.values())

@@ -46,7 +46,8 @@ Dereddened fluxes are ``flux * 10**(0.4 * extinction)``; AB magnitudes are
 
 def _read_csv_gz(name: str) -> dict[str, np.ndarray]:
     """Read one of the shipped ``.csv.gz`` tables into a dict of float64 columns."""
-    with gzip.open(_DATA.joinpath(name).open("rb"), "rt") as f:
+    # (gzip does not close a file object it is given: both are closed here)
+    with _DATA.joinpath(name).open("rb") as raw, gzip.open(raw, "rt") as f:
         header = f.readline().strip().split(",")
         values = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2)
     return {name: values[:, i] for i, name in enumerate(header)}
