@@ -18,6 +18,7 @@ from ._base import (
     CheckedImages,
     NetworkEstimator,
     _check_numeric,
+    _rows_text,
     check_input,
     check_labels,
     check_preprocessing,
@@ -568,8 +569,17 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
 
     def score(self, X, y, sample_weight=None) -> float:
         """R² of :meth:`predict` against the true redshifts ``y`` (scikit-learn's regressor
-        score); ``y`` must hold numbers (text gets a TypeError naming ``y``)."""
-        _check_numeric(np.asarray(y), "y")
+        score); ``y`` must hold numbers (text gets a TypeError naming ``y``) and a redshift for
+        every row: NaN, which marks an unlabelled galaxy in ``fit``, cannot be scored."""
+        array = np.asarray(y)
+        _check_numeric(array, "y")
+        missing = np.flatnonzero(np.isnan(np.asarray(array, dtype=np.float64).reshape(-1)))
+        if missing.size:
+            raise ValueError(
+                f"y holds NaN in {missing.size} row(s) {_rows_text(missing)}: NaN marks an "
+                f"unlabelled galaxy, which cannot be scored; score the labelled rows, e.g. "
+                f"X[mask], y[mask] with mask = ~np.isnan(y)."
+            )
         return super().score(X, y, sample_weight=sample_weight)
 
     def predict_quantiles(self, X, quantiles=(0.16, 0.5, 0.84)) -> np.ndarray:

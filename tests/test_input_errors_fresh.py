@@ -112,12 +112,16 @@ def test_checkpoint_dir_that_is_a_file_is_named(tmp_path):
         MoCoEmbedder(**TINY, checkpoint_dir=str(path)).fit(X)
 
 
-def test_score_with_text_labels_names_y():
+def test_score_with_text_or_unlabelled_y_names_y():
     X, y = _features()
     model = PhotoZRegressor(**TINY).fit(X, y)
     with pytest.raises(TypeError, match=r"y must hold real numbers .* got string values"):
         model.score(X, np.array(["a"] * len(X)))
     assert np.isfinite(model.score(X, y))
+    unlabelled = y.copy()
+    unlabelled[[2, 5]] = np.nan  # was: scikit-learn's bare "Input contains NaN."
+    with pytest.raises(ValueError, match=r"y holds NaN in 2 row\(s\) \[2, 5\]: NaN marks an unl"):
+        model.score(X, unlabelled)
 
 
 def test_float16_and_read_only_input_give_no_warning():
