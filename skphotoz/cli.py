@@ -279,6 +279,12 @@ def pretrain(args) -> int:
         if value is not None:
             params[name] = value
     archive = _open_archive(args.archive, deredden=args.deredden, crop=args.crop)
+    size = archive.images.shape[-1]
+    if args.preset and args.crop_size is None and params.get("crop_size", 0) > size:
+        raise ValueError(
+            f"--preset {args.preset} trains on crops of {params['crop_size']} px, but the stamps "
+            f"of {args.archive} are {size} px; give --crop-size (at most {size})."
+        )
     embedder = MoCoEmbedder(
         **params, random_state=args.seed, checkpoint_dir=args.checkpoint_dir,
         verbose=not args.quiet, num_workers=args.num_workers,

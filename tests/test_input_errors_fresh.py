@@ -145,3 +145,12 @@ def test_shipped_tables_are_read_without_leaving_a_file_open():
         table = _read_csv_gz("sdss_template_fluxes.csv.gz")
     assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
     assert len(table) > 1 and all(np.isfinite(v).all() for v in table.values())
+
+
+def test_cli_preset_crop_larger_than_the_stamps_names_the_preset(tmp_path, capsys):
+    archive = _archive(tmp_path / "a.h5", size=16)
+    argv = ["pretrain", archive, "--output", str(tmp_path / "m.joblib"), "--preset", "published"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err  # was: "crop_size ... got crop_size=64", never given
+    assert "--preset published trains on crops of 64 px, but the stamps of" in err
+    assert "are 16 px; give --crop-size (at most 16)" in err
