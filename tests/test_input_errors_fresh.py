@@ -154,3 +154,22 @@ def test_cli_preset_crop_larger_than_the_stamps_names_the_preset(tmp_path, capsy
     err = capsys.readouterr().err  # was: "crop_size ... got crop_size=64", never given
     assert "--preset published trains on crops of 64 px, but the stamps of" in err
     assert "are 16 px; give --crop-size (at most 16)" in err
+
+
+@pytest.mark.parametrize("stop", ["under-filled", "interrupted"])
+def test_an_archive_whose_writer_stopped_early_is_refused_on_open(tmp_path, stop):
+    from skphotoz.data import ArchiveWriter, HDF5Images, open_archive
+
+    path = tmp_path / "a.h5"
+    with pytest.raises((ValueError, KeyboardInterrupt)):
+        with ArchiveWriter(path, 10, stamp_size=8) as writer:
+            writer.append(np.ones((4, 5, 8, 8)), redshift=np.full(4, 0.1))
+            if stop == "interrupted":
+                raise KeyboardInterrupt
+    # was: opened as 10 galaxies, the last 6 all-zero images with NaN redshifts
+    with pytest.raises(ValueError, match=r"incomplete archive: its writer stopped after 4 of 10"):
+        open_archive(path)
+    with pytest.raises(ValueError, match=r"incomplete archive"):
+        HDF5Images(path)
+    write_archive(path, np.ones((3, 5, 8, 8)), [0.1, 0.2, 0.3])  # a finished write opens
+    assert open_archive(path).images.shape == (3, 5, 8, 8)

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._validation import StrOptions, check_params, integer
-from ._lazy import HDF5Images, open_hdf5
+from ._lazy import INCOMPLETE_ATTR, WRITTEN_ATTR, HDF5Images, open_hdf5
 
 #: Per-galaxy columns of the HDF5 archive, their dtype and shape after the sample axis.
 ARCHIVE_COLUMNS = {
@@ -137,6 +137,9 @@ class ArchiveWriter:
             )
         self._file.attrs["bands"] = "ugriz"
         self._file.attrs["flux_unit"] = "nanomaggies"
+        # Until the last galaxy is written, readers refuse the file: an interrupted or
+        # under-filled write would otherwise read as all-zero images with NaN labels.
+        self._file.attrs[INCOMPLETE_ATTR] = True
         return self
 
     def append(
@@ -224,6 +227,7 @@ class ArchiveWriter:
         for key, values in arrays.items():
             self._file[key][start:stop] = values
         self._n_written = stop
+        self._file.attrs[WRITTEN_ATTR] = stop
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
@@ -232,6 +236,8 @@ class ArchiveWriter:
                     f"the archive was created for n_samples={self.n_samples} but "
                     f"{self._n_written} galaxies were written."
                 )
+            if exc_type is None:
+                del self._file.attrs[INCOMPLETE_ATTR]
         finally:
             self._file.close()
             self._file = None
@@ -360,8 +366,9 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If ``path`` is not an HDF5 file, has no ``images`` dataset or an empty one, or a
-        column has a different number of rows than there are images.
+        If ``path`` is not an HDF5 file, has no ``images`` dataset or an empty one, is an
+        incomplete archive (an :class:`ArchiveWriter` that stopped before its last galaxy),
+        or a column has a different number of rows than there are images.
     """
     check_params(
         "open_archive",

@@ -19,6 +19,12 @@ _MAX_GAP = 8
 _READ_BLOCK = 512
 
 
+#: File attributes of an archive being written by ArchiveWriter: present (True) until the
+#: last galaxy is written, and the number of galaxies written so far.
+INCOMPLETE_ATTR = "skphotoz_incomplete"
+WRITTEN_ATTR = "skphotoz_n_written"
+
+
 def open_hdf5(path) -> h5py.File:
     """Open an HDF5 file read-only, with errors that say what is wrong with the path.
 
@@ -124,6 +130,14 @@ class HDF5Images:
         self._file = None
         self._extinction = None
         with open_hdf5(self.path) as f:
+            if f.attrs.get(INCOMPLETE_ATTR, False):
+                written = f.attrs.get(WRITTEN_ATTR, 0)
+                total = f[key].shape[0] if key in f else "?"
+                raise ValueError(
+                    f"{self.path} is an incomplete archive: its writer stopped after "
+                    f"{written} of {total} galaxies (interrupted, or fewer appended than "
+                    f"n_samples), so the other rows are empty. Write it again."
+                )
             if key not in f:
                 raise ValueError(
                     f"{self.path} has no dataset {key!r} (the images); it holds {sorted(f)}."
