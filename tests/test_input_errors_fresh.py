@@ -173,3 +173,27 @@ def test_an_archive_whose_writer_stopped_early_is_refused_on_open(tmp_path, stop
         HDF5Images(path)
     write_archive(path, np.ones((3, 5, 8, 8)), [0.1, 0.2, 0.3])  # a finished write opens
     assert open_archive(path).images.shape == (3, 5, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "column, value, match",
+    [
+        ("z", "-9999", r"column 'z' \(redshift\) must be > -1; 1 row\(s\) are not, e.g. row 1"),
+        ("ebv", "-9999", r"column 'ebv' \(ebv\) must be >= -0.05; .* row 1 is -9999: a missing"),
+        ("extinction_u", "-99", r"\(extinction\) must be >= -0.25; .* row 1 is -99"),
+    ],
+)
+def test_catalogue_missing_value_codes_are_refused(tmp_path, column, value, match):
+    header = ["objid", "z", "ebv"] if column != "extinction_u" else ["objid", "z"]
+    if column == "extinction_u":
+        header += [f"extinction_{b}" for b in "ugriz"]
+    rows = [[str(i + 1)] + ["0.1"] + ["0.02"] * (len(header) - 2) for i in range(3)]
+    rows[1][header.index(column)] = value  # SDSS writes -9999 where a value is missing
+    path = tmp_path / "cat.csv"
+    path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    with pytest.raises(ValueError, match=match):
+        read_catalog(path)
+    rows[1][header.index(column)] = ""  # an empty cell is the way to say "unknown"
+    path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    table = read_catalog(path)
+    assert np.isnan(table["redshift" if column == "z" else "extinction"][1]).any()

@@ -134,6 +134,30 @@ def _read_fits_table(path: Path) -> tuple[list[str], callable]:
     return header, lambda names: {name: arrays[name] for name in names}
 
 
+#: The lowest value a catalogue column can hold: below it, a value is a missing-value code
+#: (SDSS writes -9999), not a measurement. 1 + z must be positive; E(B-V) and extinction
+#: are positive (a dust map's noise can dip slightly below 0).
+_LOWEST = {"redshift": -1.0, "ebv": -0.05, "extinction": -0.25}
+
+
+def _check_lowest(values: np.ndarray, name: str, source, low: float) -> None:
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(
+            (values <= low if name == "redshift" else values < low)
+            .reshape(len(values), -1)
+            .any(axis=1)
+        )
+    if bad.size:
+        row = int(bad[0])
+        shown = np.asarray(values[row]).reshape(-1)
+        raise ValueError(
+            f"catalogue column {source!r} ({name}) must be "
+            f"{'> ' if name == 'redshift' else '>= '}{low:g}; {bad.size} row(s) are not, e.g. "
+            f"row {row} is {shown.min():g}: a missing-value code? Leave those cells empty (or "
+            f"NaN) to mark the value unknown."
+        )
+
+
 def _to_float(values: np.ndarray, name: str, source: str) -> np.ndarray:
     if values.dtype.kind in "US":
         out = np.empty(values.shape, dtype=np.float64)
@@ -298,6 +322,10 @@ def _recognise(header, read, columns, ebv_coefficients, source: str) -> dict[str
                     f"row; got shape {values.shape}."
                 )
             out[key] = values
+    for key, low in _LOWEST.items():
+        if key in out:
+            # (a per-band ``ebv`` vector column is read as the extinction)
+            _check_lowest(out[key], key, chosen.get(key, chosen.get("ebv")), low)
     if "ebv" in out:
         ebv = out.pop("ebv")
         extinction = np.full((len(ebv), len(BANDS)), np.nan)
