@@ -308,6 +308,16 @@ def _labelled_redshifts(archive, archive_path):
         raise ValueError(f"archive {archive_path!r} has no redshift column to train on.")
     z = np.asarray(archive.redshift, dtype=np.float64).copy()
     z[~np.isfinite(z)] = np.nan
+    with np.errstate(invalid="ignore"):
+        impossible = np.flatnonzero(z <= -1)
+    if impossible.size:  # found before training, not when scoring after it
+        shown = ", ".join(str(int(r)) for r in impossible[:5])
+        raise ValueError(
+            f"archive {archive_path!r}: redshift must be > -1 (1 + z > 0) or NaN for "
+            f"unlabelled galaxies; {impossible.size} row(s) are not ({shown}"
+            f"{', ...' if impossible.size > 5 else ''}; e.g. {z[impossible[0]]:g}), a "
+            f"missing-value code? Write them as NaN."
+        )
     if np.count_nonzero(~np.isnan(z)) == 0:
         raise ValueError(
             f"archive {archive_path!r} has no galaxy with a finite redshift to train on "

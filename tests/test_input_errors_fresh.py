@@ -197,3 +197,13 @@ def test_catalogue_missing_value_codes_are_refused(tmp_path, column, value, matc
     path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
     table = read_catalog(path)
     assert np.isnan(table["redshift" if column == "z" else "extinction"][1]).any()
+
+
+def test_cli_fit_photoz_refuses_impossible_redshifts_before_training(tmp_path, capsys):
+    z = np.array([0.1, -9999.0, 0.2, 0.3])
+    write_archive(tmp_path / "a.h5", np.ones((4, 5, 8, 8)), z)
+    argv = ["fit-photoz", str(tmp_path / "a.h5"), "--output", str(tmp_path / "m.joblib")]
+    assert main([*argv, "--device", "cpu", "--epochs", "1"]) == 1
+    err = capsys.readouterr().err  # was: trained, then failed in the score's z_spec check
+    assert "redshift must be > -1 (1 + z > 0) or NaN for unlabelled galaxies; 1 row(s)" in err
+    assert "(1; e.g. -9999)" in err and not (tmp_path / "m.joblib").exists()
