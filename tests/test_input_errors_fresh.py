@@ -207,3 +207,15 @@ def test_cli_fit_photoz_refuses_impossible_redshifts_before_training(tmp_path, c
     err = capsys.readouterr().err  # was: trained, then failed in the score's z_spec check
     assert "redshift must be > -1 (1 + z > 0) or NaN for unlabelled galaxies; 1 row(s)" in err
     assert "(1; e.g. -9999)" in err and not (tmp_path / "m.joblib").exists()
+
+
+def test_deredden_refuses_a_missing_value_code_as_extinction(tmp_path):
+    from skphotoz.data import HDF5Images
+
+    extinction = np.full((4, 5), 0.05)
+    extinction[2, 1] = -9999.0
+    path = tmp_path / "a.h5"
+    write_archive(path, np.ones((4, 5, 8, 8)), [0.1] * 4, extinction=extinction)
+    with pytest.raises(ValueError, match=r"extinction >= -0.25 mag, but 1 of 4 .*rows 2; e.g. -9"):
+        HDF5Images(path, deredden=True)  # was: galaxy 2 dereddened to all-zero pixels
+    assert HDF5Images(path).shape == (4, 5, 8, 8)

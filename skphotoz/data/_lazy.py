@@ -23,6 +23,9 @@ _READ_BLOCK = 512
 #: last galaxy is written, and the number of galaxies written so far.
 INCOMPLETE_ATTR = "skphotoz_incomplete"
 WRITTEN_ATTR = "skphotoz_n_written"
+#: Lowest per-band extinction (mag) dereddening accepts: a dust map's noise can dip a little
+#: below 0; below this a value is a missing-value code, which would zero the galaxy.
+MIN_EXTINCTION = -0.25
 
 
 def open_hdf5(path) -> h5py.File:
@@ -193,6 +196,15 @@ class HDF5Images:
                 f"deredden=True needs finite extinction, but {bad.size} of {stored[0]} "
                 f"galaxies of {self.path} have NaN or infinite {key!r} (rows {shown}); fix "
                 "those rows, drop them, or open the archive with deredden=False."
+            )
+        negative = np.flatnonzero((extinction < MIN_EXTINCTION).any(axis=1))
+        if negative.size:  # a missing-value code such as -9999 would zero the galaxy
+            shown = ", ".join(map(str, negative[:5])) + (", ..." if negative.size > 5 else "")
+            raise ValueError(
+                f"deredden=True needs extinction >= {MIN_EXTINCTION:g} mag, but {negative.size} "
+                f"of {stored[0]} galaxies of {self.path} have lower {key!r} (rows {shown}; e.g. "
+                f"{extinction[negative[0]].min():g}): a missing-value code? Write NaN there "
+                "and drop those rows, or open the archive with deredden=False."
             )
 
     @property
