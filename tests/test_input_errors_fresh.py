@@ -219,3 +219,10 @@ def test_deredden_refuses_a_missing_value_code_as_extinction(tmp_path):
     with pytest.raises(ValueError, match=r"extinction >= -0.25 mag, but 1 of 4 .*rows 2; e.g. -9"):
         HDF5Images(path, deredden=True)  # was: galaxy 2 dereddened to all-zero pixels
     assert HDF5Images(path).shape == (4, 5, 8, 8)
+
+
+def test_catalogue_with_a_repeated_column_name_is_refused(tmp_path):
+    path = tmp_path / "cat.csv"
+    path.write_text("objid,z,z,ra,\n1,0.1,0.2,3,\n")  # (an empty name is not a repeat)
+    with pytest.raises(ValueError, match=r"has several columns named \['z'\]; rename them"):
+        read_catalog(path)  # was: "say which with columns={'redshift': 'z'}", which cannot

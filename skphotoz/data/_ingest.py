@@ -96,6 +96,12 @@ def _read_csv(path: Path) -> tuple[list[str], callable]:
         except csv.Error:
             dialect = csv.excel
         header = [name.strip() for name in next(csv.reader([header_line], dialect))]
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    if repeated:  # columns= could not say which one is meant
+        raise ValueError(
+            f"catalogue {str(path)!r} has several columns named {repeated}; rename them so "
+            f"that each column name is unique."
+        )
 
     def columns(names: list[str]) -> dict[str, np.ndarray]:
         index = [header.index(name) for name in names]
