@@ -175,18 +175,7 @@ class ArchiveWriter:
         objid, specobjid : array-like of int of shape (n_batch,), optional
             SDSS photometric and spectroscopic object identifiers.
         """
-        if unexpected:
-            renamed = {k: _COLUMN_ALIASES[k] for k in unexpected if k in _COLUMN_ALIASES}
-            if renamed:
-                hints = ", ".join(f"{old}= -> {new}=" for old, new in renamed.items())
-                raise TypeError(
-                    "ArchiveWriter.append takes the public column names, not the archive's "
-                    f"keys on disk: use {hints}."
-                )
-            raise TypeError(
-                f"ArchiveWriter.append got unknown columns {sorted(unexpected)}; expected any "
-                f"of {list(COLUMNS)}."
-            )
+        _refuse_unknown_columns("ArchiveWriter.append", unexpected)
         columns = {
             "redshift": redshift,
             "redshift_err": redshift_err,
@@ -243,6 +232,22 @@ class ArchiveWriter:
             self._file = None
 
 
+def _refuse_unknown_columns(caller: str, unexpected: dict) -> None:
+    """A TypeError for keyword arguments that are not columns, naming the public name of an
+    archive key given by mistake (``e_bv=`` for ``extinction=``)."""
+    if not unexpected:
+        return
+    renamed = {k: _COLUMN_ALIASES[k] for k in unexpected if k in _COLUMN_ALIASES}
+    if renamed:
+        hints = ", ".join(f"{old}= -> {new}=" for old, new in renamed.items())
+        raise TypeError(
+            f"{caller} takes the public column names, not the archive's keys on disk: use {hints}."
+        )
+    raise TypeError(
+        f"{caller} got unknown columns {sorted(unexpected)}; expected any of {list(COLUMNS)}."
+    )
+
+
 def write_archive(
     path,
     images,
@@ -255,6 +260,7 @@ def write_archive(
     objid=None,
     specobjid=None,
     chunk_size: int = 1024,
+    **unexpected,
 ) -> None:
     """Write galaxies to an HDF5 archive in the published format.
 
@@ -281,6 +287,7 @@ def write_archive(
     --------
     skphotoz.data.ingest : write an archive from a cube or FITS cutouts and a catalogue.
     """
+    _refuse_unknown_columns("write_archive", unexpected)
     shape = getattr(images, "shape", None)
     if shape is None:
         images = _as_float_images(images)

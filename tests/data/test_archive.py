@@ -81,6 +81,12 @@ def test_writer_errors(tmp_path):
             writer.append(images=np.zeros((1, 5, 4, 4)), z=[0.1])
     with pytest.raises(ValueError, match="redshift must have 3 rows"):
         write_archive(path, np.zeros((3, 5, 4, 4)), [0.1])
+    with pytest.raises(
+        TypeError, match=r"write_archive takes the public column names.*e_bv= -> extinction="
+    ):
+        write_archive(path, np.zeros((1, 5, 4, 4)), e_bv=np.zeros((1, 5)))
+    with pytest.raises(TypeError, match=r"write_archive got unknown columns \['zz'\]"):
+        write_archive(path, np.zeros((1, 5, 4, 4)), zz=[0.1])
     with pytest.raises(ValueError, match=r"no empty axis; got \(0, 5, 4, 4\)"):
         write_archive(path, np.zeros((0, 5, 4, 4)))
 
