@@ -153,6 +153,14 @@ class AperturePhotometry(TransformerMixin, BaseEstimator):
                 f"AperturePhotometry takes square stamps (n_samples, n_bands, size, size), "
                 f"the apertures centred on the galaxy; got shape {shape}.{hint}"
             )
+        self._check_settings(shape[1])
+        self.n_bands_ = shape[1]
+        self.image_shape_ = shape[1:]
+        return self
+
+    def _check_settings(self, n_bands: int) -> None:
+        """The checks of the parameters beyond their constraints: the radii, and a reference
+        band that X has."""
         radii = np.asarray(self.radii, dtype=np.float64) if _numbers(self.radii) else None
         if (
             radii is None
@@ -164,18 +172,18 @@ class AperturePhotometry(TransformerMixin, BaseEstimator):
                 f"radii must be two or more positive radii (at most {_MAX_RADII}, each at most "
                 f"{_MAX_RADIUS:g} arcsec); got {self.radii!r}."
             )
-        if self.reference_band >= shape[1]:
+        if self.reference_band >= n_bands:
             raise ValueError(
-                f"reference_band must be a band of X (0 to {shape[1] - 1}); got "
+                f"reference_band must be a band of X (0 to {n_bands - 1}); got "
                 f"{self.reference_band}."
             )
-        self.n_bands_ = shape[1]
-        self.image_shape_ = shape[1:]
-        return self
 
     def transform(self, X) -> np.ndarray:
         """The aperture features of each stamp, float64 (n_samples, n_features_out)."""
         check_is_fitted(self, "n_bands_")
+        # Parameters may have been changed with set_params since fit: check them again.
+        self._validate_params()
+        self._check_settings(self.n_bands_)
         shape = _image_shape(X, "X")
         if shape[1:] != tuple(self.image_shape_):
             raise ValueError(

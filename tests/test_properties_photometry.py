@@ -51,17 +51,34 @@ def stamps(draw):
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(st.fixed_dictionaries(PARAMS), stamps())
-def test_photometry_gives_a_clear_error_or_finite_features(params, X):
+@given(st.fixed_dictionaries(PARAMS), stamps(), st.fixed_dictionaries({}, optional=PARAMS))
+def test_photometry_gives_a_clear_error_or_finite_features(params, X, changed):
     model = AperturePhotometry(**params)
     try:
         features = model.fit_transform(X)
     except (ValueError, TypeError) as error:
-        message = str(error)
-        assert len(message) > 20, message
-        event(f"error: {type(error).__name__}")
+        _check_message(error)
         return
     event(f"features of stamps at scale {float(np.abs(X).max()) if X.size else 0:.0e}")
+    _check_features(features, X, params)
+
+    # Parameters changed after fit: checked again, never an IndexError or NaN features.
+    model.set_params(**changed)
+    try:
+        features = model.transform(X)
+    except (ValueError, TypeError) as error:
+        _check_message(error)
+        return
+    _check_features(features, X, {**params, **changed})
+
+
+def _check_message(error):
+    message = str(error)
+    assert len(message) > 20, message
+    event(f"error: {type(error).__name__}")
+
+
+def _check_features(features, X, params):
     n_bands = X.shape[1]
     n_radii = len(params["radii"])
     assert X.ndim == 4 and X.shape[2] == X.shape[3] >= 1
