@@ -356,7 +356,12 @@ def fill_input(X, scaling, nan_policy: str):
 
 
 def preprocessing_of(X) -> dict | None:
-    """``{"deredden": bool, "crop": int | None}`` of an HDF5Images-like X, else None."""
+    """``{"deredden": bool, "crop": int | None}`` of an HDF5Images-like X, else None.
+
+    Row views (:func:`take_rows`, e.g. a cross-validation split) and checked wrappers are
+    read as the archive under them is."""
+    while isinstance(X, RowSubset | CheckedImages):
+        X = X.data
     if hasattr(X, "deredden") and hasattr(X, "crop"):
         crop = X.crop
         return {"deredden": bool(X.deredden), "crop": None if crop is None else int(crop)}
@@ -885,4 +890,7 @@ class NetworkEstimator(BaseEstimator):
             f"parameter {name}": repr(value)
             for name, value in sorted(self.get_params(deep=False).items())
             if name not in self._runtime_parameters
+            # The default is left out: checkpoints written before nan_policy existed (which
+            # read input as "raise" does) stay resumable.
+            and not (name == "nan_policy" and value == "raise")
         }
