@@ -52,3 +52,19 @@ def test_checkpoint_of_a_fit_before_nan_policy_resumes(tmp_path):
 
     # A non-default policy is still recorded, so that a resume with another one is noticed.
     assert MoCoEmbedder(nan_policy="fill")._run_parameters()["parameter nan_policy"] == "'fill'"
+
+
+def test_similarity_search_checks_the_embedder_preprocessing(tmp_path):
+    # The index reads an archive in numpy blocks before the embedder sees them: an archive
+    # read otherwise than the embedder's training images must be refused, as transform does.
+    from skphotoz.search import SimilaritySearch
+
+    path = _archive(tmp_path)
+    embedder = MoCoEmbedder(**TINY).fit(HDF5Images(path))
+    dereddened = HDF5Images(path, deredden=True)
+    with pytest.raises(ValueError, match="preprocessing_"):
+        SimilaritySearch(n_neighbors=2, embedder=embedder).fit(dereddened)
+    search = SimilaritySearch(n_neighbors=2, embedder=embedder).fit(HDF5Images(path))
+    with pytest.raises(ValueError, match="preprocessing_"):
+        search.kneighbors(dereddened)
+    assert search.kneighbors(HDF5Images(path)[:2])[1].shape == (2, 2)

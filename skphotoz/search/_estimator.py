@@ -12,6 +12,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from .._base import check_preprocessing
 from .._validation import HasMethods, StrOptions, check_params, fit_context, integer
 from ..nn.engine import _is_available, resolve_device
 from ._faiss import FaissIndex, import_faiss
@@ -257,6 +258,7 @@ class SimilaritySearch(BaseEstimator):
             normal number).
         """
         X = _as_array_like(X, "X")
+        self._check_preprocessing(X)
         n = X.shape[0]
         if n < 1:
             raise ValueError(f"X must hold at least one sample; got shape {tuple(X.shape)}.")
@@ -468,6 +470,13 @@ class SimilaritySearch(BaseEstimator):
 
     # -- embeddings -----------------------------------------------------------------------
 
+    def _check_preprocessing(self, X) -> None:
+        """An archive (HDF5Images) to embed must be read as the embedder's training images
+        were: it reaches the embedder in numpy blocks, which carry no preprocessing, so it is
+        checked here, whole."""
+        if self.embedder is not None:
+            check_preprocessing(self.embedder, X)
+
     def _embed(self, block, name: str, start: int = 0, fitted_dim: int | None = None) -> np.ndarray:
         """Validated float64 embeddings of the rows ``start:`` of ``name`` (X or X_query), of
         ``fitted_dim`` features if given (queries; at fit a previous fit's dimension does not
@@ -588,6 +597,7 @@ class SimilaritySearch(BaseEstimator):
         n_queries = self.n_samples_fit_ if exclude_self else None
         if not exclude_self:
             X_query = _as_array_like(X_query, name)
+            self._check_preprocessing(X_query)
             n_queries = X_query.shape[0]
             if n_queries < 1:
                 raise ValueError(
