@@ -438,6 +438,13 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         y = check_labels(y, n_samples)
         if self.redshift_weight == 0 or np.isnan(y).all():
             return None
+        impossible = np.flatnonzero(y <= -1)  # (NaN compares False: unlabelled rows pass)
+        if impossible.size:
+            raise ValueError(
+                f"y must hold redshifts > -1 (NaN for unlabelled rows); {impossible.size} rows "
+                f"hold values <= -1, such as {y[impossible[0]]:g} in row {impossible[0]} "
+                f"(a missing-value code like -9999?). Mark them NaN."
+            )
         return y.astype(np.float32)
 
     def _photometry_targets(self, X, photometry):

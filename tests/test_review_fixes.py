@@ -68,3 +68,17 @@ def test_similarity_search_checks_the_embedder_preprocessing(tmp_path):
     with pytest.raises(ValueError, match="preprocessing_"):
         search.kneighbors(dereddened)
     assert search.kneighbors(HDF5Images(path)[:2])[1].shape == (2, 2)
+
+
+def test_semi_supervised_pretraining_refuses_missing_value_codes():
+    # An archive written by another tool may hold -9999 for "no redshift": the redshift term
+    # would learn it as a redshift.
+
+    X = np.random.default_rng(0).normal(size=(16, 6)).astype(np.float32)
+    y = np.full(16, np.nan)
+    y[:4] = [0.1, -9999.0, 0.2, 0.05]
+    embedder = MoCoEmbedder(n_epochs=1, batch_size=8, redshift_weight=1.0, random_state=0)
+    with pytest.raises(ValueError, match=r"redshifts > -1 .*1 rows .*-9999 in row 1"):
+        embedder.fit(X, y)
+    # With the redshift term off, y is not used as redshifts.
+    MoCoEmbedder(n_epochs=1, batch_size=8, random_state=0).fit(X, y)
