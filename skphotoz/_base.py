@@ -158,22 +158,28 @@ class CheckedImages:
 
     dtype = np.dtype(np.float32)
 
-    def read_raw(self, index) -> np.ndarray:
-        """Rows ``index`` as float32, checked but not filled (for the scaling statistics,
-        which ignore non-finite values)."""
+    def _read(self, index) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows ``index`` as float32 (huge values clipped) and their finite mask, None when
+        all are finite; raises for non-finite values under ``nan_policy="raise"``."""
         values = _clip_huge(np.ascontiguousarray(self.data[index], dtype=np.float32))
         finite = np.isfinite(values)
-        if not finite.all() and self.nan_policy == "raise":
+        if finite.all():
+            return values, None
+        if self.nan_policy == "raise":
             rows = _row_numbers(index, len(self))
             per_row = finite.reshape(len(rows), -1) if values.ndim == 4 else finite.reshape(1, -1)
             bad = rows[~per_row.all(axis=1)] if len(rows) == len(per_row) else rows
             raise non_finite_error(int(np.count_nonzero(~finite)), bad)
-        return values
+        return values, finite
+
+    def read_raw(self, index) -> np.ndarray:
+        """Rows ``index`` as float32, checked but not filled (for the scaling statistics,
+        which ignore non-finite values)."""
+        return self._read(index)[0]
 
     def __getitem__(self, index) -> np.ndarray:
-        values = self.read_raw(index)
-        finite = np.isfinite(values)
-        if not finite.all():
+        values, finite = self._read(index)
+        if finite is not None:
             values = np.where(finite, values, np.float32(0.0))
         return values
 
@@ -322,12 +328,17 @@ def check_input(estimator, X, *, reset: bool):
         _check_image_shape(X.shape)
     if not reset and ndim in (2, 4):
         _check_dimensions(estimator, X)
-    if isinstance(X, np.ndarray):
+    # Clipped before the float32 conversion, which would turn float64 beyond its range into
+    # infinity (other array-likes are clipped after it).
+    clipped = isinstance(X, np.ndarray)
+    if clipped:
         X = _clip_huge(X)
     X = validate_data(
         estimator, X, reset=reset, dtype=np.float32, allow_nd=True, ensure_all_finite=False
     )
-    X = _clip_huge(np.ascontiguousarray(X))
+    X = np.ascontiguousarray(X)
+    if not clipped:
+        X = _clip_huge(X)
     if reset:
         estimator.preprocessing_ = None
     if estimator.nan_policy == "raise" and not all_finite(X):

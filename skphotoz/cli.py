@@ -535,14 +535,15 @@ def predict(args) -> int:
                 values = {"row": np.arange(start, stop)}
                 if "objid" in columns:
                     values["objid"] = archive.objid[start:stop]
-                values["z_pred"] = model.predict(X)
-                if quantiles or args.pdf:
-                    pdf = model.predict_pdf(X)
+                if quantiles or args.pdf:  # one pass of the network for both
+                    values["z_pred"], pdf = model.predict(X, return_pdf=True)
                     if quantiles:
                         q = _pdf_quantiles(pdf, model.redshift_bins_, quantiles)
                         values.update({name: q[:, j] for j, name in enumerate(q_names)})
                     if args.pdf:
                         values["pdf"] = pdf.astype(np.float32)
+                else:
+                    values["z_pred"] = model.predict(X)
                 if "redshift" in columns:
                     values["redshift"] = archive.redshift[start:stop]
                 writer.write(start, values)

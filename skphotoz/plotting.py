@@ -33,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._validation import StrOptions, check_params, finite, integer, positive
 from .metrics import (
     OUTLIER_THRESHOLD,
+    _as_numbers,
     _check_redshifts,
     bias,
     outlier_fraction,
@@ -1201,15 +1202,6 @@ def _check_names(names, n_curves: int) -> list:
 _MAX_PANELS = 1000
 
 
-def _numbers(name: str, value) -> np.ndarray:
-    """``value`` as a float64 array, or a TypeError naming ``name``."""
-    array = np.asarray(value) if value is not None else None
-    if array is None or array.dtype.kind not in "biuf":
-        given = "None" if array is None else f"an array of dtype {array.dtype}"
-        raise TypeError(f"{name} must be an array of numbers; got {given}.")
-    return array.astype(np.float64)
-
-
 def plot_gallery(rgb, z):
     """One row of colour composites, each captioned with its redshift.
 
@@ -1229,7 +1221,7 @@ def plot_gallery(rgb, z):
     rgb = np.asarray(rgb)
     if rgb.dtype.kind not in "biuf":
         raise TypeError(f"rgb must be an array of colour values; got dtype {rgb.dtype}.")
-    z = _numbers("z", z).reshape(-1)
+    z = _as_numbers("z", z).reshape(-1)
     if rgb.ndim != 4 or not 1 <= rgb.shape[0] <= _MAX_PANELS or rgb.shape[-1] not in (3, 4):
         raise ValueError(
             f"rgb must hold at least one image (and at most {_MAX_PANELS}) of shape (height, "
@@ -1324,7 +1316,7 @@ def plot_neighbors(
             f"{outside[:5].tolist()}."
         )
     if similarities is not None:
-        similarities = _numbers("similarities", similarities).reshape(-1)
+        similarities = _as_numbers("similarities", similarities).reshape(-1)
         if similarities.shape != neighbors.shape:
             raise ValueError(
                 f"similarities must have one value per neighbour ({neighbors.size}); got "
@@ -1333,7 +1325,7 @@ def plot_neighbors(
         if not np.isfinite(similarities).all():
             raise ValueError("similarities must be finite; got NaN or infinite values.")
     if redshift is not None:
-        redshift = _numbers("redshift", redshift).reshape(-1)
+        redshift = _as_numbers("redshift", redshift).reshape(-1)
         if redshift.shape[0] != n_images:
             raise ValueError(
                 f"redshift must have one value per row of images ({n_images}); got "
@@ -1347,7 +1339,7 @@ def plot_neighbors(
     rows = np.concatenate([[query], neighbors]) if query_is_row else neighbors
     stamps = np.asarray(images[rows], dtype=np.float32)
     if not query_is_row:
-        query_image = _numbers("query", query).astype(np.float32)
+        query_image = _as_numbers("query", query).astype(np.float32)
         if query_image.shape != image_shape[1:]:
             raise ValueError(
                 f"query must be a row of images or an image of their shape "

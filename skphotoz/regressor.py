@@ -560,12 +560,32 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         pdf = _pdf_of(self.model_.head, self._outputs(X))
         return self._check_outputs(pdf, self.model_, "predict_pdf")
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, return_pdf: bool = False):
         """Point redshifts: the ``point_estimate`` of each PDF (the Gaussian mean for
-        ``head="regression"``, not limited to ``z_range``)."""
+        ``head="regression"``, not limited to ``z_range``).
+
+        Parameters
+        ----------
+        X : array-like
+        return_pdf : bool, default=False
+            Also return the PDFs of :meth:`predict_pdf`, from the same pass of the network
+            (half the work of calling both).
+
+        Returns
+        -------
+        z : ndarray of shape (n_samples,)
+        pdf : ndarray of shape (n_samples, n_bins)
+            Only with ``return_pdf=True``.
+        """
+        if not isinstance(return_pdf, bool | np.bool_):
+            raise TypeError(f"return_pdf must be True or False; got {return_pdf!r}.")
         outputs = self._outputs(X)
         z = _point_estimates(self.model_.head, outputs, self.redshift_bins_, self.point_estimate)
-        return self._check_outputs(z, self.model_, "predict")
+        z = self._check_outputs(z, self.model_, "predict")
+        if not return_pdf:
+            return z
+        pdf = _pdf_of(self.model_.head, outputs)
+        return z, self._check_outputs(pdf, self.model_, "predict_pdf")
 
     def score(self, X, y, sample_weight=None) -> float:
         """R² of :meth:`predict` against the true redshifts ``y`` (scikit-learn's regressor

@@ -73,6 +73,17 @@ def test_pdf_quantiles_and_point_estimates(photometry):
     np.testing.assert_allclose(high, q[:, 2], atol=1e-9)
 
 
+@pytest.mark.parametrize("head", ["bins", "regression"])
+def test_predict_returns_the_pdf_of_the_same_pass(photometry, head):
+    X, z = photometry
+    model = _fast(head=head).fit(X[:200], z[:200])
+    point, pdf = model.predict(X[:30], return_pdf=True)
+    np.testing.assert_array_equal(point, model.predict(X[:30]))
+    np.testing.assert_array_equal(pdf, model.predict_pdf(X[:30]))
+    with pytest.raises(TypeError, match="return_pdf must be True or False; got 'yes'"):
+        model.predict(X[:2], return_pdf="yes")
+
+
 def test_regression_head_predicts_gaussian_mean_and_pdf(photometry):
     X, z = photometry
     model = _fast(head="regression", n_epochs=4, batch_size=64).fit(X[:1000], z[:1000])
