@@ -17,6 +17,11 @@ the checkpoint saves, so that a resumed run continues every callback where it wa
 
 Pass instances to an estimator's ``callbacks=[LossLog()]``; they run after the estimator's own
 (progress, early stopping) and before its checkpoint.
+
+Under torchrun every rank calls the hooks with the same values (the losses of the global
+batches, identical weights at the end of an epoch); :class:`ProgressTable` prints and
+:class:`Checkpoint` writes on rank 0 only (``distributed.is_main_process()``), and a
+callback that writes files should do the same.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._validation import check_params, integer
+from . import distributed
 
 
 class Callback:
@@ -171,8 +177,12 @@ class ProgressTable(Callback):
     def on_train_begin(self, trainer) -> None:
         self._header_done = False
         self._bar = None
+        # Under torchrun only rank 0 shows progress.
+        self._silent = not distributed.is_main_process()
 
     def on_epoch_begin(self, trainer, epoch: int, n_batches: int) -> None:
+        if getattr(self, "_silent", False):
+            return
         self._bar = tqdm(
             total=n_batches,
             desc=f"{self.description} {epoch + 1}/{trainer.config.n_epochs}",
@@ -181,6 +191,8 @@ class ProgressTable(Callback):
         )
 
     def on_batch_end(self, trainer, loss: float, batch_size: int) -> None:
+        if self._bar is None:
+            return
         self._bar.update(1)
         self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
@@ -188,6 +200,8 @@ class ProgressTable(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        if getattr(self, "_silent", False):
+            return
         columns = [(k, f) for k, f in self._COLUMNS if k in entry]
         if not self._header_done:
             widths = [len(f.format(1.0 if k != "epoch" else 1)) for k, f in columns]
@@ -251,6 +265,13 @@ class Checkpoint(Callback):
 
     def on_train_begin(self, trainer) -> None:
         self.fingerprint = {**trainer.fingerprint(), **self.extra}
+        try:
+            self._resume(trainer)
+        finally:
+            # Under torchrun: no rank reads the file while rank 0 may already replace it.
+            distributed.barrier()
+
+    def _resume(self, trainer) -> None:
         if not os.path.exists(self.path):
             return
         saved = load_checkpoint(self.path, trainer.device)
@@ -286,12 +307,14 @@ class Checkpoint(Callback):
             self._save(trainer)
 
     def _save(self, trainer) -> None:
+        if not distributed.is_main_process():  # under torchrun rank 0 writes
+            return
         state = {"fingerprint": self.fingerprint, "trainer": trainer.state_dict()}
         state["finished"] = state["trainer"]["finished"]
         save_atomically(state, self.path)
 
     def _say(self, message: str) -> None:
-        if self.verbose:
+        if self.verbose and distributed.is_main_process():
             tqdm.write(message, file=sys.stdout)
 
 

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
+
 
 @dataclass
 class TrainConfig:
@@ -93,7 +95,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """The ``torch.device`` of a ``device`` setting, checked to exist here.
 
     ``"auto"`` is the first CUDA device if there is one, else the CPU; any other string is
-    what ``torch.device`` takes (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ...).
+    what ``torch.device`` takes (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ...). Under
+    torchrun, ``"auto"`` and ``"cuda"`` are the GPU of this process's ``LOCAL_RANK``.
 
     Raises
     ------
@@ -102,7 +105,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
         have, naming the devices it has.
     """
     if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if not isinstance(device, str | torch.device):
         raise TypeError(
             f"device must be 'auto', a torch device string such as 'cpu', 'cuda', 'cuda:1' "
@@ -115,6 +118,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
             f"device must be 'auto', 'cpu', 'cuda', 'cuda:<i>', 'mps' or another torch device "
             f"string; got {device!r}, which torch does not know."
         ) from None
+    if resolved.type == "cuda" and resolved.index is None and distributed.launched_by_torchrun():
+        resolved = torch.device("cuda", distributed.local_rank())
     if not _is_available(resolved):
         raise ValueError(
             f"device={device!r} was asked for, but it is not available here; available: "
@@ -132,6 +137,28 @@ def epoch_batches(n_samples: int, batch_size: int, seed: int, epoch: int) -> lis
     order = rng.permutation(n_samples)
     n_batches = max(1, n_samples // batch_size)
     return [np.sort(b) for b in np.array_split(order, n_batches)]
+
+
+def rank_batches(
+    n_samples: int, batch_size: int, seed: int, epoch: int, rank: int, world_size: int
+) -> list[np.ndarray]:
+    """This rank's share of each batch of :func:`epoch_batches` (a distributed sampler).
+
+    Each global batch is dealt out to the ``world_size`` ranks in equal shares (the at most
+    ``world_size - 1`` samples beyond a multiple of it sit the step out; which ones changes
+    every epoch), so the ranks see disjoint samples, take the same number of steps, and
+    together the batch a single process would. With one process, :func:`epoch_batches`.
+    """
+    if world_size == 1:
+        return epoch_batches(n_samples, batch_size, seed, epoch)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n_samples)
+    n_batches = max(1, n_samples // batch_size)
+    shares = []
+    for batch in np.array_split(order, n_batches):
+        usable = len(batch) - len(batch) % world_size
+        shares.append(np.sort(batch[:usable][rank::world_size]))
+    return shares
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -249,6 +276,12 @@ class Trainer:
         :class:`~skphotoz.nn.callbacks.Checkpoint` last, so that it saves what the others
         computed for the epoch.
 
+    Under ``torchrun --nproc_per_node=N`` the trainer starts the process group itself and
+    trains on N processes (see :mod:`skphotoz.nn.distributed`): ``config.batch_size`` is the
+    global batch, each rank reads and computes a disjoint ``1/N`` of it, the gradients are
+    averaged across ranks, the history holds the losses of the global batches, and at the end
+    of every epoch all ranks hold rank 0's weights and buffers.
+
     Attributes
     ----------
     history : list of dict
@@ -279,7 +312,17 @@ class Trainer:
         self.param_groups = param_groups
         self.callbacks = list(callbacks)
         self.device = resolve_device(config.device)
+        distributed.init_from_env(self.device)
+        self.world_size = distributed.world_size()
+        self.rank = distributed.rank()
         self.n_samples = len(arrays[0])
+        if self.world_size > 1 and min(config.batch_size, self.n_samples) < 2 * self.world_size:
+            raise ValueError(
+                f"{config.description}: batch_size={config.batch_size} (with "
+                f"{self.n_samples} samples) cannot be shared by {self.world_size} processes: "
+                f"batch_size is the global batch, and each process needs at least 2 samples "
+                f"of it; use batch_size >= {2 * self.world_size} or fewer processes."
+            )
         self.steps_per_epoch = len(epoch_batches(self.n_samples, config.batch_size, config.seed, 0))
         self.history: list[dict] = []
         self.stop = False
@@ -355,33 +398,42 @@ class Trainer:
     def run_epoch(self, epoch: int) -> dict:
         """One pass over the data; returns the epoch's history entry."""
         config, device, task = self.config, self.device, self.task
-        batches = epoch_batches(self.n_samples, config.batch_size, config.seed, epoch)
+        batches = rank_batches(
+            self.n_samples, config.batch_size, config.seed, epoch, self.rank, self.world_size
+        )
         generator = torch.Generator(device=device)
-        generator.manual_seed(config.seed * 100_003 + epoch)
+        # Rank 0 draws what a single process draws; the other ranks draw their own.
+        generator.manual_seed(config.seed * 100_003 + epoch + self.rank * 1_000_003)
         loader = batch_loader(self.arrays, batches, device, config.num_workers)
         self._call("on_epoch_begin", epoch, len(batches))
         task.train()
+        forward = getattr(self, "_forward", task)
         total_loss, n_seen, started = 0.0, 0, time.perf_counter()
         term_sums: dict[str, float] = {}
         for batch in loader:
             batch = [to_device(t, device) for t in batch]
             with autocast(device):
-                loss = task(*batch, generator=generator)
-            if not torch.isfinite(loss):
-                raise NonFiniteError(self._non_finite_message(loss, batch, epoch))
+                loss = forward(*batch, generator=generator)
+            # The mean loss of the global batch (of this rank's share on one process).
+            value_t = distributed.all_reduce_sum(loss.detach().float()) / self.world_size
+            if not torch.isfinite(value_t):
+                raise NonFiniteError(self._non_finite_message(value_t, batch, epoch))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad_norm is not None:
                 nn.utils.clip_grad_norm_(task.parameters(), config.clip_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
-            value, size = loss.item(), batch[0].shape[0]
+            value, size = value_t.item(), batch[0].shape[0] * self.world_size
             total_loss += value * size
             n_seen += size
             for name, term in getattr(task, "loss_terms", {}).items():
                 term_sums[name] = term_sums.get(name, 0.0) + float(term) * size
             self._call("on_batch_end", value, size)
         task.eval()
+        if self.world_size > 1 and term_sums:  # each rank summed the terms of its share
+            sums = distributed.all_reduce_sum(torch.tensor(list(term_sums.values())))
+            term_sums = dict(zip(term_sums, (sums / self.world_size).tolist(), strict=True))
         elapsed = time.perf_counter() - started
         return {
             "epoch": epoch,
@@ -410,6 +462,9 @@ class Trainer:
         self.task.to(self.device)
         if self.device.type == "cuda":
             self.task.to(memory_format=torch.channels_last)
+        # Every rank starts from rank 0's weights; gradients are averaged across ranks.
+        distributed.broadcast_state(self.task)
+        self._forward = distributed.wrap(self.task, self.device)
         self.build_optimizer()
         self._snapshot_weights()
         self._call("on_train_begin")
@@ -419,6 +474,8 @@ class Trainer:
                 if self.finished:
                     break
                 entry = self.run_epoch(epoch)
+                # Buffers (BatchNorm statistics) drift apart on the ranks' own shares.
+                distributed.broadcast_state(self.task)
                 # A step can leave NaN weights behind a finite loss (the last step of a run).
                 self.check_finite_weights(epoch)
                 self.history.append(entry)
@@ -427,6 +484,8 @@ class Trainer:
                 self._snapshot_weights()
                 with torch.no_grad():
                     self._call("on_epoch_end", entry)
+                # Rank 0's callbacks decide (early stopping on identical weights agrees anyway).
+                self.stop = bool(distributed.broadcast_object(self.stop))
                 if self.stop:
                     break
             self.finished = True
@@ -444,6 +503,8 @@ class Trainer:
                 stacklevel=2,
             )
         self._call("on_train_end")
+        distributed.broadcast_state(self.task)
+        self._forward = self.task
         self.task.eval()
         return self.history
 

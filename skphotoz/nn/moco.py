@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+from . import distributed
 
 
 def info_nce(
@@ -49,15 +50,6 @@ def projection_head(in_features: int, out_features: int = 128) -> nn.Sequential:
     )
 
 
-def _gather(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate a tensor over all ranks (identity without torch.distributed)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return tensor
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts)
-
-
 class MoCo(nn.Module):
     """Query encoder, momentum key encoder and queue of MoCo v2.
 
@@ -74,7 +66,10 @@ class MoCo(nn.Module):
     bn_groups : int, default=2
         Shuffle-BN on one device: keys are encoded in this many random sub-batches, so the
         BatchNorm statistics of a key never come from the sub-batch of its own query, which
-        would let the network cheat (He et al. 2020, §3.3).
+        would let the network cheat (He et al. 2020, §3.3). Under torchrun the key views of
+        all ranks are gathered and shuffled together instead, and each rank encodes one
+        sub-batch of that global batch; the keys of all ranks then enter the queue, so the
+        queue is the same on every rank.
     """
 
     def __init__(
@@ -113,9 +108,14 @@ class MoCo(nn.Module):
             p_k.mul_(self.momentum).add_(p_q.detach(), alpha=1.0 - self.momentum)
 
     @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
-        """Replace the oldest keys of the queue by ``keys``, wrapping around its end."""
-        keys = _gather(keys)
+    def enqueue(self, keys: torch.Tensor, gathered: bool = False) -> None:
+        """Replace the oldest keys of the queue by ``keys``, wrapping around its end.
+
+        Under torchrun the keys of all ranks are gathered first (in rank order), unless
+        ``gathered`` says they already are.
+        """
+        if not gathered:
+            keys = distributed.all_gather(keys)
         size = self.queue.shape[0]
         keys = keys[-size:]
         slots = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % size
@@ -124,14 +124,37 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def encode_keys(self, images: torch.Tensor, generator: torch.Generator | None = None):
-        """Normalised keys, encoded in shuffled sub-batches (shuffle-BN on one device)."""
+        """Normalised keys, encoded in shuffled sub-batches (shuffle-BN)."""
+        return self._encode_keys(images, generator)[0]
+
+    @torch.no_grad()
+    def _encode_keys(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        """This rank's keys and the keys of all ranks (the same tensor on one process)."""
+        if distributed.world_size() > 1:
+            return self._encode_keys_across_ranks(images)
         n = images.shape[0]
         groups = max(1, min(self.bn_groups, n // 2))
         order = torch.randperm(n, generator=generator, device=images.device)
         keys = torch.cat([self.key_encoder(chunk) for chunk in images[order].chunk(groups)])
         restored = torch.empty_like(keys)
         restored[order] = keys
-        return F.normalize(restored.float(), dim=1)
+        keys = F.normalize(restored.float(), dim=1)
+        return keys, keys
+
+    def _encode_keys_across_ranks(self, images: torch.Tensor):
+        # Every rank holds n views; rank 0 draws one permutation of the n * world views of
+        # all ranks, each rank encodes its n-view slice of the permuted batch, and the keys
+        # are gathered and put back in the original order.
+        n, world, rank = images.shape[0], distributed.world_size(), distributed.rank()
+        everything = distributed.all_gather(images)
+        order = torch.randperm(n * world, device=images.device)
+        order = distributed.broadcast_tensor(order)
+        mine = order[rank * n : (rank + 1) * n]
+        keys = F.normalize(self.key_encoder(everything[mine]).float(), dim=1)
+        gathered = distributed.all_gather(keys)
+        restored = torch.empty_like(gathered)
+        restored[order] = gathered
+        return restored[rank * n : (rank + 1) * n], restored
 
     def forward(
         self,
@@ -148,9 +171,9 @@ class MoCo(nn.Module):
         self.momentum_update()
         features = self.backbone(view_q)
         query = F.normalize(self.query_encoder[1](features).float(), dim=1)
-        key = self.encode_keys(view_k, generator)
+        key, all_keys = self._encode_keys(view_k, generator)
         loss = info_nce(query, key, self.queue.clone().detach(), self.temperature)
-        self.enqueue(key)
+        self.enqueue(all_keys, gathered=True)
         return (loss, features) if return_features else loss
 
 
