@@ -5,6 +5,7 @@ parameter validation (through :mod:`skphotoz._validation`), so that its errors r
 estimators'.
 """
 
+from . import distributed
 from .augment import GalaxyAugment, VectorAugment
 from .backbones import MLP, AsinhScaling, Encoder, Standardize, build_backbone, resnet
 from .callbacks import Callback, Checkpoint, EarlyStopping, ProgressTable
@@ -30,6 +31,7 @@ __all__ = [
     "TrainConfig",
     "VectorAugment",
     "build_backbone",
+    "distributed",
     "fit_module",
     "info_nce",
     "resnet",

@@ -131,7 +131,7 @@ class MoCo(nn.Module):
     def _encode_keys(self, images: torch.Tensor, generator: torch.Generator | None = None):
         """This rank's keys and the keys of all ranks (the same tensor on one process)."""
         if distributed.world_size() > 1:
-            return self._encode_keys_across_ranks(images)
+            return self._encode_keys_across_ranks(images, generator)
         n = images.shape[0]
         groups = max(1, min(self.bn_groups, n // 2))
         order = torch.randperm(n, generator=generator, device=images.device)
@@ -141,13 +141,15 @@ class MoCo(nn.Module):
         keys = F.normalize(restored.float(), dim=1)
         return keys, keys
 
-    def _encode_keys_across_ranks(self, images: torch.Tensor):
+    def _encode_keys_across_ranks(self, images: torch.Tensor, generator=None):
         # Every rank holds n views; rank 0 draws one permutation of the n * world views of
         # all ranks, each rank encodes its n-view slice of the permuted batch, and the keys
         # are gathered and put back in the original order.
         n, world, rank = images.shape[0], distributed.world_size(), distributed.rank()
         everything = distributed.all_gather(images)
-        order = torch.randperm(n * world, device=images.device)
+        # Drawn from the step's generator on every rank (its stream stays a function of the
+        # seed, the epoch and the rank); rank 0's permutation is the one used.
+        order = torch.randperm(n * world, generator=generator, device=images.device)
         order = distributed.broadcast_tensor(order)
         mine = order[rank * n : (rank + 1) * n]
         keys = F.normalize(self.key_encoder(everything[mine]).float(), dim=1)

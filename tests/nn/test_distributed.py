@@ -80,6 +80,7 @@ def test_moco_queue_shared_and_loss_matches(runs):
     # test_ranks_end_identical): without gathering each rank would enqueue its own 16.
     np.testing.assert_allclose(np.linalg.norm(rank0["queue"], axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(rank0["moco_loss"], single["moco_loss"], rtol=0.05)
+    assert bool(rank0["moco_repeatable"]) and bool(single["moco_repeatable"])
     # Rank 0 wrote the checkpoints of both fits.
     assert sorted(p.name for p in (multi / "checkpoints").iterdir()) == ["moco.pt", "photoz.pt"]
 
