@@ -21,12 +21,15 @@ def main() -> int:
     pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
     dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     for requirement in dependencies:
-        match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9A-Za-z.]*)\s*", requirement)
+        match = re.fullmatch(
+            r"\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9A-Za-z.]*)\s*(;\s*\S.*)?", requirement
+        )
         if match is None:
             sys.exit(f"minimum_versions: cannot read a lower bound from {requirement!r}")
-        name, version = match.groups()
+        name, version, marker = match.groups()
         if name.lower() not in UNCHECKED:
-            print(f"{name}=={version}")
+            # An environment marker (e.g. python_version < '3.11') stays with the pin.
+            print(f"{name}=={version}{'; ' + marker.lstrip('; ') if marker else ''}")
     return 0
 
 

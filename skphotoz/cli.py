@@ -7,6 +7,12 @@ Each command imports what it needs when it runs.
 Errors are reported as one line, ``skphotoz <command>: error: <message>``, on stderr with exit
 status 1 (2 for usage errors, as argparse does; 130 after Ctrl-C); ``--debug`` shows the full
 traceback instead. Warnings are shown as one line too, ``skphotoz <command>: warning: ...``.
+
+The long-running commands take ``--config FILE.toml``, whose keys are their long option names
+and positional arguments; the command line overrides the file, and a key or value the command
+would refuse is a one-line error (status 2) naming the file and the key. Under ``torchrun``,
+``pretrain`` and ``fit-photoz`` train on every process and the other commands run on rank 0
+only; the processes of rank > 0 write no output and print nothing but errors.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ from . import __version__
 DEFAULT_QUANTILES = (0.16, 0.5, 0.84)
 # fit-photoz scores the model on at most this many rows (a random subset beyond).
 _MAX_SCORE_ROWS = 10_000
+#: Commands that read options from ``--config FILE.toml`` (the long-running ones).
+CONFIG_COMMANDS = ("ingest", "simulate", "pretrain", "fit-photoz", "predict", "embed")
+#: Commands that train on every process of a ``torchrun`` launch (the others run on rank 0).
+DISTRIBUTED_COMMANDS = ("pretrain", "fit-photoz")
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -295,8 +305,9 @@ def pretrain(args) -> int:
             raise ValueError(f"--redshift-weight: {args.archive} has no redshift column.")
         labels = archive.redshift
     embedder.fit(archive.images, labels)
-    joblib.dump(embedder, args.output)
-    print(f"saved {args.output}; final loss {embedder.history_[-1]['loss']:.4f}")
+    if getattr(args, "main_process", True):  # under torchrun, rank 0 alone
+        joblib.dump(embedder, args.output)
+        print(f"saved {args.output}; final loss {embedder.history_[-1]['loss']:.4f}")
     return 0
 
 
@@ -403,6 +414,8 @@ def fit_photoz(args) -> int:
     how = f"fine-tuning {args.encoder}" if encoder else f"from scratch ({backbone})"
     _say(args, f"training on {n_train} labelled galaxies of {len(z)}, {how}")
     model.fit(archive.images, z_train)
+    if not getattr(args, "main_process", True):  # under torchrun, rank 0 saves and scores
+        return 0
     joblib.dump(model, args.output)
     z_phot = _predict_rows(model, archive.images, score_rows, args.chunk_size, args, "scoring")
     report = photoz_report(z[score_rows], z_phot)
@@ -983,6 +996,13 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=help, description=description or help, parents=[common],
             formatter_class=_HelpFormatter,
         )  # fmt: skip
+        if name in CONFIG_COMMANDS:
+            p.add_argument(
+                "--config", metavar="FILE.toml", default=None,
+                help="TOML file of options for long runs: its keys are the long option names "
+                "of this command (batch-size = 256, or batch_size) and its positional arguments "
+                "(archive = \"galaxies.h5\"); the command line overrides it (default: none)",
+            )  # fmt: skip
         return p
 
     # -- ingest
@@ -1299,6 +1319,217 @@ def _check_usage(parser, args) -> None:
             sub.error(f"--column names {', '.join(repeated)} more than once")
 
 
+# -------------------------------------------------------------------------- config files
+class _ConfigError(Exception):
+    """A ``--config`` file that cannot be used; reported as one line, exit status 2."""
+
+
+def _toml_text(value) -> str:
+    """A value read from TOML, with its TOML type: ``the integer 3``, ``the string '3'``."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the float {value!r}"
+    if isinstance(value, list):
+        text = repr(value)
+        return f"the array {text if len(text) <= 60 else text[:57] + '...'}"
+    if isinstance(value, dict):
+        return f"a table (keys {', '.join(map(repr, value)) or 'none'})"
+    return f"the date/time {value}"
+
+
+def _is_number(value, integer: bool = False) -> bool:
+    kinds = int if integer else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def _config_value(action: argparse.Action, value):
+    """``value`` from a config file as the value of ``action``, refused where the command
+    line's would be; ValueError ``expected ...; got ...`` otherwise."""
+
+    def wrong(expected: str) -> ValueError:
+        return ValueError(f"expected {expected}; got {_toml_text(value)}")
+
+    kind = action.type
+    if action.nargs == 0:  # a flag: --deredden, --pdf, --quiet...
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if isinstance(action, argparse._AppendAction):  # repeatable (--column): an array
+        items = [value] if isinstance(value, str) else value
+        if not (isinstance(items, list) and all(isinstance(item, str) for item in items)):
+            raise wrong(f"an array of strings {action.metavar or action.dest.upper()}")
+        texts = items
+    elif kind is _quantiles:
+        if isinstance(value, list) and all(_is_number(v) for v in value):
+            texts = [",".join(repr(float(v)) for v in value)]
+        elif isinstance(value, str):
+            texts = [value]
+        else:
+            raise wrong('an array of numbers in [0, 1] such as [0.16, 0.5, 0.84], or "none"')
+    elif kind is _epochs:
+        if not (_is_number(value, integer=True) or value == "auto"):
+            raise wrong('an integer >= 1 or "auto"')
+        texts = [str(value)]
+    elif kind is int or getattr(kind, "__name__", "") == "integer":
+        if not _is_number(value, integer=True):
+            raise wrong("an integer")
+        texts = [str(value)]
+    elif kind in (_positive_float, _weight, _fraction):
+        if not _is_number(value):
+            raise wrong("a number")
+        texts = [repr(value)]
+    else:
+        if not isinstance(value, str):
+            raise wrong("a string")
+        texts = [value]
+    try:
+        values = [text if kind is None else kind(text) for text in texts]
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(str(error)) from None
+    if action.choices is not None and values[0] not in action.choices:
+        raise wrong(f"one of {', '.join(map(repr, action.choices))}")
+    return values if isinstance(action, argparse._AppendAction) else values[0]
+
+
+def _config_keys(sub: argparse.ArgumentParser) -> dict:
+    """{key: action}: a command's long option names without ``--`` and its positional
+    arguments (``archive``), dashes for underscores."""
+    keys = {}
+    for action in sub._actions:
+        if action.dest in {"help", "config"}:
+            continue
+        if not action.option_strings:
+            keys[action.dest.replace("_", "-")] = action
+        for option in action.option_strings:
+            negative = isinstance(action, argparse.BooleanOptionalAction) and option[:5] == "--no-"
+            if option.startswith("--") and not negative:
+                keys[option[2:]] = action
+    return keys
+
+
+def _find_config(parser: argparse.ArgumentParser, tokens: list[str]):
+    """``(command, FILE)`` of ``COMMAND ... --config FILE`` among the raw arguments, found
+    before parsing them (the file's values become the defaults of that parse); None if none.
+    An option is recognised as argparse recognises it: in full, as ``--config=FILE``, or by a
+    prefix that no other option of the command starts with."""
+    for i, token in enumerate(tokens):  # before the command come only flags (-q, --debug)
+        if token == "--":
+            return None
+        if not token.startswith("-"):
+            command, rest = token, tokens[i + 1 :]
+            break
+    else:
+        return None
+    if command not in CONFIG_COMMANDS:
+        return None
+    options = [name for name in _subparser(parser, command)._option_string_actions]
+    options = [name for name in options if name.startswith("--")]
+    path = None
+    for j, token in enumerate(rest):
+        if token == "--":
+            break
+        name, equals, value = token.partition("=")
+        if not name.startswith("--"):
+            continue
+        matches = [name] if name in options else [o for o in options if o.startswith(name)]
+        if matches == ["--config"]:
+            if equals:
+                path = value
+            elif j + 1 < len(rest):
+                path = rest[j + 1]
+    return None if path is None else (command, path)
+
+
+def _read_config(path: str) -> dict:
+    if not os.path.exists(path):
+        raise _ConfigError(f"config file {path!r} does not exist.")
+    if os.path.isdir(path):
+        raise _ConfigError(f"config file {path!r} is a directory, not a file.")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise _ConfigError(
+                f"reading config file {path!r} needs Python >= 3.11 (tomllib) or the tomli "
+                f"package (pip install tomli)."
+            ) from None
+    try:
+        with open(path, "rb") as file:
+            return tomllib.load(file)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise _ConfigError(f"config file {path!r} is not valid TOML: {error}.") from None
+    except OSError as error:
+        raise _ConfigError(f"config file {path!r} could not be read: {error.strerror}.") from None
+
+
+def _apply_config(parser: argparse.ArgumentParser, command: str, path: str) -> dict:
+    """Make the values of config file ``path`` the defaults of ``command``'s options, so that
+    the command line overrides them; each value is checked as argparse checks the command
+    line's, and positional arguments and required options it gives become optional.
+
+    Returns ``{dest: value}`` of repeatable options (``--column``), which are set after
+    parsing when the command line gives none (a default would be added to), and the
+    positional arguments made optional.
+    """
+    sub = _subparser(parser, command)
+    keys = _config_keys(sub)
+    set_by, after, optional = {}, {}, []
+    for key, value in _read_config(path).items():
+        name = key.replace("_", "-")
+        action = keys.get(name)
+        if action is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, keys, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if name == "config":
+                hint = " (a config file cannot name another)"
+            raise _ConfigError(
+                f"config file {path!r}: unknown key {key!r}{hint}; expected options of "
+                f"`skphotoz {command}`: {', '.join(sorted(keys))}."
+            )
+        if action in set_by:
+            raise _ConfigError(
+                f"config file {path!r}: keys {set_by[action]!r} and {key!r} name the same "
+                f"option; keep one."
+            )
+        set_by[action] = key
+        try:
+            value = _config_value(action, value)
+        except ValueError as error:
+            raise _ConfigError(f"config file {path!r}, key {key!r}: {error}.") from None
+        if isinstance(action, argparse._AppendAction):
+            after[action.dest] = value
+        elif action.default is argparse.SUPPRESS:  # -q, --debug: given after the command
+            if value:
+                action.default = True
+        else:
+            action.default = value
+            action.required = False
+            if not action.option_strings and action.nargs is None:
+                action.nargs = "?"  # a positional argument the command line may leave out
+                optional.append(action)
+    return after, optional
+
+
+# ---------------------------------------------------------------------------- torchrun
+def _main_process() -> bool:
+    """False in the processes of rank > 0 of a run started by ``torchrun``: they train but
+    neither write the outputs nor print (rank 0 does)."""
+    if "RANK" not in os.environ:  # not under torchrun: no need to import torch here
+        return True
+    from .nn.distributed import is_main_process
+
+    return is_main_process()
+
+
 def _message(error: BaseException) -> str:
     """The error as one line."""
     if isinstance(error, KeyError) and len(error.args) == 1:
@@ -1315,15 +1546,17 @@ def _message(error: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _warnings_as_lines(command: str):
-    """Show each warning as one line, ``<command>: warning: <message>``."""
+def _warnings_as_lines(command: str, show: bool = True):
+    """Show each warning as one line, ``<command>: warning: <message>`` (none if not ``show``)."""
 
-    def show(message, category, filename, lineno, file=None, line=None):
+    def one_line(message, category, filename, lineno, file=None, line=None):
         text = " ".join(str(message).split())
         print(f"{command}: warning: {text}", file=sys.stderr if file is None else file)
 
     with warnings.catch_warnings():
-        warnings.showwarning = show
+        warnings.showwarning = one_line
+        if not show:
+            warnings.simplefilter("ignore")
         yield
 
 
@@ -1335,7 +1568,19 @@ def main(argv: list[str] | None = None) -> int:
     through argparse with status 2.
     """
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    tokens = sys.argv[1:] if argv is None else list(argv)
+    config = _find_config(parser, tokens)
+    after, optional = {}, []
+    if config is not None:
+        try:
+            after, optional = _apply_config(parser, *config)
+        except _ConfigError as error:
+            print(f"{parser.prog} {config[0]}: error: {error}", file=sys.stderr)
+            return 2
+    args, extra = parser.parse_known_args(tokens)
+    for dest, value in after.items():  # repeatable options the command line does not give
+        if getattr(args, dest, None) is None:
+            setattr(args, dest, value)
     late_row = len(extra) == 1 and not extra[0].startswith("--")
     if late_row and args.command == "search" and args.query is None:
         # `search ARCHIVE --embeddings E 5`: argparse gives the optional ROW up once ARCHIVE
@@ -1345,14 +1590,29 @@ def main(argv: list[str] | None = None) -> int:
         except argparse.ArgumentTypeError as error:
             _subparser(parser, "search").error(f"argument ROW: {error}")
         extra = []
+    if extra and optional and not any(token.startswith("-") for token in extra):
+        # `predict MODEL --config FILE ARCHIVE`: once MODEL is read, argparse gives up the
+        # positional arguments that the file made optional; take them from what is left.
+        left = [action for action in optional if getattr(args, action.dest) is action.default]
+        for action, token in zip(left, extra, strict=False):
+            setattr(args, action.dest, token)
+        extra = extra[len(left) :]
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _check_usage(parser, args)
     name = f"{parser.prog} {args.command}"
+    # Under torchrun, every process runs the command: pretrain and fit-photoz train on all of
+    # them (batches split across ranks), the other commands run on rank 0 only; the processes
+    # of rank > 0 write nothing and print nothing but errors.
+    args.main_process = _main_process()
+    if not args.main_process:
+        if args.command not in DISTRIBUTED_COMMANDS:
+            return 0
+        args.quiet = True
     if args.debug:
         return args.func(args)
     try:
-        with _warnings_as_lines(name):
+        with _warnings_as_lines(name, show=args.main_process):
             return args.func(args)
     except KeyboardInterrupt:
         print(file=sys.stderr)

@@ -105,8 +105,10 @@ def test_minimum_versions_pin_every_checked_dependency():
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
+    ).stdout.splitlines()
     pinned = {line.split("==")[0].lower(): line.split("==")[1] for line in out}
+    # A pin keeps its requirement's environment marker.
+    assert pinned["tomli"] == "1.1; python_version < '3.11'"
     declared = _requirement_names(PYPROJECT["project"]["dependencies"])
     assert set(pinned) == declared - {"torch", "torchvision"}
     assert pinned["scikit-learn"] == "1.6"
