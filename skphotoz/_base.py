@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._validation import InvalidParameterError, StrOptions, finite, integer, random_state
-from .nn import AsinhScaling, Encoder, GalaxyAugment, Standardize, VectorAugment
+from .nn import AsinhScaling, Encoder, GalaxyAugment, Standardize, VectorAugment, distributed
 from .nn.backbones import build_backbone
 from .nn.callbacks import Checkpoint, CheckpointMismatchError, ProgressTable
 from .nn.engine import NonFiniteError, TrainConfig, Trainer, predict, resolve_device
@@ -124,7 +124,8 @@ def _clip_huge(values: np.ndarray) -> np.ndarray:
 def _row_numbers(index, n: int) -> np.ndarray:
     """The row numbers that ``array[index]`` reads (for error messages)."""
     if isinstance(index, slice):
-        return np.arange(n)[index]
+        rows = range(n)[index]
+        return np.arange(rows.start, rows.stop, rows.step)
     index = np.asarray(index)
     if index.dtype == bool:
         return np.flatnonzero(index)
@@ -438,6 +439,10 @@ def check_sample_shape(estimator, X) -> None:
         )
 
 
+# Rows of the scaling-statistics sample read at a time (bounds the memory of band_noise).
+_STATS_BLOCK = 64
+
+
 def _stats_rows(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n, size=min(n, _N_STATS), replace=False))
@@ -450,14 +455,17 @@ def _stats_sample(X, rows) -> np.ndarray:
     return np.where(np.isfinite(sample), sample, np.nan)
 
 
-def band_noise(X, seed: int = 0) -> np.ndarray:
-    """Robust per-band pixel noise: 1.4826 MAD of the border pixels of up to 512 stamps.
+def _stats_blocks(X, rows):
+    """:func:`_stats_sample` of ``rows``, ``_STATS_BLOCK`` rows at a time."""
+    for start in range(0, len(rows), _STATS_BLOCK):
+        yield _stats_sample(X, rows[start : start + _STATS_BLOCK])
 
-    Non-finite pixels are ignored; the result lies in [1e-12, 1e30]."""
-    sample = _stats_sample(X, _stats_rows(len(X), seed))
+
+def _border_pixels(sample: np.ndarray) -> np.ndarray:
+    """The pixels of each stamp's border, (n, n_bands, n_border_pixels)."""
     b = max(1, min(_BORDER, sample.shape[-1] // 4))
     inner = slice(b, -b) if sample.shape[-2] > 2 * b else slice(0, 0)
-    border = np.concatenate(
+    return np.concatenate(
         [
             sample[:, :, :b, :].reshape(*sample.shape[:2], -1),
             sample[:, :, -b:, :].reshape(*sample.shape[:2], -1),
@@ -466,15 +474,39 @@ def band_noise(X, seed: int = 0) -> np.ndarray:
         ],
         axis=2,
     )
-    border = border.transpose(1, 0, 2).reshape(sample.shape[1], -1)
+
+
+def band_noise(X, seed: int = 0) -> np.ndarray:
+    """Robust per-band pixel noise: 1.4826 MAD of the border pixels of up to 512 stamps.
+
+    Non-finite pixels are ignored; the result lies in [1e-12, 1e30]. The stamps are read
+    64 at a time and only their borders kept (the whole stamps are read again only for
+    noise-free input, whose fallback is a fraction of the typical flux)."""
+    rows = _stats_rows(len(X), seed)
+    border = np.concatenate([_border_pixels(block) for block in _stats_blocks(X, rows)])
+    n_bands = border.shape[1]
+    border = border.transpose(1, 0, 2).reshape(n_bands, -1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bands
         centre = np.nanmedian(border, axis=1, keepdims=True)
         sigma = 1.4826 * np.nanmedian(np.abs(border - centre), axis=1)
-        # Noise-free inputs (e.g. tests) fall back to a fraction of the typical flux.
-        fallback = np.nanmedian(np.abs(sample).transpose(1, 0, 2, 3).reshape(len(border), -1), 1)
-    fallback = np.where(np.isfinite(fallback), np.maximum(fallback * 0.1, 1e-12), 1.0)
-    sigma = np.where(np.isfinite(sigma) & (sigma > 0), sigma, fallback)
+    valid = np.isfinite(sigma) & (sigma > 0)
+    if not valid.all():
+        # Noise-free inputs (e.g. tests) fall back to a fraction of the typical flux: the
+        # median |pixel| of each band, over the pixels of the whole sample (kept in float32
+        # where X holds float32 or narrower, which it represents exactly).
+        narrow = np.dtype(getattr(X, "dtype", np.float64)) in (np.float16, np.float32)
+        flux = np.concatenate(
+            [np.abs(block).transpose(1, 0, 2, 3).reshape(n_bands, -1)
+             .astype(np.float32 if narrow else np.float64)
+             for block in _stats_blocks(X, rows)],
+            axis=1,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bands
+            fallback = np.array([np.nanmedian(band.astype(np.float64)) for band in flux])
+        fallback = np.where(np.isfinite(fallback), np.maximum(fallback * 0.1, 1e-12), 1.0)
+        sigma = np.where(valid, sigma, fallback)
     return np.clip(sigma, 1e-12, MAX_INPUT).astype(np.float32)
 
 
@@ -801,9 +833,14 @@ class NetworkEstimator(BaseEstimator):
 
     # -- building ------------------------------------------------------------------------
     def _draw_seed(self, random_state=None) -> int:
-        """The run's integer seed: weights, batches, augmentations and splits derive from it."""
+        """The run's integer seed: weights, batches, augmentations and splits derive from it.
+
+        Under torchrun this starts the process group, and every rank takes rank 0's seed
+        (with ``random_state=None`` each process would draw its own)."""
         rng = check_random_state(self.random_state) if random_state is None else random_state
-        return int(rng.randint(np.iinfo(np.int32).max))
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        distributed.init_from_env(resolve_device(self.device))
+        return int(distributed.broadcast_object(seed))
 
     def _backbone_name(self, X) -> str:
         if self.backbone != "auto":

@@ -65,9 +65,11 @@ class HDF5Images:
     Behaves like a read-only ``(n_samples, n_bands, size, size)`` float array: ``shape``,
     ``dtype``, ``ndim``, ``len``, and integer, slice, boolean and integer-array indexing of the
     first axis (unsorted and repeated indices are returned in the order asked). Only what is
-    indexed is read from disk, so it can stand for ``X`` wherever skphotoz accepts arrays. The
-    file is opened lazily, once per process, and the object pickles without its handle, so it
-    travels to DataLoader and joblib workers.
+    indexed is read from disk, so it can stand for ``X`` wherever skphotoz accepts arrays;
+    the rows of one read are read in increasing order, neighbouring rows (up to 8 apart) in
+    one contiguous slice. The file is opened lazily, once per process: the object pickles
+    without its handle (spawned DataLoader and joblib workers), and a forked worker that
+    inherits an open handle opens the file again rather than share the parent's.
 
     Parameters
     ----------
@@ -131,6 +133,7 @@ class HDF5Images:
         self.deredden = deredden
         self.extinction_key = extinction_key
         self._file = None
+        self._file_pid = None
         self._extinction = None
         with open_hdf5(self.path) as f:
             if f.attrs.get(INCOMPLETE_ATTR, False):
@@ -234,18 +237,29 @@ class HDF5Images:
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_file"] = None
+        state["_file_pid"] = None
         state["_extinction"] = None
         return state
 
+    def __setstate__(self, state):
+        state.setdefault("_file_pid", None)  # pickled before the handle recorded its process
+        self.__dict__.update(state)
+
     def _dataset(self) -> h5py.Dataset:
+        if self._file is not None and getattr(self, "_file_pid", None) != os.getpid():
+            # Inherited through fork (a DataLoader worker): HDF5 handles must not be shared
+            # between processes. Dropped, not closed: the parent keeps using its own.
+            self._file = None
         if self._file is None or not self._file.id.valid:
             self._file = h5py.File(self.path, "r")
+            self._file_pid = os.getpid()
         return self._file[self.key]
 
     def close(self) -> None:
         """Close the file handle; the next read reopens it."""
         if self._file is not None:
-            self._file.close()
+            if getattr(self, "_file_pid", None) == os.getpid():
+                self._file.close()
             self._file = None
 
     def _window(self) -> tuple[slice, slice]:
@@ -294,7 +308,9 @@ class HDF5Images:
                 raise IndexError(f"index {index} is out of bounds for {n} images.")
             return int(index) % n
         if isinstance(index, slice):
-            return np.arange(n)[index]
+            # (a range, not np.arange(n)[index]: a slice costs its own rows, not n of them)
+            rows = range(n)[index]
+            return np.arange(rows.start, rows.stop, rows.step, dtype=np.int64)
         index = np.asarray(index)
         if index.dtype == bool:
             if index.shape != (n,):

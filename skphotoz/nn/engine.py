@@ -581,14 +581,20 @@ def predict(module: nn.Module, X, *, batch_size: int, device, crop: int | None =
     stale = first is not None and (first.device != device or first.dtype != dtype)
     if stale or any(m.training for m in module.modules()):
         module = copy.deepcopy(module).to(device=device, dtype=dtype).eval()
-    outputs = []
-    for start in range(0, len(X), batch_size):
+    # Filled in place (the outputs of a large archive are held once, not twice).
+    outputs = None
+    n = len(X)
+    for start in range(0, n, batch_size):
         rows = np.ascontiguousarray(X[start : start + batch_size], dtype=np.float32)
         if not rows.flags.writeable:  # a read-only memmap: torch warns on shared memory
             rows = rows.copy()
         batch = torch.as_tensor(rows)
         batch = center_crop(to_device(batch, device), crop).to(dtype)
         with autocast(device):
-            out = module(batch)
-        outputs.append(out.float().cpu().numpy())
-    return np.concatenate(outputs)
+            out = module(batch).float().cpu().numpy()
+        if outputs is None:
+            outputs = np.empty((n, *out.shape[1:]), dtype=np.float32)
+        outputs[start : start + len(out)] = out
+    if outputs is None:
+        raise ValueError("predict needs at least one row of X; got 0 rows.")
+    return outputs

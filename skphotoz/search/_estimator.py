@@ -36,6 +36,10 @@ __all__ = ["SimilaritySearch"]
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Rows passed to the embedder or copied into the index at a time: bounds the memory of fit.
 _INGEST_BLOCK = 8192
+# Largest read of input rows at a time (float32 bytes): 8,192 rows of embeddings, but a few
+# hundred images (819 stamps of 5 x 64 x 64), so that an archive reaches the embedder in
+# blocks of tens of MB, not GB.
+_READ_BYTES = 2**26
 # faiss HNSW: fewer than 2 links per node crashes faiss (a division by log(1) = 0); each link
 # costs 8 bytes per indexed galaxy (4 at the base level, stored twice over), so 256 links
 # already add 2 KiB to every galaxy.
@@ -81,8 +85,10 @@ class SimilaritySearch(BaseEstimator):
         range in which they are returned raise an error.
     embedder : transformer, optional
         A *fitted* object with ``transform`` (e.g. :class:`skphotoz.MoCoEmbedder`): ``fit``,
-        ``kneighbors`` and ``score_samples`` then take images and embed them, a block of 8,192
-        at a time. It is used as given and never refitted; since :func:`~sklearn.base.clone`
+        ``kneighbors`` and ``score_samples`` then take images and embed them a block at a
+        time: at most 64 MiB of float32 input (819 stamps of 5 x 64 x 64), so that an
+        :class:`~skphotoz.data.HDF5Images` archive is never loaded whole, and at most 8,192
+        rows. It is used as given and never refitted; since :func:`~sklearn.base.clone`
         returns unfitted copies of nested estimators, wrap it in
         :class:`sklearn.frozen.FrozenEstimator` to keep it fitted through ``clone``.
     backend : {"torch", "faiss"}, default="torch"
@@ -534,11 +540,21 @@ class SimilaritySearch(BaseEstimator):
             )
         return embeddings
 
+    def _embed_rows(self, X, start: int, stop: int, name: str, fitted_dim: int | None = None):
+        """:meth:`_embed` of the rows ``start:stop`` of X, read ``_READ_BYTES`` at a time."""
+        step = _rows_per_read(X)
+        blocks = [
+            self._embed(X[first : min(first + step, stop)], name, first, fitted_dim)
+            for first in range(start, stop, step)
+        ]
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
     def _embedded_blocks(self, X):
         """Yield ``(start, float64 ndarray)`` blocks of the embeddings of X, of equal width."""
         width = None
-        for start in range(0, X.shape[0], _INGEST_BLOCK):
-            block = self._embed(X[start : start + _INGEST_BLOCK], "X", start)
+        n = X.shape[0]
+        for start in range(0, n, _INGEST_BLOCK):
+            block = self._embed_rows(X, start, min(start + _INGEST_BLOCK, n), "X")
             if width is not None and block.shape[1] != width:
                 raise ValueError(
                     f"X rows must all have {width} features; got {block.shape[1]} from row {start}."
@@ -612,7 +628,7 @@ class SimilaritySearch(BaseEstimator):
             if exclude_self:
                 embedded = self._stored_rows(start, stop)
             else:
-                embedded = self._embed(X_query[start:stop], name, start, self.embedding_dim_)
+                embedded = self._embed_rows(X_query, start, stop, name, self.embedding_dim_)
             queries, factor = self._prepare_queries(embedded, name, start)
             values, rows = self._search_block(torch.from_numpy(queries), k_search)
             if exclude_self:
@@ -680,8 +696,16 @@ class SimilaritySearch(BaseEstimator):
     def _training_rows(self, X):
         """``positions -> rows`` of X embedded and normalised, to train an IVF index."""
 
+        step = _rows_per_read(X)
+
         def rows(positions: np.ndarray) -> np.ndarray:
-            return self._prepare_index_rows(self._embed(X[positions], "X"), 0)
+            # (up to every row of X: read and embedded a block at a time)
+            return np.concatenate(
+                [
+                    self._prepare_index_rows(self._embed(X[positions[i : i + step]], "X"), 0)
+                    for i in range(0, len(positions), step)
+                ]
+            )
 
         return rows
 
@@ -707,6 +731,12 @@ def _as_array_like(X, name: str):
         f"the embedder transforms); got {type(X).__name__}"
         + (f" {X!r}." if isinstance(X, str | Number | os.PathLike) else ".")
     )
+
+
+def _rows_per_read(X) -> int:
+    """Rows of X read at a time: at most ``_READ_BYTES`` of float32 values."""
+    per_row = 4 * int(np.prod(X.shape[1:], dtype=np.int64))
+    return max(1, _READ_BYTES // max(per_row, 1))
 
 
 def _n_rows(block) -> int | None:
