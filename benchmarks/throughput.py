@@ -61,7 +61,8 @@ import skphotoz.nn.engine as engine
 from skphotoz import MOCO_PRESETS, MoCoEmbedder, PhotoZRegressor
 from skphotoz.data import HDF5Images, write_archive
 from skphotoz.datasets import make_sdss_galaxies
-from skphotoz.nn import Callback, info_nce
+from skphotoz.nn import Callback, GalaxyAugment, info_nce
+from skphotoz.nn.augment import add_gaussian_noise, affine_resample, gaussian_blur
 from skphotoz.nn.engine import batch_loader, center_crop, epoch_batches, predict, to_device
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -243,17 +244,20 @@ class EngineBlocks:
 
 
 class BareSteps:
-    """Forward + backward + SGD step of a copy of ``encoder`` on one fixed view batch."""
+    """Forward + backward + optimiser step (the engine's optimiser and settings) of a copy of
+    ``encoder`` on one fixed view batch."""
 
-    def __init__(self, encoder, images, batch: int, view: int, device, channels_last: bool):
+    def __init__(
+        self, encoder, optimizer, images, batch: int, view: int, device, channels_last: bool
+    ):
         self.device = device
         self.net = copy.deepcopy(encoder).to(device).train()
         layout = device.type == "cuda" or channels_last
         if layout:
             self.net.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(
-            self.net.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4
-        )
+        # The engine's optimiser, with its settings (foreach, momentum, weight decay, lr).
+        kind, defaults = type(optimizer), optimizer.defaults
+        self.optimizer = kind(self.net.parameters(), **defaults)
         x = center_crop(torch.as_tensor(np.ascontiguousarray(images[:batch])), view)
         x = to_device(x.contiguous(), device)
         self.x = x.contiguous(memory_format=torch.channels_last) if layout else x
@@ -395,13 +399,13 @@ def moco_stages(trainer, batch, generator) -> dict[str, float]:
         features = moco.backbone(view_q)
         query = F.normalize(moco.query_encoder[1](features).float(), dim=1)
         stage("query forward")
-        key = moco.encode_keys(view_k, generator)
+        key, all_keys = _keys(moco, view_k, generator)
         stage("key forward (shuffle-BN)")
         negatives = moco.queue.clone().detach()
         stage("queue clone")
         loss = info_nce(query, key, negatives, moco.temperature)
         stage("InfoNCE (queue matmul, softmax)")
-        moco.enqueue(key)
+        _enqueue(moco, all_keys)
         stage("enqueue")
         if task.photometry_head is not None:
             weights = task.weights
@@ -419,32 +423,55 @@ def moco_stages(trainer, batch, generator) -> dict[str, float]:
     return times
 
 
-def foreach_momentum_update(self) -> None:
-    """MoCo.momentum_update with two multi-tensor (foreach) ops instead of two ops per tensor
-    (same arithmetic: theta_k <- m theta_k + (1 - m) theta_q)."""
-    with torch.no_grad():
-        keys = [p for p in self.key_encoder.parameters()]
-        queries = [p.detach() for p in self.query_encoder.parameters()]
-        torch._foreach_mul_(keys, self.momentum)
-        torch._foreach_add_(keys, queries, alpha=1.0 - self.momentum)
+def _keys(moco, views, generator):
+    """This process's keys and the keys of all processes, as MoCo.forward gets them."""
+    if hasattr(moco, "_encode_keys"):
+        return moco._encode_keys(views, generator)
+    keys = moco.encode_keys(views, generator)
+    return keys, keys
 
 
-def lerp_momentum_update(self) -> None:
-    """MoCo.momentum_update as one multi-tensor lerp: theta_k += (1 - m)(theta_q - theta_k),
-    one pass over the weights instead of two (equal up to rounding)."""
-    with torch.no_grad():
-        keys = [p for p in self.key_encoder.parameters()]
-        queries = [p.detach() for p in self.query_encoder.parameters()]
-        torch._foreach_lerp_(keys, queries, 1.0 - self.momentum)
+def _enqueue(moco, all_keys) -> None:
+    try:
+        moco.enqueue(all_keys, gathered=True)
+    except TypeError:  # an enqueue that gathers the keys itself
+        moco.enqueue(all_keys)
 
 
-def lean_info_nce(query, key, negatives, temperature: float) -> torch.Tensor:
-    """info_nce without the (n, 1 + K) logits matrix: the temperature folded into the
-    queries, the positive logit combined with the log-sum-exp of the negatives (the same
-    loss up to rounding; no concatenation, one fewer pass over n x K numbers)."""
+class _QueueLogSumExp(torch.autograd.Function):
+    """log-sum-exp over the queue of each query's logits ``query @ negatives.T``, computed
+    ``chunk`` keys at a time in both passes, so that no (n, K) matrix is ever stored (the
+    backward recomputes each chunk's logits: one more matrix product, far less memory
+    traffic)."""
+
+    @staticmethod
+    def forward(ctx, query, negatives, chunk: int):
+        lse = None
+        for start in range(0, negatives.shape[0], chunk):
+            part = torch.logsumexp(query @ negatives[start : start + chunk].T, dim=1)
+            lse = part if lse is None else torch.logaddexp(lse, part)
+        ctx.save_for_backward(query, negatives, lse)
+        ctx.chunk = chunk
+        return lse
+
+    @staticmethod
+    def backward(ctx, grad):
+        query, negatives, lse = ctx.saved_tensors
+        grad_query = torch.zeros_like(query)
+        for start in range(0, negatives.shape[0], ctx.chunk):
+            keys = negatives[start : start + ctx.chunk]
+            weights = torch.exp(torch.addmm(-lse[:, None], query, keys.T))  # softmax part
+            grad_query.addmm_(weights.mul_(grad[:, None]), keys)
+        return grad_query, None, None
+
+
+def lean_info_nce(query, key, negatives, temperature: float, chunk: int = 4096):
+    """info_nce (the same loss and gradient up to rounding) without the (n, 1 + K) logits
+    matrix: the temperature folded into the queries, the positive logit combined with the
+    log-sum-exp of the negatives taken ``chunk`` keys at a time."""
     query = query / temperature
     positive = (query * key).sum(dim=1)
-    negative = torch.logsumexp(query @ negatives.T, dim=1)
+    negative = _QueueLogSumExp.apply(query, negatives.to(query.dtype), chunk)
     return (torch.logaddexp(positive, negative) - positive).mean()
 
 
@@ -454,70 +481,128 @@ def lean_moco_forward(self, view_q, view_k, generator=None, return_features=Fals
     current code's copy of the queue stops mattering; the queue a step sees is the same."""
     pending = self.__dict__.pop("_pending_keys", None)
     if pending is not None:
-        self.enqueue(pending)
+        _enqueue(self, pending)
     self.momentum_update()
     features = self.backbone(view_q)
     query = F.normalize(self.query_encoder[1](features).float(), dim=1)
-    key = self.encode_keys(view_k, generator)
+    key, all_keys = _keys(self, view_k, generator)
     loss = lean_info_nce(query, key, self.queue, self.temperature)
-    self._pending_keys = key
+    self._pending_keys = all_keys
     return (loss, features) if return_features else loss
 
 
-def _patch_momentum_update(function):
-    def apply(trainer) -> None:
-        moco = trainer.task.moco
-        moco.momentum_update = types.MethodType(function, moco)
+class GainAfterResample(GalaxyAugment):
+    """GalaxyAugment with its per-band gains (reddening, brightness) applied once to the
+    resampled view instead of in two passes over the whole stamp before it: the same random
+    draws, in the same order, and the same views up to rounding (a gain per image and band
+    commutes with the resampling, which is linear)."""
 
-    return apply
+    def forward(self, images, generator=None):
+        n, c = images.shape[:2]
+        dev, dtype = images.device, images.dtype
+
+        def uniform(low, high):
+            return low + (high - low) * torch.rand(n, generator=generator, device=dev)
+
+        gain = torch.ones(n, c, device=dev, dtype=dtype)
+        if self.dust_ebv > 0:
+            ebv = uniform(0.0, self.dust_ebv).to(dtype)
+            gain = gain * 10.0 ** (-0.4 * ebv[:, None] * self.extinction_coefficients[None])
+        if self.brightness > 0:
+            gain = gain * (10.0 ** (-0.4 * uniform(-self.brightness, self.brightness)))[:, None]
+        angle = uniform(0.0, 2.0 * math.pi) if self.rotation else torch.zeros(n, device=dev)
+        flip = (
+            torch.rand(n, generator=generator, device=dev) < 0.5
+            if self.flip
+            else torch.zeros(n, dtype=torch.bool, device=dev)
+        )
+        shift = (2.0 * torch.rand(n, 2, generator=generator, device=dev) - 1.0) * self.jitter
+        log_scale = math.log(self.scale)
+        scale = torch.exp(uniform(-log_scale, log_scale))
+        views = affine_resample(
+            images, angle, flip, shift.to(dtype), scale.to(dtype), self.output_size
+        )
+        views = views * gain.to(dtype).reshape(n, c, 1, 1)
+        if self.psf_fwhm > 0:
+            sigma = uniform(0.0, self.psf_fwhm) / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+            views = gaussian_blur(views, sigma.to(dtype))
+        if self.noise > 0:
+            level = uniform(0.0, self.noise).reshape(n, 1)
+            views = add_gaussian_noise(views, level * self.noise_sigma.reshape(1, c), generator)
+        return views
+
+
+def gain_after_resample(augment) -> GalaxyAugment:
+    """A GainAfterResample with the settings and buffers of ``augment``."""
+    variant = copy.deepcopy(augment)
+    variant.__class__ = GainAfterResample
+    return variant
+
+
+def fused_sgd_like(optimizer) -> torch.optim.SGD:
+    """An SGD with ``optimizer``'s parameter groups, learning rates, momentum and weight
+    decay, and fused=True (one kernel per step over all tensors, CPU and CUDA). The groups'
+    own foreach/fused entries are left out: they would override the constructor's."""
+    kept = ("params", "lr", "momentum", "weight_decay", "dampening", "nesterov", "maximize")
+    groups = [{k: v for k, v in g.items() if k in kept} for g in optimizer.param_groups]
+    return torch.optim.SGD(groups, fused=True)
 
 
 def _fused_sgd(trainer) -> None:
-    """The trainer's SGD rebuilt with fused=True (one kernel per step on CPU and CUDA)."""
-    old = trainer.optimizer
-    groups = [{k: v for k, v in g.items() if k != "initial_lr"} for g in old.param_groups]
-    trainer.optimizer = torch.optim.SGD(groups, fused=True)
+    """The trainer's SGD rebuilt with fused=True."""
+    trainer.optimizer = fused_sgd_like(trainer.optimizer)
     trainer.scheduler = torch.optim.lr_scheduler.LambdaLR(
         trainer.optimizer, trainer.scheduler.lr_lambdas[0]
     )
 
 
+def _lean_forward(trainer) -> None:
+    moco = trainer.task.moco
+    moco.forward = types.MethodType(lean_moco_forward, moco)
+
+
+def _gain_after(trainer) -> None:
+    task = trainer.task
+    inner = getattr(task.augment, "inner", None)
+    if inner is not None:  # channels-last wrapper
+        task.augment.inner = gain_after_resample(inner)
+    else:
+        task.augment = gain_after_resample(task.augment)
+
+
 #: Benchmark-local variants of the MoCo step tried by the profile section.
 VARIANTS = {
-    "foreach momentum update": _patch_momentum_update(foreach_momentum_update),
-    "lerp momentum update": _patch_momentum_update(lerp_momentum_update),
     "fused SGD": _fused_sgd,
-    "lean InfoNCE, queue not copied": lambda trainer: setattr(
-        trainer.task.moco, "forward", types.MethodType(lean_moco_forward, trainer.task.moco)
-    ),
+    "chunked InfoNCE, queue not copied": lambda trainer: _lean_forward(trainer),
+    "gains after the resampling": lambda trainer: _gain_after(trainer),
     "all three": lambda trainer: (
-        _patch_momentum_update(lerp_momentum_update)(trainer),
         _fused_sgd(trainer),
-        setattr(
-            trainer.task.moco, "forward", types.MethodType(lean_moco_forward, trainer.task.moco)
-        ),
+        _lean_forward(trainer),
+        _gain_after(trainer),
     ),
 }
 
 
 def micro_benchmarks(trainer, reps: int) -> dict[str, tuple[float, float]]:
     """Median ms of each stage as the current code runs it and as its variant would, the two
-    alternated ``reps`` times on the same tensors: (current, variant)."""
+    alternated ``reps`` times on the same tensors: (current, variant). The variants: fused
+    SGD, chunked InfoNCE without the queue copy, gains after the resampling."""
     task, device = trainer.task, trainer.device
     moco = task.moco
-    keys = list(moco.key_encoder.parameters())
-    queries = [p.detach() for p in moco.query_encoder.parameters()]
     params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
     for p in params:
         p.grad = torch.randn_like(p) * 1e-6
-    fused = torch.optim.SGD(
-        [{k: v for k, v in g.items() if k != "initial_lr"} for g in trainer.optimizer.param_groups],
-        fused=True,
-    )
+    fused = fused_sgd_like(trainer.optimizer)
     batch = trainer.config.batch_size
     width = moco.queue.shape[1]
     query = F.normalize(torch.randn(batch, width, device=device), dim=1).requires_grad_()
     key = F.normalize(torch.randn(batch, width, device=device), dim=1)
+
+    augment = getattr(task.augment, "inner", task.augment)
+    variant_augment = gain_after_resample(augment)
+    images = to_device(torch.as_tensor(np.ascontiguousarray(trainer.arrays[0][:batch])), device)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(0)
 
     def current_nce():
         info_nce(query, key, moco.queue.clone().detach(), moco.temperature).backward()
@@ -526,12 +611,12 @@ def micro_benchmarks(trainer, reps: int) -> dict[str, tuple[float, float]]:
         lean_info_nce(query, key, moco.queue, moco.temperature).backward()
 
     pairs = {
-        "momentum update": (
-            moco.momentum_update,
-            lambda: torch._foreach_lerp_(keys, queries, 1.0 - moco.momentum),
-        ),
-        "SGD step (foreach=None vs fused)": (trainer.optimizer.step, fused.step),
+        "SGD step (the engine's vs fused)": (trainer.optimizer.step, fused.step),
         "InfoNCE forward+backward": (current_nce, lean_nce),
+        "augment (1 view)": (
+            lambda: augment(images, generator),
+            lambda: variant_augment(images, generator),
+        ),
     }
     out = {}
     for name, (current, variant) in pairs.items():
@@ -588,6 +673,7 @@ FIELDS = (
     "channels_last",
     "compiled",
     "load_avg_1min",
+    "run",
     "note",
 )
 
@@ -658,6 +744,7 @@ class Bench:
             precision="bf16" if self.bf16 else "fp32",
             channels_last=self.device.type == "cuda" or args.channels_last,
             compiled=args.compile,
+            run=time.strftime("%Y-%m-%d %H:%M"),  # when this run started
         )
         main = [default_setup()]
         if "preset" in args.setups:
@@ -711,7 +798,15 @@ class Bench:
 
     def bare(self, trainer, X, setup: Setup, channels_last=None) -> BareSteps:
         layout = self.args.channels_last if channels_last is None else channels_last
-        net = BareSteps(trainer.task.moco.backbone, X, setup.batch, setup.view, self.device, layout)
+        net = BareSteps(
+            trainer.task.moco.backbone,
+            trainer.optimizer,
+            X,
+            setup.batch,
+            setup.view,
+            self.device,
+            layout,
+        )
         if self.args.compile:
             net.net.compile()
         return net
@@ -1044,6 +1139,9 @@ class Bench:
             variant = self.trainer(self.embedder(setup), X)
             apply(variant)
             arms[f"MoCo step ({name})"] = EngineBlocks(variant)
+        if setup.params["queue_size"] > 4096:
+            small = self.trainer(self.embedder(setup, queue_size=4096), X)
+            arms["MoCo step (setting: queue of 4,096 keys)"] = EngineBlocks(small)
         arms["bare forward+backward (1 view)"] = self.bare(trainer, X, setup)
         arms = {k: (b, self.warm(b, setup.batch)) for k, b in arms.items()}
         rates = interleaved(arms, self.timing)
