@@ -128,15 +128,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+def _shuffled_batches(n_samples: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The epoch's random order of the samples, split into near-equal batches (unsorted)."""
+    order = np.random.default_rng([seed, epoch]).permutation(n_samples)
+    return np.array_split(order, max(1, n_samples // batch_size))
+
+
 def epoch_batches(n_samples: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     """Shuffled index batches of one epoch, of near-equal size and never of a single sample.
 
     The order depends only on ``(seed, epoch)``, so a resumed run sees the same batches.
     """
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(n_samples)
-    n_batches = max(1, n_samples // batch_size)
-    return [np.sort(b) for b in np.array_split(order, n_batches)]
+    return [np.sort(b) for b in _shuffled_batches(n_samples, batch_size, seed, epoch)]
 
 
 def rank_batches(
@@ -151,11 +154,8 @@ def rank_batches(
     """
     if world_size == 1:
         return epoch_batches(n_samples, batch_size, seed, epoch)
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(n_samples)
-    n_batches = max(1, n_samples // batch_size)
     shares = []
-    for batch in np.array_split(order, n_batches):
+    for batch in _shuffled_batches(n_samples, batch_size, seed, epoch):
         usable = len(batch) - len(batch) % world_size
         shares.append(np.sort(batch[:usable][rank::world_size]))
     return shares
