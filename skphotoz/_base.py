@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d, validate_data
 
@@ -527,6 +527,28 @@ def feature_stats(X) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def photometry_layer(X, photometry, seed: int = 0):
+    """The fixed aperture-photometry layer of ``photometry`` (an unfitted
+    :class:`~skphotoz.preprocessing.AperturePhotometry`) for the stamps X, standardised with
+    the mean and spread of its features on up to 512 of them (holes read as sky); and the
+    feature names."""
+    from .nn.photometry import AperturePhotometryLayer
+    from .preprocessing import aperture_masks
+
+    rows = _stats_rows(len(X), seed)
+    stamps = np.nan_to_num(_stats_sample(X, rows), nan=0.0)
+    photometry = clone(photometry)
+    mean, scale = feature_stats(photometry.fit_transform(stamps))
+    layer = AperturePhotometryLayer(
+        aperture_masks(input_shape(X)[1:], photometry.radii, photometry.pixel_scale),
+        photometry.reference_band,
+        photometry.flux_floor,
+        mean,
+        scale,
+    )
+    return layer, photometry.get_feature_names_out()
+
+
 def input_scaling(X, seed: int = 0):
     """The fixed first layer for X: asinh per band for images, standardisation for vectors."""
     if len(input_shape(X)) == 3:
@@ -796,7 +818,7 @@ class NetworkEstimator(BaseEstimator):
                         f"{name}); {advice}"
                     )
             out = predict(
-                module, probe, batch_size=_N_PROBE, device=self.device, crop=self.crop_size_
+                module, probe, batch_size=_N_PROBE, device=self.device, crop=self._input_crop()
             )
             if not np.isfinite(out).all():
                 raise NonFiniteError(
@@ -873,6 +895,10 @@ class NetworkEstimator(BaseEstimator):
             dust_ebv=self.dust_ebv if input_shape(X)[0] == 5 else 0.0,
             brightness=self.brightness,
         )
+
+    def _input_crop(self) -> int | None:
+        """Central crop of the input before the predicting module (None: no crop)."""
+        return self.crop_size_
 
     # -- training ------------------------------------------------------------------------
     def _train(

@@ -16,6 +16,7 @@ from ._base import (
     check_sample_shape,
     fill_input,
     input_shape,
+    photometry_layer,
     resolve_crop_size,
     seeded,
 )
@@ -31,6 +32,7 @@ from ._validation import (
 from .metrics import MAD_TO_SIGMA
 from .nn import MoCo, MoCoTask, TargetHead
 from .nn.engine import predict
+from .nn.photometry import PhotometryJoined
 from .preprocessing import AperturePhotometry
 
 _PUBLISHED = dict(
@@ -200,6 +202,17 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         Contrastive learning alone separates galaxies by what survives the augmentations
         most clearly (brightness, size) and loses much of the colour that carries redshift;
         this term keeps it (measured in ``docs/results.md``). 0 is plain MoCo v2.
+    join_photometry : float, default=0.0
+        Images only: weight of the stamps' aperture photometry joined to the embedding by
+        ``transform``. 0 returns the image embedding alone. A weight w > 0 returns
+        ``[w p / sqrt(n_p), e / |e|]``: the n_p features of
+        :class:`~skphotoz.preprocessing.AperturePhotometry` measured exactly on the whole
+        stamp and standardised with the training stamps' statistics (``p``), then the image
+        embedding ``e`` scaled to unit length. Both parts then have a typical squared length
+        of about 1, so w sets the photometry's share of a distance (w = 1: about half, the
+        two on an equal footing; w = 2: about four fifths). Colours learned from pixels are
+        noisier than measured ones, and a nearest-neighbour photo-z or a regressor on the
+        embeddings gets them exactly this way. Can be changed after fitting.
     redshift_weight : float, default=0.0
         Weight of the redshift term of semi-supervised pretraining, used when ``fit`` gets
         ``y``: a linear head predicts the standardised redshift of the labelled rows (``y``
@@ -227,6 +240,10 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         Shape of one training sample.
     crop_size_ : int or None
         Side of the centre crop of images in ``transform`` (None for 2-D input).
+    photometry_layer_ : skphotoz.nn.photometry.AperturePhotometryLayer or None
+        The photometry joined by ``join_photometry`` (None for 2-D input).
+    photometry_features_ : ndarray of str or None
+        Its feature names.
     preprocessing_ : dict or None
         How the training images were read when ``fit`` got an
         :class:`~skphotoz.data.HDF5Images`: ``{"deredden": bool, "crop": int or None}``;
@@ -258,8 +275,11 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         "contrastive_weight": [finite(0.0, 1000, "both")],
         "photometry_weight": [finite(0.0, 1000, "both")],
         "redshift_weight": [finite(0.0, 1000, "both")],
+        "join_photometry": [finite(0.0, 1000, "both")],
     }
     _structural_parameters = (*NetworkEstimator._structural_parameters, "projection_dim")
+    # What transform joins to the embedding does not change what pretraining learns.
+    _runtime_parameters = NetworkEstimator._runtime_parameters | {"join_photometry"}
 
     def __init__(
         self,
@@ -296,6 +316,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         contrastive_weight=1.0,
         photometry_weight=1.0,
         redshift_weight=0.0,
+        join_photometry=0.0,
     ):
         super().__init__(
             backbone,
@@ -331,6 +352,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         self.contrastive_weight = contrastive_weight
         self.photometry_weight = photometry_weight
         self.redshift_weight = redshift_weight
+        self.join_photometry = join_photometry
 
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, photometry=None):
@@ -383,6 +405,12 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
                 moco = self._build_moco(X, seed)
             heads = nn.ModuleDict()
         X = fill_input(X, moco.backbone[0], self.nan_policy)
+        if not continuing:
+            self.photometry_layer_, self.photometry_features_ = None, None
+            if len(self.input_shape_) == 3:
+                self.photometry_layer_, self.photometry_features_ = photometry_layer(
+                    X, AperturePhotometry(reference_band=min(2, self.input_shape_[0] - 1)), seed
+                )
         width = moco.backbone.out_features
         arrays = [X]
         with seeded(seed + 1):
@@ -417,9 +445,27 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
     @property
     def _n_features_out(self) -> int:
         """Width of ``transform``'s output for the current ``embedding``."""
-        if self.embedding == "backbone":
-            return self.encoder_.out_features
-        return self.moco_.query_encoder[1][-1].out_features
+        width = (
+            self.encoder_.out_features
+            if self.embedding == "backbone"
+            else self.moco_.query_encoder[1][-1].out_features
+        )
+        if self.join_photometry > 0:
+            width += self._photometry_layer().n_features
+        return width
+
+    def _photometry_layer(self):
+        """The photometry joined by ``join_photometry``, or a ValueError saying why none."""
+        layer = getattr(self, "photometry_layer_", None)
+        if layer is None:
+            raise ValueError(
+                f"join_photometry={self.join_photometry} joins aperture photometry measured on "
+                f"images; this embedder was fitted on samples of shape "
+                f"{tuple(self.input_shape_)}"
+                + ("" if len(self.input_shape_) == 1 else " before photometry could be joined")
+                + ". Set join_photometry=0."
+            )
+        return layer
 
     def _check_parameters(self) -> None:
         super()._check_parameters()
@@ -497,12 +543,12 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         check_sample_shape(self, X)
         X = fill_input(X, self.encoder_[0], self.nan_policy)
         module = self.encoder_ if self.embedding == "backbone" else self.moco_.query_encoder
+        crop = self.crop_size_
+        if self.join_photometry > 0:
+            module = PhotometryJoined(module, self._photometry_layer(), self.join_photometry, crop)
+            crop = None  # the photometry is measured on the whole stamp
         out = predict(
-            module,
-            X,
-            batch_size=max(self.batch_size, 256),
-            device=self.device,
-            crop=self.crop_size_,
+            module, X, batch_size=max(self.batch_size, 256), device=self.device, crop=crop
         )
         return self._check_outputs(out, module, "transform")
 

@@ -45,6 +45,19 @@ def _check_radii(radii) -> np.ndarray:
     return array
 
 
+def aperture_masks(shape, radii=(1.5, 3.0, 6.0), pixel_scale=SDSS_PIXEL_SCALE) -> np.ndarray:
+    """Circular apertures centred on pixel ``(height // 2, width // 2)``: (n_radii, height, width).
+
+    1.0 for pixels whose centre lies within the radius (arcsec), 0.0 elsewhere; the masks of
+    :func:`aperture_fluxes` and of the networks' photometry layer.
+    """
+    radii = _check_radii(radii)
+    height, width = shape
+    yy, xx = np.mgrid[:height, :width]
+    radius = np.hypot(yy - height // 2, xx - width // 2) * pixel_scale
+    return np.stack([(radius < r).astype(np.float64) for r in radii])
+
+
 def aperture_fluxes(images, radii=(1.5, 3.0, 6.0), pixel_scale=SDSS_PIXEL_SCALE) -> np.ndarray:
     """Flux inside circles centred on the stamp, per band, in float64: (n, n_radii, n_bands).
 
@@ -71,10 +84,7 @@ def aperture_fluxes(images, radii=(1.5, 3.0, 6.0), pixel_scale=SDSS_PIXEL_SCALE)
         raise ValueError(
             f"images must be 4-D (n_samples, n_bands, height, width); got shape {images.shape}."
         )
-    height, width = images.shape[-2:]
-    yy, xx = np.mgrid[:height, :width]
-    radius = np.hypot(yy - height // 2, xx - width // 2) * pixel_scale
-    masks = np.stack([(radius < r).astype(np.float64) for r in radii])  # (n_radii, H, W)
+    masks = aperture_masks(images.shape[-2:], radii, pixel_scale)
     return np.einsum("nbij,aij->nab", images, masks, optimize=True)
 
 

@@ -25,6 +25,7 @@ from ._base import (
     check_sample_shape,
     fill_input,
     input_shape,
+    photometry_layer,
     resolve_crop_size,
     seeded,
     take_rows,
@@ -45,6 +46,8 @@ from .nn.augment import OverDihedralViews
 from .nn.callbacks import EarlyStopping
 from .nn.engine import predict
 from .nn.heads import BinnedRedshiftHead, GaussianRedshiftHead, PhotoZTask
+from .nn.photometry import HybridEncoder
+from .preprocessing import AperturePhotometry
 
 # Gradient-norm limit of fine-tuning: the first steps on a pretrained encoder with a fresh
 # head can be large.
@@ -103,6 +106,12 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
     learning rate (0.1, as in Hayat et al. 2021); an encoder trained from scratch learns at
     the head's rate.
 
+    With ``photometry=True`` the network is a hybrid: the aperture photometry of each stamp
+    (the features of :class:`~skphotoz.preprocessing.AperturePhotometry`, measured exactly in
+    a fixed layer on the linear fluxes and standardised with training statistics) is joined
+    to a ``bottleneck`` of the image features before the head, so that the images only have
+    to add what colours lack instead of re-learning the colours from pixels.
+
     Parameters
     ----------
     encoder : None, MoCoEmbedder, FrozenEstimator or path, default=None
@@ -126,6 +135,16 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         bins in the cross-entropy target, so that near bins count as near; 0 trains on
         one-hot targets. About the photo-z scatter expected; measured effect in
         ``docs/experiments/moco.md``.
+    photometry : bool or AperturePhotometry, default=False
+        Images only: join the stamps' aperture photometry to the image features (see
+        above). True uses ``AperturePhotometry()``'s apertures (1.5, 3 and 6 arcsec at
+        0.396 arcsec per pixel); an (unfitted) ``AperturePhotometry`` sets others. The
+        photometry is measured on the whole stamp given to ``fit`` and ``predict`` (not on
+        the augmented, cropped views), so give dereddened fluxes in nanomaggies.
+    bottleneck : int, default=16
+        With ``photometry``: width of the learned projection (Linear, BatchNorm, ReLU) of the
+        image features joined to the photometry. Small, so that a few hundred labels do not
+        spread over hundreds of image features beside a dozen photometric ones.
     backbone_lr_ratio : float, default=0.1
         Learning rate of a pretrained encoder relative to the head's: a gentle rate keeps
         what pretraining learned while the fresh head settles (Hayat et al. 2021 use 0.1).
@@ -213,7 +232,11 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
     Attributes
     ----------
     model_ : skphotoz.nn.heads.PhotoZTask
-        Encoder and head (on the CPU).
+        Encoder and head (on the CPU); with ``photometry`` the encoder is a
+        :class:`skphotoz.nn.photometry.HybridEncoder`.
+    photometry_features_ : ndarray of str or None
+        With ``photometry``: names of the photometric features joined to the image features
+        (after the ``bottleneck`` ones); None otherwise.
     embedder_ : MoCoEmbedder or None
         The embedder pretrained in ``fit``, or the given fitted one (not modified).
     redshift_bins_ : ndarray of shape (n_bins + 1,)
@@ -255,6 +278,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         "n_bins": [integer(2, 10_000)],
         "z_range": [tuple, list],
         "target_sigma": [finite(0, 10, "both")],
+        "photometry": ["boolean", HasMethods(["fit_transform", "get_feature_names_out"])],
+        "bottleneck": [integer(1, 4096)],
         "backbone_lr_ratio": [finite(0, 10, "right")],
         "freeze_backbone": ["boolean"],
         "n_epochs": [integer(1, 100_000), StrOptions({"auto"})],
@@ -270,6 +295,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         "head",
         "n_bins",
         "z_range",
+        "photometry",
+        "bottleneck",
     )
     _runtime_parameters = NetworkEstimator._runtime_parameters | {
         "point_estimate",
@@ -287,6 +314,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         n_bins=180,
         z_range=(0.0, 0.4),
         target_sigma=0.01,
+        photometry=False,
+        bottleneck=16,
         backbone_lr_ratio=0.1,
         freeze_backbone=False,
         n_epochs="auto",
@@ -347,6 +376,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         self.n_bins = n_bins
         self.z_range = z_range
         self.target_sigma = target_sigma
+        self.photometry = photometry
+        self.bottleneck = bottleneck
         self.backbone_lr_ratio = backbone_lr_ratio
         self.freeze_backbone = freeze_backbone
         self.min_steps = min_steps
@@ -385,6 +416,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         z = y[labelled]
         self._warn_out_of_range(z)
 
+        hybrid = self.photometry is not False
+        self._check_photometry_input(X)
         with seeded(seed):
             if self.embedder_ is not None:
                 encoder = copy.deepcopy(self.embedder_.encoder_)
@@ -392,9 +425,17 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
             else:
                 encoder = self._build_encoder(X, seed)
                 self.crop_size_ = resolve_crop_size(self.crop_size, X)
-            head = self._build_head(encoder.out_features, z)
+            if not hybrid:
+                head = self._build_head(encoder.out_features, z)
         X = fill_input(X, encoder[0], self.nan_policy)
         augment = self._build_augment(X, encoder, self.crop_size_)
+        self.photometry_features_ = None
+        if hybrid:
+            # Seeded apart from the encoder: the bottleneck and head are drawn after the
+            # photometry statistics, which need the filled input.
+            with seeded(seed + 1):
+                encoder = self._build_hybrid(encoder, X, seed)
+                head = self._build_head(encoder.out_features, z)
         task = PhotoZTask(encoder, head, augment, self.freeze_backbone)
 
         train_rows, val_rows = self._split(labelled, random_state)
@@ -404,9 +445,11 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
             own_callbacks.append(EarlyStopping(validate, self.n_iter_no_change, self.verbose))
         # A pretrained backbone is fine-tuned gently; one trained from scratch learns at lr.
         ratio = self.backbone_lr_ratio if self.embedder_ is not None else 1.0
-        groups = [{"params": list(task.head.parameters())}]
+        # A hybrid's bottleneck is new: it learns at the head's rate.
+        fresh = list(task.encoder.bottleneck.parameters()) if hybrid else []
+        groups = [{"params": fresh + list(task.head.parameters())}]
         if not self.freeze_backbone:
-            groups.insert(0, {"params": list(task.encoder.parameters()), "lr_scale": ratio})
+            groups.insert(0, {"params": list(task.backbone.parameters()), "lr_scale": ratio})
         batch_size = min(self.batch_size, len(train_rows))
         self.n_epochs_ = self._resolve_n_epochs(len(train_rows), batch_size)
         trainer = self._train(
@@ -428,6 +471,32 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         self._check_fitted((self.model_.predictor,), probe, len(train_rows))
         self._remember_structure()
         return self
+
+    def _check_photometry_input(self, X) -> None:
+        if self.photometry is not False and len(input_shape(X)) != 3:
+            raise ValueError(
+                f"photometry={self.photometry!r} measures apertures on images (n_samples, "
+                f"n_bands, height, width); got samples of shape {input_shape(X)}. For "
+                f"feature vectors, put the photometry among the features instead."
+            )
+
+    def _photometry(self, n_bands: int) -> AperturePhotometry:
+        """The (unfitted) AperturePhotometry whose features the hybrid joins."""
+        if self.photometry is True:
+            return AperturePhotometry(reference_band=min(2, n_bands - 1))
+        return clone(self.photometry)
+
+    def _build_hybrid(self, encoder, X, seed: int) -> HybridEncoder:
+        """The image encoder joined to the photometry layer, standardised on up to 512 rows."""
+        photometry = self._photometry(input_shape(X)[0])
+        layer, self.photometry_features_ = photometry_layer(X, photometry, seed)
+        return HybridEncoder(encoder, layer, self.bottleneck, self.crop_size_)
+
+    def _input_crop(self):
+        # A hybrid crops the image branch's input itself: its photometry needs whole stamps.
+        if getattr(self, "photometry_features_", None) is not None:
+            return None
+        return self.crop_size_
 
     def _resolve_n_epochs(self, n_train: int, batch_size: int) -> int:
         """``n_epochs``, or for "auto" enough epochs for ``min_steps`` optimizer steps (at
@@ -512,7 +581,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         def validate(task) -> dict:
             outputs = predict(
                 task.predictor, X_val, batch_size=max(self.batch_size, 256),
-                device=self.device, crop=self.crop_size_,
+                device=self.device, crop=self._input_crop(),
             )  # fmt: skip
             loss = float(task.head.loss(torch.as_tensor(outputs), z_tensor))
             z_phot = _point_estimates(task.head, outputs, self.redshift_bins_, self.point_estimate)
@@ -529,7 +598,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         X = check_input(self, X, reset=False)
         check_sample_shape(self, X)
         self._check_test_time_augmentation()
-        X = fill_input(X, self.model_.encoder[0], self.nan_policy)
+        X = fill_input(X, self.model_.backbone[0], self.nan_policy)
         module = self.model_.predictor
         if self.test_time_augmentation:
             module = OverDihedralViews(module)
@@ -538,7 +607,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
             X,
             batch_size=max(self.batch_size, 256),
             device=self.device,
-            crop=self.crop_size_,
+            crop=self._input_crop(),
         )
         return self._check_outputs(outputs, self.model_, "predict")
 

@@ -114,7 +114,12 @@ class GaussianRedshiftHead(nn.Module):
 
 
 class PhotoZTask(nn.Module):
-    """One supervised step: augment, encode, head, loss. A frozen encoder stays in eval mode."""
+    """One supervised step: augment, encode, head, loss. A frozen encoder stays in eval mode.
+
+    With a :class:`~skphotoz.nn.photometry.HybridEncoder`, the augmented views go to its image
+    encoder and the photometry is measured on the un-augmented stamps; ``frozen`` then freezes
+    the image encoder only (its bottleneck learns with the head).
+    """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, augment: nn.Module, frozen=False):
         super().__init__()
@@ -123,13 +128,18 @@ class PhotoZTask(nn.Module):
         self.augment = augment
         self.frozen = frozen
         if frozen:
-            for p in encoder.parameters():
+            for p in self.backbone.parameters():
                 p.requires_grad_(False)
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The pretrainable image (or feature) encoder: fine-tuned at the backbone's rate."""
+        return getattr(self.encoder, "image", self.encoder)
 
     def train(self, mode: bool = True):
         super().train(mode)
         if self.frozen:
-            self.encoder.eval()
+            self.backbone.eval()
         return self
 
     @property
@@ -138,4 +148,9 @@ class PhotoZTask(nn.Module):
         return nn.Sequential(self.encoder, self.head)
 
     def forward(self, x, z, generator=None) -> torch.Tensor:
-        return self.head.loss(self.head(self.encoder(self.augment(x, generator))), z)
+        views = self.augment(x, generator)
+        if hasattr(self.encoder, "join"):
+            features = self.encoder.join(views, x)
+        else:
+            features = self.encoder(views)
+        return self.head.loss(self.head(features), z)
