@@ -1,8 +1,18 @@
-"""Label-efficiency study: pretrained, semi-supervised and from-scratch networks vs the forest.
+"""Label-efficiency study: hybrid, pretrained and from-scratch networks vs photometry baselines.
 
-For each seed: a new pool of simulated SDSS galaxies (dereddened 64x64 stamps) and
+For each seed: a new pool of simulated SDSS galaxies (dereddened 64x64 stamps; with
+``--contaminated``, 30 % of them with a neighbouring galaxy and 10 % with a star) and
 :func:`skphotoz.model_selection.label_efficiency_curve` of these models over the same splits
 and label subsets:
+
+- ``hybrid fine-tuned``: ``PhotoZRegressor(FrozenEstimator(plain embedder), photometry=True)``:
+  the plain MoCo encoder fine-tuned with the stamps' exact aperture photometry joined to a
+  bottleneck of its features;
+- ``hybrid from scratch``: ``PhotoZRegressor(photometry=True)``, its fully supervised control;
+- ``GP photometry+embedding``: ``GaussianProcessPhotoZ`` on the aperture photometry joined to
+  the first ``--embedding-components`` principal components of the plain MoCo embeddings;
+- ``GP``: ``photometry_baseline("gp")``, the Gaussian process on aperture photometry (the
+  strongest photometry baseline);
 
 - ``colour MoCo``: ``PhotoZRegressor(FrozenEstimator(embedder))`` with the embedder pretrained,
   without labels, on all the pool's images with InfoNCE and the photometry term
@@ -12,8 +22,12 @@ and label subsets:
   pretrains on its training rows with InfoNCE, the photometry term and the redshift term on
   the rows labelled at that budget, then fine-tunes (one pretraining per fit: the slow one);
 - ``from scratch``: ``PhotoZRegressor()``, the fully supervised baseline;
-- ``forest``: ``make_pipeline(AperturePhotometry(), RandomForestRegressor())`` on the same
-  images.
+- ``forest``: ``photometry_baseline("forest")``, a random forest on the same photometry.
+
+The embedder of a seed is pretrained once (without labels, on all the pool's images) and
+shared by the models that use it. With ``--partial DIR`` each (seed, model) curve is saved as
+it is finished and reused by a later run with the same settings, so an interrupted study
+resumes where it stopped.
 
 The seeds are pooled (each seed's galaxies are its own repeat) and the models compared with
 paired bootstraps over the test galaxies: the label-efficiency factor k of each network
@@ -35,11 +49,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.decomposition import PCA
 from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import make_pipeline, make_union
 
 from skphotoz import MoCoEmbedder, PhotoZRegressor
+from skphotoz.baselines import GaussianProcessPhotoZ, photometry_baseline
 from skphotoz.data import deredden
 from skphotoz.datasets import make_sdss_galaxies
 from skphotoz.metrics import bias, outlier_fraction
@@ -54,46 +69,104 @@ from skphotoz.preprocessing import AperturePhotometry
 sys.path.insert(0, str(Path(__file__).parent))
 from _output import write_rows  # noqa: E402
 
-MODELS = ("semi-supervised", "colour MoCo", "plain MoCo", "from scratch", "forest")
-NETWORKS = ("semi-supervised", "colour MoCo", "plain MoCo")
+MODELS = (
+    "hybrid fine-tuned",
+    "hybrid from scratch",
+    "GP photometry+embedding",
+    "semi-supervised",
+    "colour MoCo",
+    "plain MoCo",
+    "from scratch",
+    "GP",
+    "forest",
+)
+NETWORKS = ("hybrid fine-tuned", "semi-supervised", "colour MoCo", "plain MoCo")
+DEFAULT_MODELS = tuple(m for m in MODELS if m not in ("semi-supervised", "colour MoCo"))
+# Pairs whose factor k is read: (pretrained, its from-scratch control).
+CONTROLS = {"hybrid fine-tuned": "hybrid from scratch"}
+USES_PLAIN_EMBEDDER = ("hybrid fine-tuned", "GP photometry+embedding", "plain MoCo")
 
 
-def build(name: str, X, seed: int, args):
-    """The estimator of model ``name`` for one seed's pool (pretrained here if frozen)."""
+def pretrained(kind: str, X, seed: int, args, cache: dict):
+    """The seed's embedder of ``kind`` ("plain" or "colour"), pretrained once without labels."""
+    if kind not in cache:
+        weight = {"photometry_weight": 0.0} if kind == "plain" else {}
+        moco = dict(n_epochs=args.moco_epochs, random_state=seed, device=args.device)
+        tick = time.perf_counter()
+        cache[kind] = MoCoEmbedder(**moco, **weight).fit(X)
+        print(
+            f"  {kind} MoCo: pretrained on {len(X)} galaxies in {time.perf_counter() - tick:.0f} s"
+        )
+    return cache[kind]
+
+
+def build(name: str, X, seed: int, args, cache: dict):
+    """The estimator of model ``name`` for one seed's pool (its embedder pretrained here)."""
     network = dict(
         batch_size=args.batch_size, min_steps=args.min_steps, random_state=0, device=args.device
     )
     moco = dict(n_epochs=args.moco_epochs, random_state=seed, device=args.device)
-    if name in ("colour MoCo", "plain MoCo"):
-        weight = {} if name == "colour MoCo" else {"photometry_weight": 0.0}
-        tick = time.perf_counter()
-        embedder = MoCoEmbedder(**moco, **weight).fit(X)
-        print(f"  {name}: pretrained on {len(X)} galaxies in {time.perf_counter() - tick:.0f} s")
-        return PhotoZRegressor(FrozenEstimator(embedder), **network)
+    if name in USES_PLAIN_EMBEDDER or name == "colour MoCo":
+        kind = "colour" if name == "colour MoCo" else "plain"
+        frozen = FrozenEstimator(pretrained(kind, X, seed, args, cache))
+        if name == "GP photometry+embedding":
+            features = make_union(
+                AperturePhotometry(),
+                make_pipeline(frozen, PCA(args.embedding_components, random_state=0)),
+            )
+            gp = GaussianProcessPhotoZ(n_restarts=args.gp_restarts, random_state=0)
+            return make_pipeline(features, gp)
+        return PhotoZRegressor(frozen, photometry=name == "hybrid fine-tuned", **network)
     if name == "semi-supervised":
         return PhotoZRegressor(MoCoEmbedder(**moco, redshift_weight=1.0), **network)
-    if name == "from scratch":
-        return PhotoZRegressor(**network)
-    forest = RandomForestRegressor(
-        n_estimators=200, min_samples_leaf=3, max_features=0.5, n_jobs=args.threads, random_state=0
+    if name in ("from scratch", "hybrid from scratch"):
+        return PhotoZRegressor(photometry=name == "hybrid from scratch", **network)
+    if name == "GP":
+        return photometry_baseline("gp", n_restarts=args.gp_restarts, random_state=0)
+    return photometry_baseline("forest", n_jobs=args.threads, random_state=0)
+
+
+def simulate(seed: int, args):
+    """The seed's pool: dereddened stamps and redshifts."""
+    contamination = {"neighbour_fraction": 0.3, "star_fraction": 0.1} if args.contaminated else {}
+    pool = make_sdss_galaxies(args.pool, random_state=seed, stamp_size=64, **contamination)
+    return deredden(pool.images, pool.extinction).astype(np.float32), pool.redshift
+
+
+def partial_path(args, seed: int, name: str) -> Path | None:
+    """Where the (seed, model) curve of these settings is kept, with ``--partial``."""
+    if not args.partial:
+        return None
+    settings = (
+        f"pool{args.pool}-cv{args.cv}-b{'_'.join(map(str, args.budgets))}-m{args.min_steps}"
+        f"-bs{args.batch_size}-e{args.moco_epochs}-pc{args.embedding_components}"
+        f"-r{args.gp_restarts}{'-contaminated' if args.contaminated else ''}"
     )
-    return make_pipeline(AperturePhotometry(), forest)
+    return Path(args.partial) / settings / f"seed{seed}-{name.replace(' ', '_')}.pkl"
 
 
 def run_seed(seed: int, names, args) -> dict:
     started = time.perf_counter()
-    pool = make_sdss_galaxies(args.pool, random_state=seed, stamp_size=64)
-    X = deredden(pool.images, pool.extinction).astype(np.float32)
-    z = pool.redshift
-    print(f"seed {seed}: {args.pool} galaxies")
-    curves = {}
+    X, z = simulate(seed, args)
+    print(f"seed {seed}: {args.pool} galaxies{' (contaminated)' if args.contaminated else ''}")
+    curves, cache = {}, {}
     for name in names:
-        estimator = build(name, X, seed, args)
+        path = partial_path(args, seed, name)
+        if path is not None and path.exists():
+            with open(path, "rb") as f:
+                curves[name] = pickle.load(f)
+            print(f"  {name:<15} reused {path}")
+            continue
+        estimator = build(name, X, seed, args, cache)
         tick = time.perf_counter()
         curves[name] = label_efficiency_curve(
             estimator, X, z, label_counts=args.budgets, cv=args.cv, random_state=seed
         )
         curves[name].name = name
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as f:
+                pickle.dump(curves[name], f)
         sigma = curves[name].sigma_mad()[:, 0]
         print(
             f"  {name:<15} σ_MAD "
@@ -118,8 +191,9 @@ def main() -> None:
     parser.add_argument("--cv", type=int, default=2, help="folds (test share 1/cv)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
-        "--models", nargs="+", default=list(MODELS), choices=MODELS, metavar="MODEL",
-        help=f"models to fit, of {', '.join(MODELS)} (default: all)",
+        "--models", nargs="+", default=list(DEFAULT_MODELS), choices=MODELS, metavar="MODEL",
+        help=f"models to fit, of {', '.join(MODELS)} (default: all but semi-supervised and "
+        "colour MoCo)",
     )  # fmt: skip
     parser.add_argument(
         "--reuse", nargs="*", default=[], metavar="PICKLE",
@@ -127,6 +201,21 @@ def main() -> None:
         "models are not refitted (the comparisons refuse curves of other test splits)",
     )  # fmt: skip
     parser.add_argument("--moco-epochs", type=int, default=30)
+    parser.add_argument(
+        "--contaminated", action="store_true",
+        help="stamps with neighbours (30 %%) and stars (10 %%) instead of clean ones",
+    )  # fmt: skip
+    parser.add_argument(
+        "--embedding-components", type=int, default=4,
+        help="principal components of the embeddings joined to the photometry for the GP",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gp-restarts", type=int, default=1, help="GaussianProcessPhotoZ.n_restarts"
+    )
+    parser.add_argument(
+        "--partial", default=None, metavar="DIR",
+        help="keep each (seed, model) curve here as it is finished, and reuse it",
+    )  # fmt: skip
     parser.add_argument("--min-steps", type=int, default=1000, help="PhotoZRegressor.min_steps")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="cpu")
@@ -181,14 +270,13 @@ def main() -> None:
 
     blank = {"outlier_fraction": "", "bias": "", "fit_s_mean": ""}
     marks = {-1: "<=", 0: "", 1: ">="}
-    if "from scratch" in pooled:
-        print("\nlabel-efficiency factor k: labels from scratch needs for the network's σ_MAD")
-        for name in NETWORKS:
-            if name not in pooled:
-                continue
-            # k reads the from-scratch curve at every budget it has (up to 2N and beyond).
+    print("\nlabel-efficiency factor k: labels the from-scratch control needs for the σ_MAD")
+    for name in NETWORKS:
+        control = CONTROLS.get(name, "from scratch")
+        if name in pooled and control in pooled:
+            # k reads the control's curve at every budget it has (up to 2N and beyond).
             factor = label_efficiency_factor(
-                pooled[name], pooled["from scratch"], n_bootstrap=args.bootstrap, random_state=0
+                pooled[name], pooled[control], n_bootstrap=args.bootstrap, random_state=0
             )
             for b, n in enumerate(factor.label_counts):
                 print(
@@ -197,7 +285,7 @@ def main() -> None:
                 )
                 rows.append(
                     {
-                        "model": f"k {name} vs from scratch",
+                        "model": f"k {name} vs {control}",
                         "labels": int(n),
                         "sigma_mad": round(float(factor.factor[b]), 3),
                         "sigma_mad_per_seed": f"[{factor.low[b]:.3f}, {factor.high[b]:.3f}] "
