@@ -394,6 +394,7 @@ def fit_photoz(args) -> int:
     params = dict(
         encoder=encoder,
         head=args.head,
+        photometry=args.photometry,
         n_epochs=args.n_epochs,
         min_steps=args.min_steps,
         batch_size=args.batch_size,
@@ -406,6 +407,8 @@ def fit_photoz(args) -> int:
     )
     if encoder is None:
         params.update(backbone=args.backbone, stem=args.stem)
+    if args.bottleneck is not None:
+        params["bottleneck"] = args.bottleneck
     if args.nan_policy is not None:
         params["nan_policy"] = args.nan_policy
     model = PhotoZRegressor(**params)
@@ -1138,6 +1141,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--head", choices=["bins", "regression"], default="bins",
         help="bins = a PDF over redshift bins; regression = a Gaussian mean and width",
+    )  # fmt: skip
+    p.add_argument(
+        "--photometry", action="store_true",
+        help="join each stamp's aperture photometry (measured exactly, on the whole stamp) to "
+        "a bottleneck of the image features: the hybrid network (default: images only)",
+    )  # fmt: skip
+    p.add_argument(
+        "--bottleneck", type=_int_at_least(1), default=None,
+        help="with --photometry: width of the image features joined to the photometry "
+        "(default: the estimator's, 16)",
     )  # fmt: skip
     p.add_argument(
         "--epochs", "--n-epochs", dest="n_epochs", type=_epochs, default="auto",

@@ -233,3 +233,17 @@ def test_ingest_keeps_an_existing_archive_and_predict_without_quantiles(run, tmp
     argv = ["predict", run["m.joblib"], run["a.h5"], "--output", str(out), "--quantiles", "none"]
     assert main([*argv, "--chunk-size", "100"]) == 0
     assert list(_read_csv(out)) == ["row", "objid", "z_pred", "redshift"]
+
+
+def test_fit_photoz_with_photometry_trains_and_predicts_a_hybrid(run, tmp_path, capsys):
+    out = tmp_path / "hybrid.joblib"
+    argv = ["fit-photoz", run["a.h5"], "--output", str(out), *TRAIN, "--nan-policy", "fill"]
+    assert main([*argv, "--photometry", "--bottleneck", "3"]) == 0
+    capsys.readouterr()
+    model = joblib.load(out)
+    assert model.photometry is True and model.bottleneck == 3
+    assert model.model_.encoder.out_features == 3 + 11
+    predictions = tmp_path / "hybrid.csv"
+    assert main(["predict", str(out), run["a.h5"], "--output", str(predictions)]) == 0
+    z_pred = [float(row) for row in _read_csv(predictions)["z_pred"]]
+    assert len(z_pred) == N and np.isfinite(z_pred).all()

@@ -25,20 +25,22 @@ def test_demo_writes_the_report_with_every_figure_and_a_row_per_method_and_budge
     assert set(result["figures"]) == names
     for name in result["figures"].values():
         assert (tmp_path / name).stat().st_size > 1000
-    assert len(result["rows"]) == 3 * 2
+    assert len(result["rows"]) == 5 * 2
     report = (tmp_path / "report.html").read_text()
     for name in result["figures"].values():
         assert f'src="{name}"' in report
     # The table printed and the table in the report hold the same numbers.
     for row in result["rows"]:
         assert f"{row['sigma_mad']:.4f}" in report and f"{row['sigma_mad']:.4f}" in out
-    # Networks have PDFs (CRPS), the forest has none.
-    assert all((r["crps"] is None) == r["method"].startswith("forest") for r in result["rows"])
+    # Networks have PDFs (CRPS), the photometry baselines have none.
+    assert all((r["crps"] is None) == (r["method"] in _demo.BASELINES) for r in result["rows"])
     assert re.search(r"chance level ln\(1 \+ \d+ queued keys\)", out)
     assert "Pretraining + fine-tuning matches training from scratch" in out
-    # A reading per budget for k, one with all labels, one per network and budget vs the forest.
+    # A reading per budget for k, one with all labels, one per network and budget against the
+    # better photometry baseline.
     per_budget = [line for line in result["readings"] if line.startswith("  ")]
-    assert len(per_budget) == 2 + 1 + 2 * 2
+    assert len(per_budget) == 2 + 1 + 3 * 2
+    assert "Against the better photometry baseline" in out
     # The simulated galaxies are cached for the next run.
     cached = list(tmp_path.glob("galaxies_150_seed0.h5"))
     assert len(cached) == 1
