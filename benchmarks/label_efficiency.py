@@ -147,8 +147,8 @@ def partial_path(args, seed: int, name: str) -> Path | None:
 
 def run_seed(seed: int, names, args) -> dict:
     started = time.perf_counter()
-    X, z = simulate(seed, args)
     print(f"seed {seed}: {args.pool} galaxies{' (contaminated)' if args.contaminated else ''}")
+    X = z = None
     curves, cache = {}, {}
     for name in names:
         path = partial_path(args, seed, name)
@@ -157,6 +157,11 @@ def run_seed(seed: int, names, args) -> dict:
                 curves[name] = pickle.load(f)
             print(f"  {name:<15} reused {path}")
             continue
+        if args.report_only:
+            print(f"  {name:<15} not measured yet: left out")
+            continue
+        if X is None:
+            X, z = simulate(seed, args)
         estimator = build(name, X, seed, args, cache)
         tick = time.perf_counter()
         curves[name] = label_efficiency_curve(
@@ -200,6 +205,10 @@ def main() -> None:
         help="pooled curves saved by --curves of earlier runs (same pool, seeds and cv): their "
         "models are not refitted (the comparisons refuse curves of other test splits)",
     )  # fmt: skip
+    parser.add_argument(
+        "--report-only", action="store_true",
+        help="with --partial: fit nothing, report the curves measured so far",
+    )  # fmt: skip
     parser.add_argument("--moco-epochs", type=int, default=30)
     parser.add_argument(
         "--contaminated", action="store_true",
@@ -235,6 +244,8 @@ def main() -> None:
     todo = [name for name in args.models if name not in pooled]
     if todo:
         runs = [run_seed(seed, todo, args) for seed in args.seeds]
+        # (with --report-only, the models measured for every seed)
+        todo = [name for name in todo if all(name in run for run in runs)]
         for name in todo:
             pooled[name] = LabelEfficiencyCurve.concatenate([run[name] for run in runs])
     pooled = {name: pooled[name] for name in MODELS if name in pooled}
