@@ -29,7 +29,8 @@ MIN_VENV  := .venv-min
 MIN_TESTS ?= tests/test_metrics.py tests/data tests/datasets tests/nn tests/test_preprocessing.py \
 	tests/test_search.py tests/test_embedder.py tests/test_regressor.py tests/test_cli.py \
 	tests/test_cli_photoz.py tests/test_input_errors.py tests/test_reliability_misc.py \
-	tests/test_properties_search.py tests/test_properties_photometry.py tests/test_packaging.py
+	tests/test_properties_search.py tests/test_properties_photometry.py tests/test_packaging.py \
+	tests/test_baselines.py
 test-minimum:
 	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
