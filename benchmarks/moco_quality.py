@@ -8,6 +8,8 @@ the 5-fold cross-validated σ_MAD of a k-nearest-neighbour regressor on
 3. raw pixels down-sampled to 8x8 per band (asinh-scaled),
 4. the aperture photometry of the same stamps (:class:`skphotoz.preprocessing.AperturePhotometry`:
    colours and r magnitudes in three apertures), the reference the embeddings should match,
+5. the pretrained embeddings joined to that photometry (``join_photometry`` = 1 and 2), probed
+   without re-standardising each feature (which would undo the weighting),
 
 and writes docs/experiments/moco_quality.csv. Labels are used only by the kNN probe.
 
@@ -37,8 +39,9 @@ from skphotoz.metrics import PHOTOZ_SCORING
 from skphotoz.preprocessing import AperturePhotometry
 
 
-def knn_scores(features, z, seed):
-    probe = make_pipeline(StandardScaler(), KNeighborsRegressor(n_neighbors=10, weights="distance"))
+def knn_scores(features, z, seed, standardise=True):
+    knn = KNeighborsRegressor(n_neighbors=10, weights="distance")
+    probe = make_pipeline(StandardScaler(), knn) if standardise else knn
     cv = KFold(5, shuffle=True, random_state=seed)
     result = cross_validate(probe, features, z, cv=cv, scoring=PHOTOZ_SCORING)
     return -result["test_neg_sigma_mad"].mean(), -result["test_neg_outlier_fraction"].mean()
@@ -100,14 +103,19 @@ def main():
         with torch.no_grad():
             read = pretrained.heads_["photometry"](torch.as_tensor(embeddings)).numpy()
         probes.append(("photometry head's reading", read))
+    joined = {
+        weight: pretrained.set_params(join_photometry=weight).transform(X) for weight in (1.0, 2.0)
+    }
+    pretrained.set_params(join_photometry=0.0)
     rows = []
     for name, features in (
         *probes,
         ("same encoder, random init", random_init.transform(X)),
         ("raw pixels 5x8x8 (asinh)", downsampled_pixels(X)),
         ("aperture photometry", AperturePhotometry().fit_transform(X)),
+        *((f"joined to photometry, w={w:g}", values) for w, values in joined.items()),
     ):
-        sigma, eta = knn_scores(features, z, args.seed)
+        sigma, eta = knn_scores(features, z, args.seed, standardise="joined" not in name)
         rows.append(
             dict(features=name, dim=features.shape[1], sigma_mad=sigma, outlier_fraction=eta)
         )
