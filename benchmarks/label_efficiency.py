@@ -47,6 +47,7 @@ import sys
 import time
 from pathlib import Path
 
+import joblib
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
@@ -88,15 +89,23 @@ USES_PLAIN_EMBEDDER = ("hybrid fine-tuned", "GP photometry+embedding", "plain Mo
 
 
 def pretrained(kind: str, X, seed: int, args, cache: dict):
-    """The seed's embedder of ``kind`` ("plain" or "colour"), pretrained once without labels."""
-    if kind not in cache:
-        weight = {"photometry_weight": 0.0} if kind == "plain" else {}
-        moco = dict(n_epochs=args.moco_epochs, random_state=seed, device=args.device)
-        tick = time.perf_counter()
-        cache[kind] = MoCoEmbedder(**moco, **weight).fit(X)
-        print(
-            f"  {kind} MoCo: pretrained on {len(X)} galaxies in {time.perf_counter() - tick:.0f} s"
-        )
+    """The seed's embedder of ``kind`` ("plain" or "colour"), pretrained once without labels
+    (and kept with ``--partial``, so that a resumed study does not pretrain it again)."""
+    if kind in cache:
+        return cache[kind]
+    path = partial_path(args, seed, f"{kind} embedder")
+    if path is not None and path.exists():
+        cache[kind] = joblib.load(path)
+        print(f"  {kind} MoCo: reused {path}")
+        return cache[kind]
+    weight = {"photometry_weight": 0.0} if kind == "plain" else {}
+    moco = dict(n_epochs=args.moco_epochs, random_state=seed, device=args.device)
+    tick = time.perf_counter()
+    cache[kind] = MoCoEmbedder(**moco, **weight).fit(X)
+    print(f"  {kind} MoCo: pretrained on {len(X)} galaxies in {time.perf_counter() - tick:.0f} s")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        joblib.dump(cache[kind], path)
     return cache[kind]
 
 
