@@ -63,6 +63,7 @@ EMBEDDER = {
     "contrastive_weight": _param(st.floats(0, 2)),
     "photometry_weight": _param(st.floats(0, 2)),
     "redshift_weight": _param(st.floats(0, 2)),
+    "join_photometry": _param(st.floats(0, 3)),
 }
 REGRESSOR = {
     **COMMON,
@@ -78,6 +79,8 @@ REGRESSOR = {
     ),
     "target_sigma": _param(st.floats(0, 0.1)),
     "backbone_lr_ratio": _param(st.floats(0.01, 1)),
+    "photometry": _param(st.booleans()),
+    "bottleneck": _param(st.integers(1, 8)),
     "freeze_backbone": _param(st.booleans()),
     "point_estimate": _param(st.sampled_from(["mean", "median", "mode"])),
     "test_time_augmentation": _param(st.booleans()),
