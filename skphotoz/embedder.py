@@ -33,7 +33,7 @@ from .metrics import MAD_TO_SIGMA
 from .nn import MoCo, MoCoTask, TargetHead
 from .nn.engine import predict
 from .nn.photometry import PhotometryJoined
-from .preprocessing import AperturePhotometry
+from .preprocessing import default_photometry
 
 _PUBLISHED = dict(
     backbone="resnet50",
@@ -409,7 +409,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             self.photometry_layer_, self.photometry_features_ = None, None
             if len(self.input_shape_) == 3:
                 self.photometry_layer_, self.photometry_features_ = photometry_layer(
-                    X, AperturePhotometry(reference_band=min(2, self.input_shape_[0] - 1)), seed
+                    X, default_photometry(self.input_shape_[0]), seed
                 )
         width = moco.backbone.out_features
         arrays = [X]
@@ -519,7 +519,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             n_bands = input_shape(X)[0]
             # Measured on the stamps as the network sees them (holes filled with the sky).
             stamps = fill_input(X, None, self.nan_policy)
-            photometry = AperturePhotometry(reference_band=min(2, n_bands - 1))
+            photometry = default_photometry(n_bands)
             values = photometry.fit_transform(stamps)
         # Rows with non-finite targets (holes in 2-D features under nan_policy="fill") do
         # not count in the photometry term.

@@ -240,6 +240,12 @@ class AperturePhotometry(TransformerMixin, BaseEstimator):
         return np.column_stack([colours[:, 1], mag[:, :, self.reference_band], colours[:, 0]])
 
 
+def default_photometry(n_bands: int) -> AperturePhotometry:
+    """``AperturePhotometry()`` for stamps of ``n_bands`` bands: r (band 2) as the reference
+    band, or the reddest band when there are fewer than three."""
+    return AperturePhotometry(reference_band=min(2, n_bands - 1))
+
+
 def _numbers(value) -> bool:
     try:
         np.asarray(value, dtype=np.float64)

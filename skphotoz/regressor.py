@@ -47,7 +47,7 @@ from .nn.callbacks import EarlyStopping
 from .nn.engine import predict
 from .nn.heads import BinnedRedshiftHead, GaussianRedshiftHead, PhotoZTask
 from .nn.photometry import HybridEncoder
-from .preprocessing import AperturePhotometry
+from .preprocessing import AperturePhotometry, default_photometry
 
 # Gradient-norm limit of fine-tuning: the first steps on a pretrained encoder with a fresh
 # head can be large.
@@ -483,7 +483,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
     def _photometry(self, n_bands: int) -> AperturePhotometry:
         """The (unfitted) AperturePhotometry whose features the hybrid joins."""
         if self.photometry is True:
-            return AperturePhotometry(reference_band=min(2, n_bands - 1))
+            return default_photometry(n_bands)
         return clone(self.photometry)
 
     def _build_hybrid(self, encoder, X, seed: int) -> HybridEncoder:
