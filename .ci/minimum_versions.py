@@ -22,7 +22,9 @@ def main() -> int:
     dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     for requirement in dependencies:
         match = re.fullmatch(
-            r"\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9A-Za-z.]*)\s*(;\s*\S.*)?", requirement
+            r"\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9A-Za-z.]*)\s*(?:,\s*<\s*[0-9][0-9A-Za-z.]*\s*)?"
+            r"(;\s*\S.*)?",
+            requirement,
         )
         if match is None:
             sys.exit(f"minimum_versions: cannot read a lower bound from {requirement!r}")

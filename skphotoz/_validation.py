@@ -3,15 +3,25 @@
 Built on scikit-learn's own parameter validation, so that skphotoz errors read like scikit-learn's
 ("The 'lr' parameter of PhotoZRegressor must be a float in the range (0.0, inf). Got inf
 instead."): estimators declare ``_parameter_constraints`` on the class and check them once per
-``fit`` through :func:`fit_context`; plain functions (the data layer, the simulator) call
-:func:`check_params` with the same kind of constraints.
+``fit`` through :func:`fit_context`; plain functions (the data layer, the simulator) are
+decorated with :func:`validated`, which names each argument once, and a value computed inside
+a function is checked with :func:`check_value`.
 
 The errors are :class:`InvalidParameterError`, a subclass of both ``ValueError`` and
 ``TypeError``.
+
+It also holds the one mechanism for parameters that are fixed once a model is fitted
+(:class:`FixedAfterFit`): changing one with ``set_params`` after ``fit`` is refused at the next
+prediction rather than silently ignored.
+
+scikit-learn's constraint classes and ``_fit_context`` are private API; ``pyproject.toml``
+bounds scikit-learn to the versions on which they are tested.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from numbers import Integral, Real
 
 import numpy as np
@@ -34,7 +44,10 @@ __all__ = [
     "Range",
     "Real",
     "StrOptions",
-    "check_params",
+    "FixedAfterFit",
+    "check_value",
+    "normalise",
+    "validated",
     "fit_context",
     "finite",
     "integer",
@@ -43,24 +56,91 @@ __all__ = [
 ]
 
 
-def check_params(caller: str, constraints: dict, **values) -> None:
-    """Check ``values`` against ``constraints`` (scikit-learn's constraint language).
+def validated(constraints: dict, *, caller: str | None = None):
+    """Decorator: check a function's arguments against ``constraints`` on every call.
+
+    The constraints are scikit-learn's (``{name: [constraint, ...]}``, a value must satisfy
+    one of them); each argument is named once, in ``constraints``, and read from the call
+    with its default filled in. Decorating ``__init__`` names the class in the error.
 
     Parameters
     ----------
-    caller : str
-        Name shown in the error, e.g. ``"make_sdss_galaxies"``.
     constraints : dict
-        ``{name: [constraint, ...]}``; a value must satisfy one of its constraints.
-    **values
-        The arguments to check, by name.
+        ``{argument name: [constraint, ...]}``; every name must be an argument of the
+        function (checked when it is decorated).
+    caller : str, optional
+        Name shown in the error; default: the function's (the class's, for ``__init__``).
 
     Raises
     ------
     InvalidParameterError
-        Naming the argument, what it must be and what it was.
+        At call time, naming the argument, what it must be and what it was.
     """
-    validate_parameter_constraints(constraints, values, caller_name=caller)
+
+    def decorate(func):
+        signature = inspect.signature(func)
+        unknown = sorted(set(constraints) - set(signature.parameters))
+        if unknown:
+            raise TypeError(f"{func.__qualname__} has no argument(s) {unknown} to validate.")
+        name = caller or func.__qualname__.removesuffix(".__init__")
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = {key: bound.arguments[key] for key in constraints}
+            validate_parameter_constraints(constraints, values, caller_name=name)
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def check_value(caller: str, name: str, value, constraints: list) -> None:
+    """Check one value computed inside a function (e.g. an option resolved from a default)
+    against scikit-learn's ``constraints``; for arguments as given, use :func:`validated`.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming ``name`` in ``caller``, what it must be and what it was.
+    """
+    validate_parameter_constraints({name: constraints}, {name: value}, caller_name=caller)
+
+
+def normalise(value):
+    """A parameter value in a form that compares by value (tuples for sequences)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return tuple(normalise(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class FixedAfterFit:
+    """Mixin for estimators with parameters that a fitted model cannot follow.
+
+    A subclass lists them in ``_fixed_after_fit`` and says why in ``_fixed_after_fit_reason``;
+    ``fit`` calls :meth:`_remember_fixed` and every later use calls :meth:`_check_fixed`,
+    which refuses a value changed with ``set_params`` since (a new fit is needed).
+    """
+
+    _fixed_after_fit: tuple[str, ...] = ()
+    _fixed_after_fit_reason = "the fitted model cannot follow it"
+
+    def _remember_fixed(self) -> None:
+        self._fitted_with = {name: normalise(getattr(self, name)) for name in self._fixed_after_fit}
+
+    def _check_fixed(self) -> None:
+        for name, fitted in getattr(self, "_fitted_with", {}).items():
+            value = getattr(self, name)
+            if normalise(value) != fitted:
+                raise ValueError(
+                    f"{name}={value!r} was set after fitting, but this {type(self).__name__} "
+                    f"was fitted with {name}={fitted!r}; {self._fixed_after_fit_reason}. Refit "
+                    f"the model (call fit again), or set {name} back to {fitted!r}."
+                )
 
 
 class Range(Interval):

@@ -26,6 +26,7 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._inputs import check_redshifts
 from ._validation import fit_context, integer, random_state
 
 __all__ = ["GaussianProcessPhotoZ", "photometry_baseline"]
@@ -125,12 +126,7 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
         self
         """
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
-        if np.any(y <= -1):
-            raise ValueError(
-                f"y must hold redshifts greater than -1 (missing-value codes such as -9999 "
-                f"must be dropped); got {int(np.count_nonzero(y <= -1))} values <= -1, e.g. "
-                f"{float(y[y <= -1][0])}."
-            )
+        check_redshifts(y)
         if len(X) < 2:
             raise ValueError(
                 f"GaussianProcessPhotoZ needs at least 2 samples; got n_samples={len(X)}."

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
+import joblib
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._base import (
-    NetworkEstimator,
-    _check_numeric,
-    _rows_text,
+from ._base import NetworkEstimator, seeded
+from ._inputs import (
     check_input,
     check_labels,
+    check_numeric,
+    check_redshifts,
     check_sample_shape,
     fill_input,
     input_shape,
-    photometry_layer,
     resolve_crop_size,
-    seeded,
+    rows_text,
 )
 from ._validation import (
     InvalidParameterError,
@@ -33,6 +35,7 @@ from .metrics import MAD_TO_SIGMA
 from .nn import MoCo, MoCoTask, TargetHead
 from .nn.engine import predict
 from .nn.photometry import PhotometryJoined
+from .nn.scaling import photometry_layer
 from .preprocessing import default_photometry
 
 _PUBLISHED = dict(
@@ -277,7 +280,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         "redshift_weight": [finite(0.0, 1000, "both")],
         "join_photometry": [finite(0.0, 1000, "both")],
     }
-    _structural_parameters = (*NetworkEstimator._structural_parameters, "projection_dim")
+    _fixed_after_fit = (*NetworkEstimator._fixed_after_fit, "projection_dim")
     # What transform joins to the embedding does not change what pretraining learns.
     _runtime_parameters = NetworkEstimator._runtime_parameters | {"join_photometry"}
 
@@ -378,7 +381,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         """
         continuing = self.warm_start and hasattr(self, "moco_")
         if continuing:
-            self._check_structure()
+            self._check_fixed()
         X = check_input(self, X, reset=not continuing)
         if continuing:
             check_sample_shape(self, X)
@@ -396,8 +399,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             )
         seed = self._draw_seed()
         if continuing:
-            # (an embedder fitted before the pretraining heads existed has none)
-            moco, heads = self.moco_, getattr(self, "heads_", nn.ModuleDict())
+            moco, heads = self.moco_, self.heads_
         else:
             self.input_shape_ = input_shape(X)
             self.crop_size_ = resolve_crop_size(self.crop_size, X)
@@ -439,7 +441,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         self.encoder_ = moco.backbone
         self.history_ = previous + history
         self._check_fitted((self.encoder_, self.moco_.query_encoder), X, len(X))
-        self._remember_structure()
+        self._remember_fixed()
         return self
 
     @property
@@ -481,16 +483,10 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         """The labels as float32 (n_samples,), or None when the redshift term is off."""
         if y is None:
             return None
-        y = check_labels(y, n_samples)
+        y = check_labels(y, n_samples, type(self).__name__)
         if self.redshift_weight == 0 or np.isnan(y).all():
             return None
-        impossible = np.flatnonzero(y <= -1)  # (NaN compares False: unlabelled rows pass)
-        if impossible.size:
-            raise ValueError(
-                f"y must hold redshifts > -1 (NaN for unlabelled rows); {impossible.size} rows "
-                f"hold values <= -1, such as {y[impossible[0]]:g} in row {impossible[0]} "
-                f"(a missing-value code like -9999?). Mark them NaN."
-            )
+        check_redshifts(y, allow_nan=True)
         return y.astype(np.float32)
 
     def _photometry_targets(self, X, photometry):
@@ -498,7 +494,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         if self.photometry_weight == 0:
             return None
         if photometry is not None:
-            _check_numeric(np.asarray(photometry), "photometry")
+            check_numeric(np.asarray(photometry), "photometry")
             values = np.asarray(photometry, dtype=np.float64)
             if values.ndim == 1:
                 values = values.reshape(-1, 1)
@@ -511,7 +507,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
                 rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
                 raise ValueError(
                     f"photometry must be finite; it holds NaN or infinity in {len(rows)} rows "
-                    f"(rows {_rows_text(rows)})."
+                    f"(rows {rows_text(rows)})."
                 )
         elif len(input_shape(X)) == 1:
             values = np.asarray(X, dtype=np.float64)
@@ -569,3 +565,32 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+def fitted_embedder(encoder):
+    """The fitted MoCoEmbedder inside ``encoder`` (frozen, or loaded from a joblib file), else
+    None: how :class:`~skphotoz.PhotoZRegressor` reads its ``encoder`` parameter."""
+    if isinstance(encoder, str | os.PathLike):
+        if not os.path.isfile(encoder):
+            hint = (
+                f" (a backbone name: did you mean backbone={encoder!r}?)"
+                if encoder in ("resnet18", "resnet34", "resnet50", "mlp", "auto")
+                else ""
+            )
+            raise FileNotFoundError(
+                f"encoder={os.fspath(encoder)!r} is not a file{hint}; encoder takes None, a "
+                f"MoCoEmbedder, a FrozenEstimator of a fitted one, or the path of one saved "
+                f"with joblib.dump."
+            )
+        try:
+            encoder = joblib.load(encoder)
+        except Exception as error:  # noqa: BLE001 - pickle raises many kinds
+            raise ValueError(
+                f"encoder={os.fspath(encoder)!r} could not be loaded as a saved MoCoEmbedder "
+                f"(joblib.load failed: {type(error).__name__}: {error}); give the path of a "
+                f"file written by joblib.dump(embedder, path)."
+            ) from error
+    inner = getattr(encoder, "estimator", encoder)  # sklearn.frozen.FrozenEstimator
+    if isinstance(inner, MoCoEmbedder) and hasattr(inner, "moco_"):
+        return inner
+    return None

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import make_scorer
 
-from ._validation import check_params, positive
+from ._inputs import as_numbers, check_quantiles, check_redshift_pair
+from ._validation import positive, validated
 
 __all__ = [
     "delta_z",
@@ -32,6 +33,7 @@ __all__ = [
     "pit",
     "pit_calibration",
     "crps",
+    "pdf_quantiles",
 ]
 
 #: Consistency constant of the median absolute deviation for a Gaussian.
@@ -39,48 +41,6 @@ MAD_TO_SIGMA = 1.4826
 
 #: Default |delta_z| above which a galaxy counts as a catastrophic outlier (Pasquet et al. 2019).
 OUTLIER_THRESHOLD = 0.05
-
-
-def _as_numbers(name: str, value) -> np.ndarray:
-    """``value`` as a float64 array, or a TypeError naming ``name`` for what is not numbers
-    (None, strings, objects)."""
-    array = np.asarray(value) if value is not None else None
-    if array is None or array.dtype.kind not in "biuf":
-        try:
-            if array is None or array.dtype.kind != "O":
-                raise TypeError
-            return array.astype(np.float64)
-        except (TypeError, ValueError):
-            given = "None" if array is None else f"an array of dtype {array.dtype}"
-            raise TypeError(f"{name} must be an array of numbers; got {given}.") from None
-    return array.astype(np.float64)
-
-
-def _check_redshifts(z_spec, z_phot) -> tuple[np.ndarray, np.ndarray]:
-    z_spec = _as_numbers("z_spec", z_spec)
-    z_phot = _as_numbers("z_phot", z_phot)
-    for name, z in (("z_spec", z_spec), ("z_phot", z_phot)):
-        if z.ndim == 2 and z.shape[1] == 1:
-            continue
-        if z.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D array of redshifts; got shape {z.shape}.")
-    z_spec, z_phot = z_spec.reshape(-1), z_phot.reshape(-1)
-    if z_spec.shape[0] != z_phot.shape[0]:
-        raise ValueError(
-            f"z_spec and z_phot must have equal lengths; got {z_spec.shape[0]} and "
-            f"{z_phot.shape[0]}."
-        )
-    if z_spec.shape[0] == 0:
-        raise ValueError("z_spec and z_phot must hold at least one galaxy; got empty arrays.")
-    for name, z in (("z_spec", z_spec), ("z_phot", z_phot)):
-        n_bad = int(np.count_nonzero(~np.isfinite(z)))
-        if n_bad:
-            raise ValueError(f"{name} must be finite; got {n_bad} NaN or infinite values.")
-    if np.any(z_spec <= -1):
-        raise ValueError(
-            f"z_spec must be > -1 so that 1 + z_spec is positive; got minimum {z_spec.min()}."
-        )
-    return z_spec, z_phot
 
 
 def delta_z(z_spec, z_phot) -> np.ndarray:
@@ -102,7 +62,7 @@ def delta_z(z_spec, z_phot) -> np.ndarray:
     >>> delta_z([0.1, 0.2], [0.1, 0.32])
     array([0. , 0.1])
     """
-    z_spec, z_phot = _check_redshifts(z_spec, z_phot)
+    z_spec, z_phot = check_redshift_pair(z_spec, z_phot)
     return (z_phot - z_spec) / (1.0 + z_spec)
 
 
@@ -131,6 +91,7 @@ def bias(z_spec, z_phot) -> float:
     return float(np.mean(delta_z(z_spec, z_phot)))
 
 
+@validated({"threshold": [positive()]})
 def outlier_fraction(z_spec, z_phot, threshold: float = OUTLIER_THRESHOLD) -> float:
     """Fraction of catastrophic outliers, ``|dz| > threshold``.
 
@@ -140,7 +101,6 @@ def outlier_fraction(z_spec, z_phot, threshold: float = OUTLIER_THRESHOLD) -> fl
     threshold : float, default=0.05
         Limit on ``|dz|``; must be positive.
     """
-    check_params("outlier_fraction", {"threshold": [positive()]}, threshold=threshold)
     return float(np.mean(np.abs(delta_z(z_spec, z_phot)) > threshold))
 
 
@@ -158,7 +118,7 @@ def photoz_report(z_spec, z_phot, threshold: float = OUTLIER_THRESHOLD) -> dict:
     >>> r["n"], round(r["outlier_fraction"], 3)
     (3, 0.333)
     """
-    z_spec, z_phot = _check_redshifts(z_spec, z_phot)
+    z_spec, z_phot = check_redshift_pair(z_spec, z_phot)
     return {
         "n": int(z_spec.shape[0]),
         "sigma_mad": sigma_mad(z_spec, z_phot),
@@ -189,9 +149,9 @@ PHOTOZ_SCORING = {
 
 
 def _check_pdf(z_spec, pdf, edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    z_spec = _as_numbers("z_spec", z_spec).reshape(-1)
-    pdf = _as_numbers("pdf", pdf)
-    edges = _as_numbers("edges", edges)
+    z_spec = as_numbers("z_spec", z_spec).reshape(-1)
+    pdf = as_numbers("pdf", pdf)
+    edges = as_numbers("edges", edges)
     if edges.ndim != 1 or edges.size < 2:
         raise ValueError(f"edges must be 1-D with at least 2 bin edges; got shape {edges.shape}.")
     if not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
@@ -267,7 +227,7 @@ def pit_calibration(pit_values, method: str = "ks") -> float:
     """
     if not isinstance(method, str) or method not in ("ks", "cvm"):
         raise ValueError(f"method must be 'ks' or 'cvm'; got {method!r}.")
-    u = np.sort(_as_numbers("pit_values", pit_values).reshape(-1))
+    u = np.sort(as_numbers("pit_values", pit_values).reshape(-1))
     if u.size == 0 or np.any(~np.isfinite(u)) or u[0] < 0 or u[-1] > 1:
         raise ValueError("pit_values must be a non-empty array of numbers in [0, 1].")
     n = u.size
@@ -312,3 +272,48 @@ def crps(z_spec, pdf, edges) -> float:
     above = _segment_square_integral(b - split, 1.0 - f_split, 1.0 - f_b)
     outside = np.clip(edges[0] - z_spec, 0, None) + np.clip(z_spec - edges[-1], 0, None)
     return float(np.mean(below.sum(axis=1) + above.sum(axis=1) + outside))
+
+
+def pdf_quantiles(pdf, edges, quantiles) -> np.ndarray:
+    """Quantiles of binned redshift PDFs, the CDF being linear within each bin.
+
+    The quantile ``q`` of a row is the redshift where its CDF reaches ``q``, 0 at the first
+    edge and 1 at the last; within a bin the probability is spread uniformly.
+    :meth:`skphotoz.PhotoZRegressor.predict_quantiles` and ``skphotoz predict`` use it.
+
+    Parameters
+    ----------
+    pdf : array-like of shape (n_samples, n_bins)
+        Probabilities of the bins, each row summing to 1 (as ``predict_pdf`` returns them).
+    edges : array-like of shape (n_bins + 1,)
+        Increasing bin edges (``redshift_bins_``).
+    quantiles : sequence of float in [0, 1]
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_quantiles)
+
+    Examples
+    --------
+    >>> pdf_quantiles([[0.25, 0.25, 0.25, 0.25]], [0.0, 1.0, 2.0, 3.0, 4.0], [0.5, 0.625])
+    array([[2. , 2.5]])
+    """
+    pdf = np.asarray(pdf, dtype=np.float64)
+    edges = np.asarray(edges, dtype=np.float64)
+    quantiles = check_quantiles(quantiles)
+    if pdf.ndim != 2 or edges.shape != (pdf.shape[1] + 1,):
+        raise ValueError(
+            f"pdf must have shape (n_samples, n_bins) and edges shape (n_bins + 1,); got "
+            f"{pdf.shape} and {edges.shape}."
+        )
+    cdf = np.concatenate([np.zeros((len(pdf), 1)), np.cumsum(pdf, axis=1)], axis=1)
+    cdf[:, -1] = 1.0
+    out = np.empty((len(pdf), len(quantiles)))
+    rows = np.arange(len(pdf))
+    for k, q in enumerate(quantiles):
+        # Last edge whose CDF is below q: the quantile lies in the bin that starts there.
+        j = np.clip((cdf < q).sum(axis=1) - 1, 0, pdf.shape[1] - 1)
+        mass = pdf[rows, j]
+        frac = np.where(mass > 0, (q - cdf[rows, j]) / np.where(mass > 0, mass, 1.0), 0.0)
+        out[:, k] = edges[j] + np.clip(frac, 0.0, 1.0) * (edges[j + 1] - edges[j])
+    return out

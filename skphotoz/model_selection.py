@@ -21,7 +21,7 @@ from sklearn.model_selection import KFold, check_cv
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._validation import HasMethods, Range, Real, check_params, integer
+from ._validation import HasMethods, Range, Real, integer, validated
 from ._validation import random_state as random_state_constraint
 from .metrics import sigma_mad
 
@@ -76,12 +76,34 @@ class LabelEfficiencyCurve:
     estimators: list | None = None
 
     @classmethod
+    def as_list(cls, curves, name: str = "curves") -> list:
+        """``curves`` (one curve or several) as a non-empty list of curves; a TypeError or
+        ValueError naming ``name`` for anything else."""
+        if isinstance(curves, cls):
+            return [curves]
+        if curves is None or isinstance(curves, str | bytes) or not hasattr(curves, "__iter__"):
+            raise TypeError(
+                f"{name} must be a LabelEfficiencyCurve or a list of them (results of "
+                f"label_efficiency_curve); got {type(curves).__name__}."
+            )
+        curves = list(curves)
+        if not curves:
+            raise ValueError(f"{name} must hold at least one LabelEfficiencyCurve; got none.")
+        for i, curve in enumerate(curves):
+            if not isinstance(curve, cls):
+                raise TypeError(
+                    f"{name} must be LabelEfficiencyCurve results of label_efficiency_curve; "
+                    f"got a {type(curve).__name__} at position {i}."
+                )
+        return curves
+
+    @classmethod
     def concatenate(cls, curves) -> LabelEfficiencyCurve:
         """One curve from curves on *different* galaxies with the same budgets (e.g. one per
         simulated data set): their rows are stacked and each curve's repeats become repeats
         of the result, so that pooled metrics average over all of them and paired
         comparisons of two such results resample every data set."""
-        curves = _check_curves("curves", curves)
+        curves = cls.as_list(curves)
         counts = curves[0].label_counts
         for curve in curves[1:]:
             if not np.array_equal(curve.label_counts, counts):
@@ -172,16 +194,16 @@ class LabelEfficiencyCurve:
 
 
 def _uses_unlabelled(estimator) -> bool:
-    """Whether ``estimator`` (or a Pipeline's last step) learns from rows whose label is NaN."""
-    from .regressor import PhotoZRegressor
-
+    """Whether ``estimator`` (or a Pipeline's last step) learns from rows whose label is NaN:
+    those that say so with the class attribute ``accepts_unlabelled = True`` (a tag, so that
+    this generic tool knows no estimator by name; :class:`~skphotoz.PhotoZRegressor` sets it)."""
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    return isinstance(final, PhotoZRegressor)
+    return bool(getattr(final, "accepts_unlabelled", False))
 
 
 def _rows(X, rows: np.ndarray):
     """Rows of X in that order: a copy for numpy arrays, a lazy view for out-of-core arrays."""
-    from ._base import take_rows
+    from ._inputs import take_rows
 
     if isinstance(X, np.ndarray) or not hasattr(X, "shape"):
         return _safe_indexing(X, rows)
@@ -214,6 +236,16 @@ def _fit_and_score(estimator, X, y, train, n_labels, test, scorer, verbose, mess
     return score, predictions, fit_time, estimator
 
 
+@validated(
+    {
+        "estimator": [HasMethods(["fit", "predict"])],
+        "n_repeats": [integer(1, 10_000)],
+        "n_jobs": [None, integer(1, _MAX_JOBS), integer(-_MAX_JOBS, -1)],
+        "random_state": random_state_constraint(),
+        "verbose": [integer(0, 1000), "boolean"],
+        "return_estimators": ["boolean"],
+    }
+)
 def label_efficiency_curve(
     estimator,
     X,
@@ -296,23 +328,6 @@ def label_efficiency_curve(
     True
     """
 
-    check_params(
-        "label_efficiency_curve",
-        {
-            "estimator": [HasMethods(["fit", "predict"])],
-            "n_repeats": [integer(1, 10_000)],
-            "n_jobs": [None, integer(1, _MAX_JOBS), integer(-_MAX_JOBS, -1)],
-            "random_state": random_state_constraint(),
-            "verbose": [integer(0, 1000), "boolean"],
-            "return_estimators": ["boolean"],
-        },
-        estimator=estimator,
-        n_repeats=n_repeats,
-        n_jobs=n_jobs,
-        random_state=random_state,
-        verbose=verbose,
-        return_estimators=return_estimators,
-    )
     if isinstance(cv, bool | np.bool_) or (
         isinstance(cv, numbers.Integral) and not 2 <= cv <= _MAX_FOLDS
     ):
@@ -408,22 +423,6 @@ _BOOTSTRAP_CONSTRAINTS = {
     "n_bootstrap": [integer(10, 1_000_000)],
     "confidence": [Range(Real, 0, 1, closed="neither")],
 }
-
-
-def _check_curves(name: str, curves) -> list:
-    """``curves`` as a non-empty list of :class:`LabelEfficiencyCurve`."""
-    if isinstance(curves, LabelEfficiencyCurve) or not hasattr(curves, "__iter__"):
-        curves = [curves]
-    curves = list(curves)
-    if not curves:
-        raise ValueError(f"{name} must hold at least one LabelEfficiencyCurve; got none.")
-    for curve in curves:
-        if not isinstance(curve, LabelEfficiencyCurve):
-            raise TypeError(
-                f"{name} must be LabelEfficiencyCurve results of label_efficiency_curve; got "
-                f"{type(curve).__name__}."
-            )
-    return curves
 
 
 def _check_paired(curves) -> None:
@@ -524,6 +523,7 @@ class LabelEfficiencyFactor:
     confidence: float
 
 
+@validated({**_BOOTSTRAP_CONSTRAINTS, "random_state": random_state_constraint()})
 def label_efficiency_factor(
     curve_a: LabelEfficiencyCurve,
     curve_b: LabelEfficiencyCurve,
@@ -580,13 +580,6 @@ def label_efficiency_factor(
     >>> result.low.shape, result.high.shape
     ((5,), (5,))
     """
-    check_params(
-        "label_efficiency_factor",
-        {**_BOOTSTRAP_CONSTRAINTS, "random_state": random_state_constraint()},
-        n_bootstrap=n_bootstrap,
-        confidence=confidence,
-        random_state=random_state,
-    )
     _check_paired([curve_a, curve_b])
     (point_a, point_b), (draws_a, draws_b) = _bootstrap(
         [curve_a, curve_b], n_bootstrap, random_state
@@ -638,6 +631,7 @@ class PairedDifference:
     confidence: float
 
 
+@validated({**_BOOTSTRAP_CONSTRAINTS, "random_state": random_state_constraint()})
 def paired_difference(
     curve_a: LabelEfficiencyCurve,
     curve_b: LabelEfficiencyCurve,
@@ -661,13 +655,6 @@ def paired_difference(
     -------
     PairedDifference
     """
-    check_params(
-        "paired_difference",
-        {**_BOOTSTRAP_CONSTRAINTS, "random_state": random_state_constraint()},
-        n_bootstrap=n_bootstrap,
-        confidence=confidence,
-        random_state=random_state,
-    )
     _check_paired([curve_a, curve_b])
     common, in_a, in_b = np.intersect1d(
         curve_a.label_counts, curve_b.label_counts, return_indices=True

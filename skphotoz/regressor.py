@@ -6,28 +6,25 @@ import copy
 import os
 import warnings
 
-import joblib
 import numpy as np
 import torch
 from sklearn.base import RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import (
-    _N_PROBE,
+from ._base import N_PROBE, NetworkEstimator, seeded
+from ._inputs import (
     CheckedImages,
-    NetworkEstimator,
-    _check_numeric,
-    _rows_text,
     check_input,
     check_labels,
+    check_numeric,
     check_preprocessing,
+    check_quantiles,
     check_sample_shape,
     fill_input,
     input_shape,
-    photometry_layer,
     resolve_crop_size,
-    seeded,
+    rows_text,
     take_rows,
 )
 from ._validation import (
@@ -40,13 +37,20 @@ from ._validation import (
     fit_context,
     integer,
 )
-from .embedder import MoCoEmbedder
-from .metrics import sigma_mad
+from .embedder import MoCoEmbedder, fitted_embedder
+from .metrics import pdf_quantiles, sigma_mad
 from .nn.augment import OverDihedralViews
 from .nn.callbacks import EarlyStopping
 from .nn.engine import predict
-from .nn.heads import BinnedRedshiftHead, GaussianRedshiftHead, PhotoZTask
+from .nn.heads import (
+    BinnedRedshiftHead,
+    GaussianRedshiftHead,
+    PhotoZTask,
+    pdf_of_outputs,
+    point_estimates,
+)
 from .nn.photometry import HybridEncoder
+from .nn.scaling import photometry_layer
 from .preprocessing import AperturePhotometry, default_photometry
 
 # Gradient-norm limit of fine-tuning: the first steps on a pretrained encoder with a fresh
@@ -56,34 +60,6 @@ _CLIP_GRAD_NORM = 5.0
 _AUTO_MIN_EPOCHS = 30
 # Upper end of z_range.
 _MAX_Z = 100.0
-
-
-def _fitted_embedder(encoder):
-    """The fitted MoCoEmbedder inside ``encoder`` (frozen or loaded from a path), else None."""
-    if isinstance(encoder, str | os.PathLike):
-        if not os.path.isfile(encoder):
-            hint = (
-                f" (a backbone name: did you mean backbone={encoder!r}?)"
-                if encoder in ("resnet18", "resnet34", "resnet50", "mlp", "auto")
-                else ""
-            )
-            raise FileNotFoundError(
-                f"encoder={os.fspath(encoder)!r} is not a file{hint}; encoder takes None, a "
-                f"MoCoEmbedder, a FrozenEstimator of a fitted one, or the path of one saved "
-                f"with joblib.dump."
-            )
-        try:
-            encoder = joblib.load(encoder)
-        except Exception as error:  # noqa: BLE001 - pickle raises many kinds
-            raise ValueError(
-                f"encoder={os.fspath(encoder)!r} could not be loaded as a saved MoCoEmbedder "
-                f"(joblib.load failed: {type(error).__name__}: {error}); give the path of a "
-                f"file written by joblib.dump(embedder, path)."
-            ) from error
-    inner = getattr(encoder, "estimator", encoder)  # sklearn.frozen.FrozenEstimator
-    if isinstance(inner, MoCoEmbedder) and hasattr(inner, "moco_"):
-        return inner
-    return None
 
 
 class PhotoZRegressor(RegressorMixin, NetworkEstimator):
@@ -290,8 +266,12 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         "point_estimate": [StrOptions({"mean", "median", "mode"})],
         "test_time_augmentation": ["boolean"],
     }
-    _structural_parameters = (
-        *NetworkEstimator._structural_parameters,
+    #: A tag read by :func:`skphotoz.model_selection.label_efficiency_curve`: rows whose label
+    #: is NaN are used (pretraining an unfitted encoder uses them), so the curve keeps them.
+    accepts_unlabelled = True
+
+    _fixed_after_fit = (
+        *NetworkEstimator._fixed_after_fit,
         "head",
         "n_bins",
         "z_range",
@@ -467,9 +447,9 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         self.history_ = trainer.history
         self.best_epoch_ = own_callbacks[0].best_epoch if own_callbacks else None
         self.model_ = task.cpu().eval()
-        probe = take_rows(X, train_rows[:_N_PROBE])
+        probe = take_rows(X, train_rows[:N_PROBE])
         self._check_fitted((self.model_.predictor,), probe, len(train_rows))
-        self._remember_structure()
+        self._remember_fixed()
         return self
 
     def _check_photometry_input(self, X) -> None:
@@ -507,7 +487,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         return max(_AUTO_MIN_EPOCHS, -(-self.min_steps // steps_per_epoch))
 
     def _check_y(self, y, n_samples: int) -> np.ndarray:
-        y = check_labels(y, n_samples)
+        y = check_labels(y, n_samples, type(self).__name__)
         n_labelled = int(np.count_nonzero(~np.isnan(y)))
         if n_labelled < 2:
             plural = "" if n_labelled == 1 else "s"
@@ -532,7 +512,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
     def _pretrained_embedder(self, X, y, seed: int):
         if self.encoder is None:
             return None
-        fitted = _fitted_embedder(self.encoder)
+        fitted = fitted_embedder(self.encoder)
         if fitted is not None:
             check_sample_shape(fitted, X)
             check_preprocessing(fitted, X.data if isinstance(X, CheckedImages) else X)
@@ -584,7 +564,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
                 device=self.device, crop=self._input_crop(),
             )  # fmt: skip
             loss = float(task.head.loss(torch.as_tensor(outputs), z_tensor))
-            z_phot = _point_estimates(task.head, outputs, self.redshift_bins_, self.point_estimate)
+            z_phot = point_estimates(task.head, outputs, self.redshift_bins_, self.point_estimate)
             return {"validation_loss": loss, "validation_sigma_mad": sigma_mad(z_val, z_phot)}
 
         return validate
@@ -626,7 +606,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         ndarray of shape (n_samples, n_bins)
             Probability of each bin; rows sum to 1.
         """
-        pdf = _pdf_of(self.model_.head, self._outputs(X))
+        pdf = pdf_of_outputs(self.model_.head, self._outputs(X))
         return self._check_outputs(pdf, self.model_, "predict_pdf")
 
     def predict(self, X, return_pdf: bool = False):
@@ -649,11 +629,11 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         if not isinstance(return_pdf, bool | np.bool_):
             raise TypeError(f"return_pdf must be True or False; got {return_pdf!r}.")
         outputs = self._outputs(X)
-        z = _point_estimates(self.model_.head, outputs, self.redshift_bins_, self.point_estimate)
+        z = point_estimates(self.model_.head, outputs, self.redshift_bins_, self.point_estimate)
         z = self._check_outputs(z, self.model_, "predict")
         if not return_pdf:
             return z
-        pdf = _pdf_of(self.model_.head, outputs)
+        pdf = pdf_of_outputs(self.model_.head, outputs)
         return z, self._check_outputs(pdf, self.model_, "predict_pdf")
 
     def score(self, X, y, sample_weight=None) -> float:
@@ -661,11 +641,11 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         score); ``y`` must hold numbers (text gets a TypeError naming ``y``) and a redshift for
         every row: NaN, which marks an unlabelled galaxy in ``fit``, cannot be scored."""
         array = np.asarray(y)
-        _check_numeric(array, "y")
+        check_numeric(array, "y")
         missing = np.flatnonzero(np.isnan(np.asarray(array, dtype=np.float64).reshape(-1)))
         if missing.size:
             raise ValueError(
-                f"y holds NaN in {missing.size} row(s) {_rows_text(missing)}: NaN marks an "
+                f"y holds NaN in {missing.size} row(s) {rows_text(missing)}: NaN marks an "
                 f"unlabelled galaxy, which cannot be scored; score the labelled rows, e.g. "
                 f"X[mask], y[mask] with mask = ~np.isnan(y)."
             )
@@ -683,12 +663,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         -------
         ndarray of shape (n_samples, n_quantiles)
         """
-        if isinstance(quantiles, str | bytes) or np.asarray(quantiles).dtype.kind not in "biuf":
-            raise TypeError(f"quantiles must be numbers in [0, 1]; got {quantiles!r}.")
-        q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
-        if q.size == 0 or np.any((q < 0) | (q > 1)) or not np.all(np.isfinite(q)):
-            raise ValueError(f"quantiles must be numbers in [0, 1]; got {quantiles!r}.")
-        return _pdf_quantiles(self.predict_pdf(X), self.redshift_bins_, q)
+        q = check_quantiles(quantiles)  # before the network runs
+        return pdf_quantiles(self.predict_pdf(X), self.redshift_bins_, q)
 
     def predict_interval(self, X, coverage: float = 0.68) -> tuple[np.ndarray, np.ndarray]:
         """Central credible interval of each PDF holding ``coverage`` of its probability."""
@@ -715,44 +691,3 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
                 f"(low, high) with 0 <= low < high <= {_MAX_Z:g} and high - low >= 0.001; got "
                 f"{self.z_range!r}."
             )
-
-
-def _pdf_of(head, outputs: np.ndarray) -> np.ndarray:
-    """PDFs over the bins of a head's outputs; outputs over views give the mean of their PDFs."""
-    flat = torch.as_tensor(outputs.reshape(-1, outputs.shape[-1]))
-    with torch.no_grad():
-        pdf = head.pdf(flat).double().numpy()
-    pdf = pdf.reshape(*outputs.shape[:-1], -1)
-    if pdf.ndim == 3:
-        pdf = pdf.mean(axis=1)
-    return pdf / pdf.sum(axis=1, keepdims=True)
-
-
-def _point_estimates(head, outputs: np.ndarray, edges: np.ndarray, point_estimate: str):
-    """Point redshifts of a head's outputs: the Gaussian mean of a regression head (averaged
-    over views), else the ``point_estimate`` statistic of the binned PDF."""
-    if isinstance(head, GaussianRedshiftHead):
-        means = outputs[..., 0].astype(np.float64)
-        return means.mean(axis=1) if means.ndim == 2 else means
-    pdf = _pdf_of(head, outputs)
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    if point_estimate == "mean":
-        return pdf @ centres
-    if point_estimate == "mode":
-        return centres[np.argmax(pdf, axis=1)]
-    return _pdf_quantiles(pdf, edges, [0.5])[:, 0]
-
-
-def _pdf_quantiles(pdf: np.ndarray, edges: np.ndarray, quantiles) -> np.ndarray:
-    """Quantiles of binned PDFs, the CDF being linear within each bin."""
-    cdf = np.concatenate([np.zeros((len(pdf), 1)), np.cumsum(pdf, axis=1)], axis=1)
-    cdf[:, -1] = 1.0
-    out = np.empty((len(pdf), len(quantiles)))
-    rows = np.arange(len(pdf))
-    for k, q in enumerate(quantiles):
-        # Last edge whose CDF is below q: the quantile lies in the bin that starts there.
-        j = np.clip((cdf < q).sum(axis=1) - 1, 0, pdf.shape[1] - 1)
-        mass = pdf[rows, j]
-        frac = np.where(mass > 0, (q - cdf[rows, j]) / np.where(mass > 0, mass, 1.0), 0.0)
-        out[:, k] = edges[j] + np.clip(frac, 0.0, 1.0) * (edges[j + 1] - edges[j])
-    return out

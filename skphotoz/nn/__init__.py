@@ -5,17 +5,20 @@ parameter validation (through :mod:`skphotoz._validation`), so that its errors r
 estimators'.
 """
 
+from ..exceptions import CheckpointMismatchError, NonFiniteError
 from . import distributed
 from .augment import GalaxyAugment, VectorAugment
-from .backbones import MLP, AsinhScaling, Encoder, Standardize, build_backbone, resnet
+from .backbones import MLP, Encoder, build_backbone, resnet
 from .callbacks import Callback, Checkpoint, EarlyStopping, ProgressTable
-from .engine import NonFiniteError, TrainConfig, Trainer, fit_module, predict, resolve_device
+from .engine import TrainConfig, Trainer, fit_module, predict, resolve_device
 from .moco import MoCo, MoCoTask, TargetHead, info_nce
+from .scaling import AsinhScaling, Standardize
 
 __all__ = [
     "AsinhScaling",
     "Callback",
     "Checkpoint",
+    "CheckpointMismatchError",
     "EarlyStopping",
     "ProgressTable",
     "Trainer",

@@ -13,65 +13,12 @@ stems:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
 RESNET_DEPTHS = {18: tv_resnet.resnet18, 34: tv_resnet.resnet34, 50: tv_resnet.resnet50}
 STEMS = ("standard", "published")
-
-
-class AsinhScaling(nn.Module):
-    """Map fluxes to ``asinh(x / softening_b)`` per band.
-
-    Galaxy images span several decades in surface brightness; the asinh (Lupton et al. 1999)
-    is linear within the noise and logarithmic in the bright core. A softening equal to each
-    band's pixel noise puts the noise of every band on the same scale.
-
-    Huge but finite fluxes stay finite: where ``x / softening`` overflows the float range,
-    the asinh is computed as ``sign(x) (log|x| - log softening + log 2)``, its value there
-    (about 90 to 160 in float32). NaN maps to 0, the sky level (the estimators' "fill"
-    policy replaces non-finite pixels by 0 before this layer anyway).
-    """
-
-    def __init__(self, softening: torch.Tensor | list[float]):
-        super().__init__()
-        softening = torch.as_tensor(softening, dtype=torch.float32).reshape(1, -1, 1, 1)
-        self.register_buffer("softening", softening)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ratio = x / self.softening
-        overflow = torch.isinf(ratio) & torch.isfinite(x)
-        asymptote = torch.sign(x) * (torch.log(x.abs()) - torch.log(self.softening) + math.log(2.0))
-        scaled = torch.where(overflow, asymptote, torch.asinh(ratio))
-        return torch.nan_to_num(scaled, nan=0.0)
-
-
-#: Standardised features are clipped to this many standard deviations from the training mean.
-MAX_STANDARD_SCORE = 1e4
-
-
-class Standardize(nn.Module):
-    """``(x - mean) / scale`` with per-feature statistics fitted on the training data.
-
-    Scores are clipped to ±10,000 (:data:`MAX_STANDARD_SCORE`) so that a huge but finite
-    feature cannot overflow the network downstream; NaN maps to 0, the training mean (the
-    estimators' "fill" policy puts the mean there before this layer anyway).
-    """
-
-    def __init__(self, mean: torch.Tensor | list[float], scale: torch.Tensor | list[float]):
-        super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1))
-        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).reshape(1, -1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        score = (x - self.mean) / self.scale
-        score = torch.nan_to_num(
-            score, nan=0.0, posinf=MAX_STANDARD_SCORE, neginf=-MAX_STANDARD_SCORE
-        )
-        return score.clamp(-MAX_STANDARD_SCORE, MAX_STANDARD_SCORE)
 
 
 def resnet(depth: int = 18, in_channels: int = 5, stem: str = "standard") -> nn.Module:

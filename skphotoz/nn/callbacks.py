@@ -34,7 +34,8 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .._validation import check_params, integer
+from .._validation import integer, validated
+from ..exceptions import CheckpointMismatchError
 from . import distributed
 
 
@@ -89,14 +90,8 @@ class EarlyStopping(Callback):
         The epoch whose weights are kept (0-based).
     """
 
+    @validated({"validate": [callable], "patience": [integer(1, 100_000)], "verbose": ["boolean"]})
     def __init__(self, validate: Callable, patience: int = 5, verbose: bool = False):
-        check_params(
-            "EarlyStopping",
-            {"validate": [callable], "patience": [integer(1, 100_000)], "verbose": ["boolean"]},
-            validate=validate,
-            patience=patience,
-            verbose=verbose,
-        )
         self.validate = validate
         self.patience = patience
         self.verbose = verbose
@@ -170,8 +165,8 @@ class ProgressTable(Callback):
         "time_s": "s",
     }
 
+    @validated({"description": [str]})
     def __init__(self, description: str = "train"):
-        check_params("ProgressTable", {"description": [str]}, description=description)
         self.description = description
 
     def on_train_begin(self, trainer) -> None:
@@ -220,10 +215,6 @@ class ProgressTable(Callback):
             self._bar = None
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint file holds an unfinished run of another fit."""
-
-
 class Checkpoint(Callback):
     """Save the run after every epoch; resume an unfinished run of the same fit.
 
@@ -251,14 +242,8 @@ class Checkpoint(Callback):
         Say when a run resumes or a finished checkpoint is replaced.
     """
 
+    @validated({"path": [str, os.PathLike], "extra": [None, dict], "verbose": ["boolean"]})
     def __init__(self, path, extra: dict | None = None, verbose: bool = False):
-        check_params(
-            "Checkpoint",
-            {"path": [str, os.PathLike], "extra": [None, dict], "verbose": ["boolean"]},
-            path=path,
-            extra=extra,
-            verbose=verbose,
-        )
         self.path = os.fspath(path)
         self.extra = dict(extra or {})
         self.verbose = verbose

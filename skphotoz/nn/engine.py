@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..exceptions import NonFiniteError
 from . import distributed
 
 
@@ -52,15 +53,6 @@ class TrainConfig:
 _RUNTIME_SETTINGS = ("device", "num_workers", "description")
 
 
-class NonFiniteError(FloatingPointError, ValueError):
-    """Training or prediction produced NaN or infinite numbers.
-
-    Both a ``FloatingPointError`` (what it is) and a ``ValueError`` (what scikit-learn's
-    callers catch for bad settings or data), with a message saying which setting or which
-    input to change.
-    """
-
-
 def available_devices() -> list[str]:
     """The torch devices usable here: "cpu", then each CUDA (or MPS, XPU) device."""
     names = ["cpu"]
@@ -75,7 +67,8 @@ def available_devices() -> list[str]:
     return names
 
 
-def _is_available(device: torch.device) -> bool:
+def is_available(device: torch.device) -> bool:
+    """Whether ``device`` (a ``torch.device``) exists on this machine."""
     if device.type == "cpu":
         return True
     if device.type == "cuda":
@@ -84,8 +77,8 @@ def _is_available(device: torch.device) -> bool:
         mps = getattr(torch.backends, "mps", None)
         return mps is not None and mps.is_available() and (device.index or 0) == 0
     backend = getattr(torch, device.type, None)
-    is_available = getattr(backend, "is_available", None)
-    if is_available is None or not is_available():
+    backend_available = getattr(backend, "is_available", None)
+    if backend_available is None or not backend_available():
         return False
     count = getattr(backend, "device_count", lambda: 1)()
     return (device.index or 0) < count
@@ -120,7 +113,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
         ) from None
     if resolved.type == "cuda" and resolved.index is None and distributed.launched_by_torchrun():
         resolved = torch.device("cuda", distributed.local_rank())
-    if not _is_available(resolved):
+    if not is_available(resolved):
         raise ValueError(
             f"device={device!r} was asked for, but it is not available here; available: "
             f"{', '.join(repr(d) for d in ['auto', *available_devices()])}."

@@ -1,12 +1,16 @@
-"""Redshift heads: a binned PDF (classification over redshift bins) and a Gaussian."""
+"""Redshift heads: a binned PDF (classification over redshift bins) and a Gaussian; and the
+PDFs and point redshifts read from their outputs."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..metrics import pdf_quantiles
 
 
 def _mlp(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
@@ -154,3 +158,29 @@ class PhotoZTask(nn.Module):
         else:
             features = self.encoder(views)
         return self.head.loss(self.head(features), z)
+
+
+def pdf_of_outputs(head, outputs: np.ndarray) -> np.ndarray:
+    """PDFs over the bins of a head's outputs; outputs over views give the mean of their PDFs."""
+    flat = torch.as_tensor(outputs.reshape(-1, outputs.shape[-1]))
+    with torch.no_grad():
+        pdf = head.pdf(flat).double().numpy()
+    pdf = pdf.reshape(*outputs.shape[:-1], -1)
+    if pdf.ndim == 3:
+        pdf = pdf.mean(axis=1)
+    return pdf / pdf.sum(axis=1, keepdims=True)
+
+
+def point_estimates(head, outputs: np.ndarray, edges: np.ndarray, point_estimate: str):
+    """Point redshifts of a head's outputs: the Gaussian mean of a regression head (averaged
+    over views), else the ``point_estimate`` statistic of the binned PDF."""
+    if isinstance(head, GaussianRedshiftHead):
+        means = outputs[..., 0].astype(np.float64)
+        return means.mean(axis=1) if means.ndim == 2 else means
+    pdf = pdf_of_outputs(head, outputs)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    if point_estimate == "mean":
+        return pdf @ centres
+    if point_estimate == "mode":
+        return centres[np.argmax(pdf, axis=1)]
+    return pdf_quantiles(pdf, edges, [0.5])[:, 0]

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import MAX_STANDARD_SCORE
 from .engine import center_crop
+from .scaling import MAX_STANDARD_SCORE
 
 #: m_AB = 22.5 - 2.5 log10(flux in nanomaggies).
 _ZEROPOINT = 22.5
