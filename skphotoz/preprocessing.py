@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_params, finite, fit_context, integer, positive
+from ._validation import finite, fit_context, integer, positive, validated
 
 #: SDSS pixel scale, arcsec per pixel.
 SDSS_PIXEL_SCALE = 0.396
@@ -58,6 +58,7 @@ def aperture_masks(shape, radii=(1.5, 3.0, 6.0), pixel_scale=SDSS_PIXEL_SCALE) -
     return np.stack([(radius < r).astype(np.float64) for r in radii])
 
 
+@validated({"pixel_scale": [finite(0, _MAX_PIXEL_SCALE, "right")]})
 def aperture_fluxes(images, radii=(1.5, 3.0, 6.0), pixel_scale=SDSS_PIXEL_SCALE) -> np.ndarray:
     """Flux inside circles centred on the stamp, per band, in float64: (n, n_radii, n_bands).
 
@@ -70,11 +71,6 @@ def aperture_fluxes(images, radii=(1.5, 3.0, 6.0), pixel_scale=SDSS_PIXEL_SCALE)
     pixel_scale : float, default=0.396
         Arcsec per pixel (SDSS).
     """
-    check_params(
-        "aperture_fluxes",
-        {"pixel_scale": [finite(0, _MAX_PIXEL_SCALE, "right")]},
-        pixel_scale=pixel_scale,
-    )
     radii = _check_radii(radii)
     images = np.asarray(images)
     if images.dtype.kind not in "biuf":

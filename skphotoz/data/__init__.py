@@ -8,8 +8,11 @@ from ._archive import (
     save_npz_cube,
     write_archive,
 )
+from ._catalog import read_catalog
+from ._cube import read_cube
 from ._display import to_rgb
-from ._ingest import FITSCutouts, ingest, read_catalog, read_cube, read_fits_cutouts
+from ._fits import FITSCutouts, read_fits_cutouts
+from ._ingest import ingest
 from ._lazy import HDF5Images
 from ._photometry import (
     BANDS,

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._validation import StrOptions, check_params, integer
+from .._validation import StrOptions, check_value, integer, validated
 from ._lazy import INCOMPLETE_ATTR, WRITTEN_ATTR, HDF5Images, open_hdf5
 
 #: Per-galaxy columns of the HDF5 archive, their dtype and shape after the sample axis.
@@ -86,23 +86,16 @@ class ArchiveWriter:
     (2, 5, 8, 8)
     """
 
-    _constraints = {
-        "n_samples": [integer(1)],
-        # An HDF5 chunk (8 stamps) must stay under its 4 GiB limit.
-        "stamp_size": [integer(1, MAX_STAMP_SIZE)],
-        "n_bands": [integer(1, MAX_BANDS)],
-        "compression": [StrOptions({"gzip", "lzf"}), None],
-    }
-
+    @validated(
+        {
+            "n_samples": [integer(1)],
+            # An HDF5 chunk (8 stamps) must stay under its 4 GiB limit.
+            "stamp_size": [integer(1, MAX_STAMP_SIZE)],
+            "n_bands": [integer(1, MAX_BANDS)],
+            "compression": [StrOptions({"gzip", "lzf"}), None],
+        }
+    )
     def __init__(self, path, n_samples, stamp_size=107, n_bands=5, compression=None):
-        check_params(
-            "ArchiveWriter",
-            self._constraints,
-            n_samples=n_samples,
-            stamp_size=stamp_size,
-            n_bands=n_bands,
-            compression=compression,
-        )
         self.path = path
         self.n_samples = n_samples
         self.stamp_size = stamp_size
@@ -297,7 +290,7 @@ def write_archive(
             "images must have shape (n_samples, n_bands, size, size) with no empty axis; "
             f"got {tuple(shape)}."
         )
-    check_params("write_archive", {"chunk_size": [integer(1, MAX_CHUNK)]}, chunk_size=chunk_size)
+    check_value("write_archive", "chunk_size", chunk_size, [integer(1, MAX_CHUNK)])
     columns = {
         "redshift": redshift,
         "redshift_err": redshift_err,
@@ -348,6 +341,7 @@ def _as_column(values, dtype: np.dtype, name: str) -> np.ndarray:
     return array.astype(dtype, copy=False)
 
 
+@validated({"crop": [integer(1), None], "deredden": ["boolean"]})
 def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bunch:
     """Open an HDF5 archive: images stay on disk, per-galaxy columns are loaded.
 
@@ -377,12 +371,6 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
         incomplete archive (an :class:`ArchiveWriter` that stopped before its last galaxy),
         or a column has a different number of rows than there are images.
     """
-    check_params(
-        "open_archive",
-        {"crop": [integer(1), None], "deredden": ["boolean"]},
-        crop=crop,
-        deredden=deredden,
-    )
     images = HDF5Images(path, crop=crop, deredden=deredden)
     n_samples, n_bands = len(images), images.shape[1]
     bunch = Bunch(images=images)

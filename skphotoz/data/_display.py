@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_params, finite, integer, positive
+from .._validation import check_value, finite, integer, positive, validated
 
 
+@validated(
+    {
+        "stretch": [positive()],
+        "Q": [positive()],
+        "minimum": [finite(-np.inf, closed="neither")],
+    }
+)
 def to_rgb(
     images,
     bands: tuple[int, int, int] = (3, 2, 1),
@@ -41,18 +48,6 @@ def to_rgb(
     -------
     ndarray of shape (n_samples, height, width, 3) or (height, width, 3), float in [0, 1].
     """
-    constraints = {
-        "stretch": [positive()],
-        "Q": [positive()],
-        "minimum": [finite(-np.inf, closed="neither")],
-    }
-    check_params(
-        "to_rgb",
-        constraints,
-        stretch=stretch,
-        Q=Q,
-        minimum=minimum,
-    )
     images = np.asarray(images, dtype=np.float64)
     single = images.ndim == 3
     if single:
@@ -83,4 +78,4 @@ def _check_triple(name: str, values, constraint) -> None:
     if isinstance(values, str | bytes) or not hasattr(values, "__len__") or len(values) != 3:
         raise ValueError(f"{name} must be a sequence of three numbers; got {values!r}.")
     for i, value in enumerate(values):
-        check_params("to_rgb", {f"{name}[{i}]": [constraint]}, **{f"{name}[{i}]": value})
+        check_value("to_rgb", f"{name}[{i}]", value, [constraint])

@@ -8,7 +8,7 @@ import os
 import h5py
 import numpy as np
 
-from .._validation import check_params, integer
+from .._validation import integer, validated
 
 __all__ = ["HDF5Images", "open_hdf5"]
 
@@ -106,22 +106,15 @@ class HDF5Images:
     ((4, 5, 3, 3), (3, 5, 3, 3))
     """
 
-    _constraints = {
-        "key": [str],
-        "crop": [integer(1), None],
-        "deredden": ["boolean"],
-        "extinction_key": [str],
-    }
-
+    @validated(
+        {
+            "key": [str],
+            "crop": [integer(1), None],
+            "deredden": ["boolean"],
+            "extinction_key": [str],
+        }
+    )
     def __init__(self, path, key="images", crop=None, deredden=False, extinction_key="e_bv"):
-        check_params(
-            "HDF5Images",
-            self._constraints,
-            key=key,
-            crop=crop,
-            deredden=deredden,
-            extinction_key=extinction_key,
-        )
         if not isinstance(path, str | os.PathLike):
             raise TypeError(
                 "HDF5Images takes the archive's path (str or path-like); got "
@@ -241,12 +234,8 @@ class HDF5Images:
         state["_extinction"] = None
         return state
 
-    def __setstate__(self, state):
-        state.setdefault("_file_pid", None)  # pickled before the handle recorded its process
-        self.__dict__.update(state)
-
     def _dataset(self) -> h5py.Dataset:
-        if self._file is not None and getattr(self, "_file_pid", None) != os.getpid():
+        if self._file is not None and self._file_pid != os.getpid():
             # Inherited through fork (a DataLoader worker): HDF5 handles must not be shared
             # between processes. Dropped, not closed: the parent keeps using its own.
             self._file = None

@@ -58,7 +58,7 @@ def _stack_bands(table: dict[str, np.ndarray], prefix: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _catalog_arrays() -> dict[str, np.ndarray]:
+def catalog_arrays() -> dict[str, np.ndarray]:
     table = _read_csv_gz("sdss_catalog.csv.gz")
     arrays = {"ra": table["ra"], "dec": table["dec"], "redshift": table["z"]}
     for key in ("modelflux", "modelflux_ivar", "petroflux", "petroflux_ivar", "extinction"):
@@ -93,12 +93,12 @@ def load_sdss_catalog() -> Bunch:
     >>> round(float(np.median(cat.redshift)), 3)
     0.099
     """
-    arrays = {key: value.copy() for key, value in _catalog_arrays().items()}
+    arrays = {key: value.copy() for key, value in catalog_arrays().items()}
     return Bunch(**arrays, band_names=BANDS, DESCR=_CATALOG_DESCR)
 
 
 @lru_cache(maxsize=1)
-def _template_fluxes() -> tuple[np.ndarray, np.ndarray]:
+def template_fluxes() -> tuple[np.ndarray, np.ndarray]:
     """Redshift grid (n_z,) and template AB maggies ``(n_z, n_bands, n_templates)``."""
     table = _read_csv_gz("sdss_template_fluxes.csv.gz")
     n_templates = (len(table) - 1) // len(BANDS)
@@ -110,7 +110,7 @@ def _template_fluxes() -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def _population() -> dict[str, np.ndarray]:
+def population() -> dict[str, np.ndarray]:
     """Per real galaxy: catalogue row, template coefficients at 10 pc, Petrosian offset, and
     the redshift up to which it passes the Main Galaxy Sample cut."""
     table = _read_csv_gz("sdss_population.csv.gz")
@@ -125,7 +125,7 @@ def _population() -> dict[str, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def _sersic_mixtures() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def sersic_mixtures() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Mixture-of-Gaussians (flux fractions, variances in r_e^2) of the n=4 and n=1 profiles."""
     mog = json.loads(_DATA.joinpath("sersic_mog.json").read_text())
     return {

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.fft
 from sklearn.utils import Bunch
 
-from .._validation import check_params, finite, integer
+from .._validation import finite, integer, validated
 from ..data._photometry import (
     BANDS,
     EXTINCTION_COEFFICIENTS,
@@ -44,7 +44,7 @@ from ..data._photometry import (
     mag_to_nanomaggies,
     redden,
 )
-from ._catalog import _catalog_arrays, _population, _sersic_mixtures, _template_fluxes
+from ._catalog import catalog_arrays, population, sersic_mixtures, template_fluxes
 
 #: SDSS pixel scale in arcsec (Gunn et al. 1998).
 PIXEL_SCALE = 0.396
@@ -139,7 +139,7 @@ def comoving_distance(z) -> np.ndarray:
 
 def _template_maggies(z: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
     """AB maggies (n, 5) of SEDs ``coeffs`` (n, n_templates) observed at redshifts ``z``."""
-    grid, table = _template_fluxes()
+    grid, table = template_fluxes()
     pos = np.clip((z - grid[0]) / (grid[1] - grid[0]), 0, len(grid) - 1.000001)
     i = pos.astype(int)
     frac = (pos - i)[:, None, None]
@@ -185,15 +185,15 @@ def _split_bulge_disk(coeffs, rest_r, bulge_fraction) -> tuple[np.ndarray, np.nd
 
 @lru_cache(maxsize=1)
 def _template_red_order() -> np.ndarray:
-    _, table = _template_fluxes()
+    _, table = template_fluxes()
     rest_gr = -2.5 * np.log10(table[0, 1] / table[0, 2])
     return np.argsort(-rest_gr)
 
 
 def _composite_half_light(bulge_fraction, r_bulge, r_disk) -> np.ndarray:
     """Half-light radius of a circular bulge + disk mixture of given radii (bisection)."""
-    amp_b, var_b = _sersic_mixtures()["de_vaucouleurs"]
-    amp_d, var_d = _sersic_mixtures()["exponential"]
+    amp_b, var_b = sersic_mixtures()["de_vaucouleurs"]
+    amp_d, var_d = sersic_mixtures()["exponential"]
     lo = np.minimum(r_bulge, r_disk) * 0.5
     hi = np.maximum(r_bulge, r_disk) * 2.0
     bf = bulge_fraction[:, None]
@@ -217,7 +217,7 @@ _VMAX_NEIGHBOURS = 200
 def _volume_fractions() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """V/V_max of the real galaxies (where in its accessible volume each one was observed),
     the population sorted by z_max, and each galaxy's rank in that order."""
-    pop = _population()
+    pop = population()
     v_lo = comoving_distance(Z_MIN) ** 3
     v = comoving_distance(pop["redshift"]) ** 3 - v_lo
     fractions = np.clip(v / (comoving_distance(pop["z_max"]) ** 3 - v_lo), 0, 1)
@@ -238,7 +238,7 @@ def _draw_redshifts(rng: np.random.Generator, source: np.ndarray) -> np.ndarray:
     fractions, order, rank = _volume_fractions()
     step = rng.integers(-_VMAX_NEIGHBOURS, _VMAX_NEIGHBOURS + 1, size=source.shape)
     donor = order[np.clip(rank[source] + step, 0, len(order) - 1)]
-    z_max = _population()["z_max"][source]
+    z_max = population()["z_max"][source]
     v_lo = comoving_distance(Z_MIN) ** 3
     v = v_lo + fractions[donor] * (comoving_distance(z_max) ** 3 - v_lo)
     return np.interp(np.cbrt(v), dc, grid)
@@ -247,9 +247,9 @@ def _draw_redshifts(rng: np.random.Generator, source: np.ndarray) -> np.ndarray:
 def _draw_block(rng: np.random.Generator, stamp_size: int) -> dict[str, np.ndarray]:
     """Draw the parameters of ``_BLOCK`` galaxies."""
     n = _BLOCK
-    pop = _population()
-    cat = _catalog_arrays()
-    _, table = _template_fluxes()
+    pop = population()
+    cat = catalog_arrays()
+    _, table = template_fluxes()
     source = rng.integers(len(pop["redshift"]), size=n)
     coeffs = pop["coeffs"][source]
     petro_offset = pop["petro_minus_model_r"][source]
@@ -376,7 +376,7 @@ def _psf_transform(k2, fwhm_pixels) -> np.ndarray:
 
 def _light_beyond(params: dict[str, np.ndarray], radius: float) -> np.ndarray:
     """Fraction of the r-band light beyond ``radius`` pixels (profiles circularised)."""
-    mixtures = _sersic_mixtures()
+    mixtures = sersic_mixtures()
     bulge_share = params["bulge_flux"][:, 2] / (params["bulge_flux"] + params["disk_flux"])[:, 2]
     outside = np.zeros_like(bulge_share)
     for share, component, name in (
@@ -413,7 +413,7 @@ def _render(params: dict[str, np.ndarray], stamp_size: int, psf: bool = True) ->
 def _render_on_field(params, stamp_size: int, size: int, psf: bool) -> np.ndarray:
     """Render on a periodic ``size`` x ``size`` field and cut out the central stamp."""
     ky, kx, pixel = _fourier_grid(size)
-    mixtures = _sersic_mixtures()
+    mixtures = sersic_mixtures()
     angle = np.deg2rad(params["position_angle"])
     bulge = _profile_transform(
         ky,
@@ -550,10 +550,6 @@ _CONSTRAINTS = {
     "chunk_size": [integer(1, 2**20)],
     "path": [str, os.PathLike],
 }
-
-
-def _check_arguments(caller: str, **values) -> None:
-    check_params(caller, {name: _CONSTRAINTS[name] for name in values}, **values)
 
 
 def _shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -771,6 +767,21 @@ def _to_bunch(chunk: dict[str, np.ndarray], noise: bool) -> Bunch:
     )
 
 
+@validated(
+    {
+        name: _CONSTRAINTS[name]
+        for name in (
+            "n_samples",
+            "random_state",
+            "stamp_size",
+            "noise",
+            "return_X_y",
+            "neighbour_fraction",
+            "star_fraction",
+            "mask_fraction",
+        )
+    }
+)
 def make_sdss_galaxies(
     n_samples: int = 1000,
     *,
@@ -841,15 +852,6 @@ def make_sdss_galaxies(
         "star_fraction": star_fraction,
         "mask_fraction": mask_fraction,
     }
-    _check_arguments(
-        "make_sdss_galaxies",
-        n_samples=n_samples,
-        random_state=random_state,
-        stamp_size=stamp_size,
-        noise=noise,
-        return_X_y=return_X_y,
-        **realism,
-    )
     n_samples, stamp_size = int(n_samples), int(stamp_size)
     _check_size(
         "make_sdss_galaxies",
@@ -876,6 +878,22 @@ def make_sdss_galaxies(
     return bunch
 
 
+@validated(
+    {
+        name: _CONSTRAINTS[name]
+        for name in (
+            "path",
+            "n_samples",
+            "random_state",
+            "stamp_size",
+            "noise",
+            "chunk_size",
+            "neighbour_fraction",
+            "star_fraction",
+            "mask_fraction",
+        )
+    }
+)
 def write_sdss_galaxies(
     path,
     n_samples: int,
@@ -931,16 +949,6 @@ def write_sdss_galaxies(
         "star_fraction": star_fraction,
         "mask_fraction": mask_fraction,
     }
-    _check_arguments(
-        "write_sdss_galaxies",
-        path=path,
-        n_samples=n_samples,
-        random_state=random_state,
-        stamp_size=stamp_size,
-        noise=noise,
-        chunk_size=chunk_size,
-        **realism,
-    )
     n_samples, stamp_size, chunk_size = int(n_samples), int(stamp_size), int(chunk_size)
     _check_size(
         "write_sdss_galaxies",

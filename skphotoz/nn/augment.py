@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_params, finite, integer
+from .._validation import finite, integer, validated
 
 #: A_b / E(B-V) for ugriz, Schlafly & Finkbeiner (2011).
 SDSS_EXTINCTION_COEFFICIENTS = (4.239, 3.303, 2.285, 1.698, 1.263)
@@ -183,6 +183,7 @@ class GalaxyAugment(nn.Module):
         R_b = A_b / E(B-V) per band.
     """
 
+    @validated(_CONSTRAINTS)
     def __init__(
         self,
         output_size: int,
@@ -198,19 +199,6 @@ class GalaxyAugment(nn.Module):
         brightness: float = 0.0,
         extinction_coefficients=SDSS_EXTINCTION_COEFFICIENTS,
     ):
-        check_params(
-            "GalaxyAugment",
-            _CONSTRAINTS,
-            output_size=output_size,
-            rotation=rotation,
-            flip=flip,
-            jitter=jitter,
-            scale=scale,
-            psf_fwhm=psf_fwhm,
-            noise=noise,
-            dust_ebv=dust_ebv,
-            brightness=brightness,
-        )
         super().__init__()
         self.output_size = output_size
         self.rotation = rotation
@@ -289,8 +277,8 @@ class GalaxyAugment(nn.Module):
 class VectorAugment(nn.Module):
     """Views of feature vectors: Gaussian noise of up to ``noise`` times each feature's scale."""
 
+    @validated({"noise": _CONSTRAINTS["noise"]})
     def __init__(self, feature_scale, noise: float = 0.1):
-        check_params("VectorAugment", {"noise": _CONSTRAINTS["noise"]}, noise=noise)
         super().__init__()
         self.noise = noise
         self.register_buffer(

@@ -10,11 +10,10 @@ lists, so memory stays bounded for any number of galaxies (the algorithm is desc
 ``_topk``).
 
 The package: :class:`SimilaritySearch` (``_estimator``), the exact top-k kernels (``_topk``)
-and the faiss adapter (``_faiss``). :func:`plot_neighbors` lives in :mod:`skphotoz.plotting`
-and is re-exported here for code written before it moved.
+and the faiss adapter (``_faiss``). The figure of a query and its neighbours is
+:func:`skphotoz.plotting.plot_neighbors`; importing this package does not import matplotlib.
 """
 
-from ..plotting import plot_neighbors
 from ._estimator import SimilaritySearch
 
-__all__ = ["SimilaritySearch", "plot_neighbors"]
+__all__ = ["SimilaritySearch"]

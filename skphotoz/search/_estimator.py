@@ -1,10 +1,12 @@
-"""The :class:`SimilaritySearch` estimator: exact search in PyTorch, or faiss."""
+"""The :class:`SimilaritySearch` estimator: exact search in PyTorch, or faiss.
+
+Its fit (the index built a block of embeddings at a time) and parameter checks are here; the
+search itself, and the checks of what it is given, are in ``_query``.
+"""
 
 from __future__ import annotations
 
 import itertools
-import os
-from numbers import Number
 from typing import Any
 
 import numpy as np
@@ -12,24 +14,18 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import check_preprocessing
-from .._validation import HasMethods, StrOptions, check_params, fit_context, integer
-from ..nn.engine import _is_available, resolve_device
-from ._faiss import FaissIndex, import_faiss
-from ._topk import (
-    _BF16_MIN_QUERIES,
-    _CPU_BUFFER,
-    _CPU_INDEX_BLOCK,
-    _CPU_QUERY_BLOCK,
-    _CUDA_BUFFER,
-    _CUDA_INDEX_BLOCK,
-    _CUDA_QUERY_BLOCK,
-    _N_GROUPS,
-    _bf16_prefiltered_top_k,
-    _cpu_has_bf16,
-    _drop_self,
-    _exact_top_k,
+from .._inputs import check_preprocessing
+from .._validation import (
+    FixedAfterFit,
+    HasMethods,
+    StrOptions,
+    check_value,
+    fit_context,
+    integer,
 )
+from ..nn.engine import is_available, resolve_device
+from ._faiss import FaissIndex, import_faiss
+from ._query import FLOAT32_MAX, as_array_like, embed, row_norms, search, unit_rows
 
 __all__ = ["SimilaritySearch"]
 
@@ -59,12 +55,10 @@ _RANGES = {
     "bfloat16": (float(torch.finfo(torch.bfloat16).max), float(torch.finfo(torch.bfloat16).tiny)),
     "float16": (float(np.finfo(np.float16).max), float(np.finfo(np.float16).tiny)),
 }
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Parameters that decide what the index holds (the others only how it is searched).
-_INDEX_PARAMETERS = ("metric", "backend", "index", "dtype", "n_lists", "hnsw_m")
 
 
-class SimilaritySearch(BaseEstimator):
+class SimilaritySearch(FixedAfterFit, BaseEstimator):
     """Most similar galaxies by inner product of (normalised) embeddings.
 
     Exact search (``index="flat"``) multiplies blocks of queries by blocks of the index with
@@ -184,6 +178,14 @@ class SimilaritySearch(BaseEstimator):
     42
     """
 
+    #: Parameters the built index cannot follow once changed (a new fit is needed); search-only
+    #: parameters (n_neighbors, n_probe, ef_search, block sizes) may change freely.
+    _fixed_after_fit = ("metric", "backend", "index", "dtype", "n_lists", "hnsw_m")
+    _fixed_after_fit_reason = (
+        "the index was built for it (search-only parameters such as n_neighbors, n_probe and "
+        "ef_search may change freely)"
+    )
+
     _parameter_constraints: dict = {
         "n_neighbors": [integer(1, _MAX_INT)],
         "metric": [StrOptions({"cosine", "dot"})],
@@ -263,7 +265,7 @@ class SimilaritySearch(BaseEstimator):
             its largest number, e.g. 65,504 for float16, or all of them below its smallest
             normal number).
         """
-        X = _as_array_like(X, "X")
+        X = as_array_like(X, "X")
         self._check_preprocessing(X)
         n = X.shape[0]
         if n < 1:
@@ -292,7 +294,7 @@ class SimilaritySearch(BaseEstimator):
                 rows = torch.from_numpy(rows)
                 max_norm = max(max_norm, float(torch.linalg.vector_norm(rows, dim=1).max()))
                 self.index_[start : start + len(rows)] = rows.to(self.device_)
-            # Bounds the rounding error of the bfloat16 pre-selection (see _search_block).
+            # Bounds the rounding error of the bfloat16 pre-selection (see _query._search_block).
             self.max_norm_ = max_norm
         else:
             self.index_ = FaissIndex.build(
@@ -321,7 +323,7 @@ class SimilaritySearch(BaseEstimator):
         if self.embedder is None:
             self.n_features_in_ = d
         # Parameters that shape the index: changing them after fit needs a refit.
-        self._fitted_with = {name: getattr(self, name) for name in _INDEX_PARAMETERS}
+        self._remember_fixed()
         return self
 
     def kneighbors(
@@ -349,15 +351,13 @@ class SimilaritySearch(BaseEstimator):
             Rows of the index in the same order.
         """
         check_is_fitted(self)
-        check_params(
-            f"{type(self).__name__}.kneighbors",
-            {"return_distance": ["boolean"]},
-            return_distance=return_distance,
+        check_value(
+            f"{type(self).__name__}.kneighbors", "return_distance", return_distance, ["boolean"]
         )
         self._check_search_parameters()
         exclude_self = X_query is None
         k = self._check_n_neighbors(n_neighbors, exclude_self)
-        similarities, indices = self._search(X_query, k, "X_query")
+        similarities, indices = search(self, X_query, k, "X_query")
         return (similarities, indices) if return_distance else indices
 
     def score_samples(self, X=None, n_neighbors: int | None = None) -> np.ndarray:
@@ -383,7 +383,7 @@ class SimilaritySearch(BaseEstimator):
         check_is_fitted(self)
         self._check_search_parameters()
         k = self._check_n_neighbors(n_neighbors, X is None)
-        similarities, _ = self._search(X, k, "X")
+        similarities, _ = search(self, X, k, "X")
         # Averaged in float64: a float32 sum of large inner products could overflow.
         return similarities.astype(np.float64).mean(axis=1).astype(np.float32)
 
@@ -397,14 +397,9 @@ class SimilaritySearch(BaseEstimator):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         index = state.get("index_")
-        if isinstance(index, np.ndarray):
-            # Pickled before FaissIndex existed: the bare serialised faiss index.
-            state["index_"] = FaissIndex.deserialize(
-                index, state["index"], n_probe=state["n_probe"], ef_search=state["ef_search"]
-            )
-        elif isinstance(index, torch.Tensor):
+        if isinstance(index, torch.Tensor):
             device = state["device_"]
-            if device.type != "cpu" and not _is_available(device):
+            if device.type != "cpu" and not is_available(device):
                 device = torch.device("cpu")
             state["device_"] = device
             state["index_"] = index.to(device)
@@ -442,13 +437,7 @@ class SimilaritySearch(BaseEstimator):
         and refuse changes that the fitted index cannot follow."""
         self._validate_params()
         self._check_combination(self.n_samples_fit_)
-        for name, fitted in getattr(self, "_fitted_with", {}).items():
-            if getattr(self, name) != fitted:
-                raise ValueError(
-                    f"{name} was changed from {fitted!r} to {getattr(self, name)!r} after fit; "
-                    f"the index was built for {name}={fitted!r}: call fit again (search-only "
-                    f"parameters such as n_neighbors, n_probe and ef_search may change freely)."
-                )
+        self._check_fixed()
 
     def _resolve_device(self) -> torch.device:
         if isinstance(self.device, str) and self.device == "auto":
@@ -464,7 +453,7 @@ class SimilaritySearch(BaseEstimator):
 
     def _check_n_neighbors(self, n_neighbors, exclude_self: bool) -> int:
         k = self.n_neighbors if n_neighbors is None else n_neighbors
-        check_params(type(self).__name__, {"n_neighbors": [integer(1, _MAX_INT)]}, n_neighbors=k)
+        check_value(type(self).__name__, "n_neighbors", k, [integer(1, _MAX_INT)])
         available = self.n_samples_fit_ - int(exclude_self)
         if k > available:
             where = "indexed samples other than the query" if exclude_self else "indexed samples"
@@ -483,68 +472,11 @@ class SimilaritySearch(BaseEstimator):
         if self.embedder is not None:
             check_preprocessing(self.embedder, X)
 
-    def _embed(self, block, name: str, start: int = 0, fitted_dim: int | None = None) -> np.ndarray:
-        """Validated float64 embeddings of the rows ``start:`` of ``name`` (X or X_query), of
-        ``fitted_dim`` features if given (queries; at fit a previous fit's dimension does not
-        count)."""
-        source = name
-        if self.embedder is not None:
-            n_rows = _n_rows(block)
-            block = self.embedder.transform(block)
-            source = f"the embedder's output for {name}"
-            n_out = _n_rows(block)
-            if n_rows is not None and n_out != n_rows:
-                raise ValueError(
-                    f"{source} (rows {start} to {start + n_rows - 1}) has {n_out} rows; the "
-                    f"embedder must return one embedding per input row."
-                )
-        if isinstance(block, torch.Tensor):  # e.g. an embedder's output, possibly with grad
-            block = block.detach().cpu().numpy()
-        elif hasattr(block, "toarray") and hasattr(block, "nnz"):  # a scipy sparse matrix
-            block = block.toarray()
-        embeddings = np.asarray(block)
-        if embeddings.ndim != 2:
-            hint = (
-                " Pass embedder= to search images."
-                if self.embedder is None and embeddings.ndim > 2
-                else " Reshape a single embedding with x.reshape(1, -1)."
-                if embeddings.ndim == 1
-                else ""
-            )
-            raise ValueError(
-                f"{source} must be 2-D embeddings (n_samples, n_features); got shape "
-                f"{embeddings.shape}.{hint}"
-            )
-        if embeddings.dtype.kind not in "biuf":
-            try:
-                if embeddings.dtype.kind not in "O":
-                    raise TypeError
-                embeddings = embeddings.astype(np.float64)
-            except (TypeError, ValueError):
-                raise TypeError(
-                    f"{source} must hold real numbers; got an array of dtype {embeddings.dtype}."
-                ) from None
-        embeddings = np.asarray(embeddings, dtype=np.float64)
-        if embeddings.shape[1] == 0:
-            raise ValueError(f"{source} must have at least one feature; got shape (n, 0).")
-        bad = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
-        if bad.size:
-            raise ValueError(
-                f"{source} holds NaN or infinite values in {_rows(bad, start)}; "
-                f"similarity search needs finite embeddings: drop or repair those rows."
-            )
-        if fitted_dim is not None and embeddings.shape[1] != fitted_dim:
-            raise ValueError(
-                f"{source} has {embeddings.shape[1]} features, but {type(self).__name__} was "
-                f"fitted with embeddings of dimension {fitted_dim}."
-            )
-        return embeddings
-
     def _embed_rows(self, X, start: int, stop: int, name: str, fitted_dim: int | None = None):
-        """:meth:`_embed` of the rows ``start:stop`` of X, read ``_READ_BYTES`` at a time."""
+        """``_query.embed`` of the rows ``start:stop`` of X, read ``_READ_BYTES`` at a time."""
         step = _rows_per_read(X)
         blocks = [
-            self._embed(X[first : min(first + step, stop)], name, first, fitted_dim)
+            embed(self, X[first : min(first + step, stop)], name, first, fitted_dim)
             for first in range(start, stop, step)
         ]
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
@@ -566,9 +498,9 @@ class SimilaritySearch(BaseEstimator):
         """float32 rows to store: unit vectors (cosine), or the embeddings checked against the
         range of ``dtype`` (dot)."""
         if self.metric == "cosine":
-            return _unit_rows(embeddings, "X", start).astype(np.float32)
+            return unit_rows(embeddings, "X", start).astype(np.float32)
         largest = float(np.abs(embeddings).max())
-        limit = min(_RANGES[self.dtype][0], _FLOAT32_MAX)
+        limit = min(_RANGES[self.dtype][0], FLOAT32_MAX)
         if largest > limit:
             raise ValueError(
                 f"dtype={self.dtype!r} cannot store X: with metric='dot' the embeddings are "
@@ -582,114 +514,15 @@ class SimilaritySearch(BaseEstimator):
                 )
                 + " or use metric='cosine'."
             )
-        norm = float(_row_norms(embeddings).max())
-        if norm > _FLOAT32_MAX / 2:
+        norm = float(row_norms(embeddings).max())
+        if norm > FLOAT32_MAX / 2:
             raise ValueError(
                 f"With metric='dot' inner products are computed in float32, and X holds an "
                 f"embedding of norm {norm:.3g}, so large that they could overflow (float32 "
-                f"reaches {_FLOAT32_MAX:.3g}). Scale the embeddings down or use "
+                f"reaches {FLOAT32_MAX:.3g}). Scale the embeddings down or use "
                 f"metric='cosine'."
             )
         return embeddings.astype(np.float32)
-
-    def _prepare_queries(self, embeddings: np.ndarray, name: str, start: int):
-        """float32 queries and the float64 factor that turns their similarities into the
-        requested ones. Cosine queries are unit vectors (factor 1); dot queries are scaled by
-        a power of two to a norm in [0.5, 1), which keeps their float32 products from
-        overflowing or underflowing and changes no ranking."""
-        if self.metric == "cosine":
-            return _unit_rows(embeddings, name, start).astype(np.float32), np.ones(len(embeddings))
-        norms = _row_norms(embeddings)
-        _, exponents = np.frexp(norms)
-        exponents = np.where(norms > 0, exponents, 0)
-        scaled = np.ldexp(embeddings, -exponents[:, None])
-        return scaled.astype(np.float32), np.ldexp(1.0, exponents)
-
-    # -- search ---------------------------------------------------------------------------
-
-    def _search(self, X_query, k: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k of every query; with ``X_query=None`` the index itself, self-matches removed."""
-        exclude_self = X_query is None
-        n_queries = self.n_samples_fit_ if exclude_self else None
-        if not exclude_self:
-            X_query = _as_array_like(X_query, name)
-            self._check_preprocessing(X_query)
-            n_queries = X_query.shape[0]
-            if n_queries < 1:
-                raise ValueError(
-                    f"{name} must hold at least one sample; got shape {tuple(X_query.shape)}."
-                )
-        k_search = k + int(exclude_self)
-        similarities = np.empty((n_queries, k), dtype=np.float32)
-        indices = np.empty((n_queries, k), dtype=np.int64)
-        block = self._query_block()
-        for start in range(0, n_queries, block):
-            stop = min(start + block, n_queries)
-            if exclude_self:
-                embedded = self._stored_rows(start, stop)
-            else:
-                embedded = self._embed_rows(X_query, start, stop, name, self.embedding_dim_)
-            queries, factor = self._prepare_queries(embedded, name, start)
-            values, rows = self._search_block(torch.from_numpy(queries), k_search)
-            if exclude_self:
-                values, rows = _drop_self(values, rows, np.arange(start, stop), k)
-            values = values.astype(np.float64) * factor[:, None]
-            if not np.isfinite(values).all() or np.abs(values).max() > _FLOAT32_MAX:
-                raise ValueError(
-                    f"The inner products of {name} with the indexed embeddings exceed the "
-                    f"float32 range ({_FLOAT32_MAX:.3g}) in which similarities are returned; "
-                    f"scale the embeddings down or use metric='cosine'."
-                )
-            if (rows < 0).any() or (rows >= self.n_samples_fit_).any():
-                raise RuntimeError(  # a faiss index short of neighbours; _faiss prevents it
-                    f"the index returned invalid neighbour rows for {name}; refit it."
-                )
-            similarities[start:stop] = values
-            indices[start:stop] = rows
-        return similarities, indices
-
-    def _query_block(self) -> int:
-        if self.query_block_size is not None:
-            return self.query_block_size
-        return _CUDA_QUERY_BLOCK if self.device_.type == "cuda" else _CPU_QUERY_BLOCK
-
-    def _stored_rows(self, start: int, stop: int) -> np.ndarray:
-        """Indexed embeddings ``start:stop`` (as stored: normalised for cosine) in float64."""
-        if isinstance(self.index_, torch.Tensor):
-            return self.index_[start:stop].cpu().double().numpy()
-        return self.index_.reconstruct(start, stop).astype(np.float64)
-
-    def _search_block(self, queries: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if not isinstance(self.index_, torch.Tensor):
-            # The current n_probe and ef_search: set_params changes them without a refit.
-            return self.index_.search(
-                queries.numpy(), k, n_probe=self.n_probe, ef_search=self.ef_search
-            )
-        # The bfloat16 pass pays off where the products are compute-bound (many queries);
-        # a few queries only stream the index through memory, which the conversion slows.
-        bf16 = (
-            self.device_.type == "cpu"
-            and len(queries) >= _BF16_MIN_QUERIES
-            and self.index_.dtype == torch.float32
-            and _cpu_has_bf16()
-        )
-        index_block = self.index_block_size
-        if index_block is None:
-            cuda = self.device_.type == "cuda"
-            buffer = _CUDA_BUFFER if cuda else _CPU_BUFFER
-            minimum = _CUDA_INDEX_BLOCK if cuda else _CPU_INDEX_BLOCK
-            # Rows stored in another precision than the products are converted in a buffer
-            # of their own.
-            per_row = len(queries) + (self.embedding_dim_ if bf16 or self.dtype != "float32" else 0)
-            index_block = max(minimum, buffer // per_row // _N_GROUPS * _N_GROUPS)
-        queries = queries.to(self.device_)
-        if bf16:
-            values, rows = _bf16_prefiltered_top_k(
-                queries, self.index_, k, index_block, self.max_norm_
-            )
-        else:
-            values, rows = _exact_top_k(queries, self.index_, k, index_block)
-        return values.float().cpu().numpy(), rows.cpu().numpy()
 
     # -- faiss ----------------------------------------------------------------------------
 
@@ -702,7 +535,7 @@ class SimilaritySearch(BaseEstimator):
             # (up to every row of X: read and embedded a block at a time)
             return np.concatenate(
                 [
-                    self._prepare_index_rows(self._embed(X[positions[i : i + step]], "X"), 0)
+                    self._prepare_index_rows(embed(self, X[positions[i : i + step]], "X"), 0)
                     for i in range(0, len(positions), step)
                 ]
             )
@@ -710,75 +543,7 @@ class SimilaritySearch(BaseEstimator):
         return rows
 
 
-def _as_array_like(X, name: str):
-    """Arrays and lazy array-likes (``shape`` and row slicing) pass through; sequences become
-    ndarrays; anything else (None, a number, a string or path, a mapping) is refused."""
-    if hasattr(X, "shape") and hasattr(X, "__getitem__"):
-        shape = X.shape
-        if isinstance(shape, tuple) and len(shape) >= 1:
-            return X
-    elif X is not None and not isinstance(X, str | bytes | os.PathLike | dict | Number):
-        try:
-            array = np.asarray(X)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"{name} could not be read as an array of shape (n_samples, n_features): {error}"
-            ) from None
-        if array.ndim >= 1:
-            return array
-    raise TypeError(
-        f"{name} must be an array-like of shape (n_samples, n_features) (embeddings, or what "
-        f"the embedder transforms); got {type(X).__name__}"
-        + (f" {X!r}." if isinstance(X, str | Number | os.PathLike) else ".")
-    )
-
-
 def _rows_per_read(X) -> int:
     """Rows of X read at a time: at most ``_READ_BYTES`` of float32 values."""
     per_row = 4 * int(np.prod(X.shape[1:], dtype=np.int64))
     return max(1, _READ_BYTES // max(per_row, 1))
-
-
-def _n_rows(block) -> int | None:
-    """Number of rows of an array-like (None where it has no length)."""
-    shape = getattr(block, "shape", None)
-    if shape is not None and len(shape) >= 1:
-        return int(shape[0])
-    try:
-        return len(block)
-    except TypeError:
-        return None
-
-
-def _rows(positions: np.ndarray, start: int, what: str = "row") -> str:
-    """``"2 rows (3, 7)"``: how many and which (the first five), counted from ``start``."""
-    which = ", ".join(str(start + i) for i in positions[:5]) + (
-        ", ..." if positions.size > 5 else ""
-    )
-    if what == "row":
-        return f"{positions.size} row{'s' if positions.size > 1 else ''} ({which})"
-    plural = "s" if positions.size > 1 else ""
-    return f"{positions.size} {what}{plural} (row{plural} {which})"
-
-
-def _row_norms(rows: np.ndarray) -> np.ndarray:
-    """L2 norms of float64 rows without overflow or underflow (scaled by each row's largest
-    |value|), so any finite embedding has a finite norm."""
-    largest = np.abs(rows).max(axis=1)
-    scale = np.where(largest > 0, largest, 1.0)
-    return np.linalg.norm(rows / scale[:, None], axis=1) * largest
-
-
-def _unit_rows(rows: np.ndarray, name: str, start: int) -> np.ndarray:
-    """float64 rows divided by their norms; zero rows have no direction and are refused."""
-    norms = _row_norms(rows)
-    zero = np.flatnonzero(norms == 0)
-    if zero.size:
-        raise ValueError(
-            f"{name} holds {_rows(zero, start, 'zero vector')}; metric='cosine' needs a "
-            f"direction for every embedding: drop those rows or use metric='dot'."
-        )
-    # Largest |value| first, then the norm of the rescaled row: exact for tiny and huge rows.
-    largest = np.abs(rows).max(axis=1, keepdims=True)
-    scaled = rows / largest
-    return scaled / np.linalg.norm(scaled, axis=1, keepdims=True)

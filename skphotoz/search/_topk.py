@@ -3,10 +3,10 @@
 The engine never forms the full query × index similarity matrix: it multiplies blocks of
 queries by blocks of index rows, keeps each block's top-k and merges them into a running top-k,
 so memory stays bounded for any number of galaxies. Within a block the top-k is found in two
-steps: the index rows of the block are split into ``_N_GROUPS`` slabs, row ``r`` of every slab
+steps: the index rows of the block are split into ``N_GROUPS`` slabs, row ``r`` of every slab
 forms group ``r``, the maximum of each group is taken (an element-wise reduction of the slabs),
 and only the ``k`` groups with the largest maxima can hold the ``k`` largest similarities (any
-other group is beaten by ``k`` larger values), so an exact top-k runs on ``_N_GROUPS * k``
+other group is beaten by ``k`` larger values), so an exact top-k runs on ``N_GROUPS * k``
 candidates instead of the whole block; once a query's running top-k is good, only the groups
 whose maximum beats its k-th best are gathered.
 """
@@ -17,26 +17,26 @@ import numpy as np
 import torch
 
 # Groups of index rows of a block whose maxima pre-select the top-k candidates.
-_N_GROUPS = 16
+N_GROUPS = 16
 # Block sizes measured on 2-core CPUs (benchmarks/search.py): the top-k bookkeeping costs
 # about a quarter of the matrix product per block, whatever the block shape, and fewer larger
 # blocks mean fewer thread synchronisations. When few queries come at once the index blocks
 # widen so that the similarity buffer keeps its size (64 MiB on the CPU, 256 MiB on a GPU).
-_CPU_QUERY_BLOCK = 1024
-_CPU_INDEX_BLOCK = 16384
-_CPU_BUFFER = 2**24
-_CUDA_QUERY_BLOCK = 4096
-_CUDA_INDEX_BLOCK = 16384
-_CUDA_BUFFER = 2**26
+CPU_QUERY_BLOCK = 1024
+CPU_INDEX_BLOCK = 16384
+CPU_BUFFER = 2**24
+CUDA_QUERY_BLOCK = 4096
+CUDA_INDEX_BLOCK = 16384
+CUDA_BUFFER = 2**26
 # Fewest queries in a block for which the bfloat16 pre-selection is used on CPU.
-_BF16_MIN_QUERIES = 32
+BF16_MIN_QUERIES = 32
 
 
-def _exact_top_k(
+def exact_top_k(
     queries: torch.Tensor,
     index: torch.Tensor,
     k: int,
-    index_block_size: int = _CPU_INDEX_BLOCK,
+    index_block_size: int = CPU_INDEX_BLOCK,
     compute_dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k largest inner products of each query with the rows of ``index``.
@@ -54,7 +54,7 @@ def _exact_top_k(
     compute_dtype : torch.dtype, default=torch.float32
         Precision of the products; rows are converted one block at a time. With
         ``torch.bfloat16`` the result is the exact top-k of the rounded similarities, which
-        :func:`_bf16_prefiltered_top_k` turns into the exact answer.
+        :func:`bf16_prefiltered_top_k` turns into the exact answer.
 
     Returns
     -------
@@ -96,7 +96,7 @@ def _exact_top_k(
     return best_values, best_indices.gather(1, order)
 
 
-def _bf16_prefiltered_top_k(
+def bf16_prefiltered_top_k(
     queries: torch.Tensor,
     index: torch.Tensor,
     k: int,
@@ -117,8 +117,8 @@ def _bf16_prefiltered_top_k(
     n, d = index.shape
     k_wide = min(n, 2 * k + 16)
     if k_wide == n:
-        return _exact_top_k(queries, index, k, index_block_size)
-    approx, candidates = _exact_top_k(
+        return exact_top_k(queries, index, k, index_block_size)
+    approx, candidates = exact_top_k(
         queries, index, k_wide, index_block_size, compute_dtype=torch.bfloat16
     )
     values = torch.empty((len(queries), k), dtype=torch.float32)
@@ -137,11 +137,11 @@ def _bf16_prefiltered_top_k(
     eps = (3 * u + 4 * u**2 + d * 2.0**-24) * max_norm * torch.linalg.vector_norm(queries, dim=1)
     unsure = values[:, -1] <= approx[:, -1].float() + eps
     if bool(unsure.any()):
-        values[unsure], indices[unsure] = _exact_top_k(queries[unsure], index, k, index_block_size)
+        values[unsure], indices[unsure] = exact_top_k(queries[unsure], index, k, index_block_size)
     return values, indices
 
 
-def _cpu_has_bf16() -> bool:
+def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX)."""
     check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     return bool(check is not None and check())
@@ -154,7 +154,7 @@ def _block_candidates(
 
     ``block`` has shape ``(n_index_rows, n_queries)``. Returns two ``(n_queries,
     n_candidates)`` tensors, padded with ``-inf`` similarities. The block is viewed as
-    ``_N_GROUPS`` slabs of consecutive index rows; row ``r`` of every slab forms group ``r``,
+    ``N_GROUPS`` slabs of consecutive index rows; row ``r`` of every slab forms group ``r``,
     whose maximum over the slabs is one element-wise reduction. Only groups whose maximum
     beats the query's current k-th best (``threshold``) can contribute; once the running
     top-k is good these are a handful, which are gathered directly. Otherwise the ``k``
@@ -162,26 +162,26 @@ def _block_candidates(
     larger values).
     """
     width, n_queries = block.shape
-    group_width = width // _N_GROUPS
-    if width % _N_GROUPS or group_width < k:
+    group_width = width // N_GROUPS
+    if width % N_GROUPS or group_width < k:
         columns = torch.arange(width, device=block.device).expand(n_queries, width)
         return block.T, columns.clone()
-    grouped = block.view(_N_GROUPS, group_width, n_queries)
+    grouped = block.view(N_GROUPS, group_width, n_queries)
     maxima = grouped.amax(dim=0)  # (group_width, n_queries)
-    offsets = torch.arange(_N_GROUPS, device=block.device) * group_width
+    offsets = torch.arange(N_GROUPS, device=block.device) * group_width
     if threshold is not None:
         hits = maxima > threshold
         counts = hits.sum(dim=0)
         most = int(counts.max())
-        if most * _N_GROUPS <= group_width:
+        if most * N_GROUPS <= group_width:
             # Through the transposed view the hits come query by query, as the slots need.
             queries, groups = hits.T.nonzero(as_tuple=True)
             first = torch.cumsum(counts, dim=0) - counts
             slots = torch.arange(queries.numel(), device=block.device) - first[queries]
-            values = block.new_full((n_queries, most, _N_GROUPS), float("-inf"))
+            values = block.new_full((n_queries, most, N_GROUPS), float("-inf"))
             values[queries, slots] = grouped[:, groups, queries].T
             columns = torch.zeros(
-                (n_queries, most, _N_GROUPS), dtype=torch.long, device=block.device
+                (n_queries, most, N_GROUPS), dtype=torch.long, device=block.device
             )
             columns[queries, slots] = groups.unsqueeze(1) + offsets
             return values.view(n_queries, -1), columns.view(n_queries, -1)
@@ -192,7 +192,7 @@ def _block_candidates(
     return values, columns
 
 
-def _drop_self(
+def drop_self(
     values: np.ndarray, rows: np.ndarray, own: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Remove each query's own row from its k + 1 neighbours (else its last neighbour)."""
