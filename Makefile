@@ -28,7 +28,7 @@ test: $(STAMP)
 MIN_VENV  := .venv-min
 MIN_TESTS ?= tests/test_metrics.py tests/data tests/datasets tests/nn tests/test_preprocessing.py \
 	tests/test_search.py tests/test_embedder.py tests/test_regressor.py tests/test_cli.py \
-	tests/test_cli_photoz.py tests/test_input_errors.py tests/test_reliability_misc.py \
+	tests/test_cli_photoz.py tests/test_input_errors.py tests/test_model_selection.py \
 	tests/test_properties_search.py tests/test_properties_photometry.py tests/test_packaging.py \
 	tests/test_baselines.py
 test-minimum:

@@ -134,7 +134,7 @@ def test_more_rows_than_max_samples_fit_a_subset_with_a_warning():
 def test_missing_value_codes_are_refused(bad):
     X, z = _smooth(30)
     z[3] = bad
-    with pytest.raises(ValueError, match="greater than -1"):
+    with pytest.raises(ValueError, match=r"y must be > -1 .*missing-value code"):
         GaussianProcessPhotoZ(n_restarts=0).fit(X, z)
 
 

@@ -1,10 +1,12 @@
 import importlib.util
 
+import h5py
 import numpy as np
 import pytest
 
 from skphotoz.cli import build_parser, main, run_search_cli
 from skphotoz.data import open_archive, write_archive
+from tests.helpers import make_images
 
 
 def test_simulate_pretrain_embed(tmp_path, capsys):
@@ -147,10 +149,10 @@ def test_help_imports_neither_torch_nor_sklearn():
 def test_every_option_has_help_and_its_default():
     import argparse
 
-    from skphotoz.cli import _HelpFormatter
+    from skphotoz.cli._options import HelpFormatter
 
     for name, parser in _subparsers().items():
-        formatter = _HelpFormatter(f"skphotoz {name}")
+        formatter = HelpFormatter(f"skphotoz {name}")
         # Alternatives of which one is required (search ROW | --objid) have no default.
         alternatives = {
             action
@@ -172,13 +174,58 @@ def test_every_option_has_help_and_its_default():
                 assert "default" in text, f"{name} {action.option_strings[0]}: {text!r}"
 
 
-def test_fit_photoz_defaults_are_the_estimators():
-    from skphotoz import PhotoZRegressor
+@pytest.mark.parametrize("command", ["pretrain", "fit-photoz"])
+def test_training_options_left_out_take_the_estimators_defaults(command):
+    """The parser holds no copy of an estimator's default: an option that sets an estimator
+    parameter is None when left out, and the command passes the default of the estimator's
+    signature, so that the two cannot drift apart."""
+    import inspect
 
-    args = build_parser().parse_args(["fit-photoz", "a.h5", "--output", "m.joblib"])
-    defaults = PhotoZRegressor().get_params()
-    for name in ("head", "n_epochs", "min_steps", "batch_size", "lr", "device", "backbone", "stem"):
-        assert getattr(args, name) == defaults[name], name
+    from skphotoz import MoCoEmbedder, PhotoZRegressor
+    from skphotoz.cli import _train
+    from skphotoz.cli._options import TRAINING_OPTIONS
+
+    args = build_parser().parse_args([command, "a.h5", "--output", "m.joblib"])
+    if command == "pretrain":
+        estimator, names, params = (
+            MoCoEmbedder,
+            _train.PRETRAIN_PARAMS,
+            _train.pretrain_params(args),
+        )
+    else:
+        estimator, names, params = (
+            PhotoZRegressor,
+            _train.FIT_PHOTOZ_PARAMS,
+            _train.fit_photoz_params(args),
+        )
+    defaults = {name: p.default for name, p in inspect.signature(estimator).parameters.items()}
+    assert set(TRAINING_OPTIONS) <= set(names)
+    for name in names:
+        assert getattr(args, name) is None, name
+        assert params[name] == defaults[name], name
+    assert params["random_state"] == 0 and params["verbose"] is True  # --seed, not --quiet
+    # every option named after a parameter of the estimator is one of them (the encoder
+    # excepted: a path, not a setting)
+    options = {action.dest for action in _subparsers()[command]._actions}
+    assert (options & set(defaults)) - {"encoder"} == set(names)
+    # and the estimator built from them is the default one
+    assert estimator(**params).get_params() == {
+        **estimator().get_params(),
+        "random_state": 0,
+        "verbose": True,
+    }
+
+
+def test_pretrain_options_override_the_preset_which_overrides_the_estimator():
+    from skphotoz import MOCO_PRESETS
+    from skphotoz.cli._train import pretrain_params
+
+    argv = ["pretrain", "a.h5", "--output", "e.joblib", "--preset", "published", "--lr", "0.5"]
+    params = pretrain_params(build_parser().parse_args(argv))
+    assert params["lr"] == 0.5
+    assert params["n_epochs"] == MOCO_PRESETS["published"]["n_epochs"]
+    assert params["queue_size"] == MOCO_PRESETS["published"]["queue_size"]  # not an option
+    assert params["num_workers"] == 0  # neither the option nor the preset: the estimator's
 
 
 def _error_line(capsys, command):
@@ -285,3 +332,65 @@ def test_warnings_are_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "simulate", warns)
     assert main(["simulate", "x.h5", "--n", "3"]) == 0
     assert capsys.readouterr().err == "skphotoz simulate: warning: first line second line\n"
+
+
+def _archive(path, n=8, size=8):
+    images = make_images(n, size)
+    write_archive(path, images, np.linspace(0.05, 0.3, n), objid=np.arange(n) + 100)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "argv, clash",
+    [
+        (["predict", "{model}", "{archive}", "--output", "{archive}"], "ARCHIVE"),
+        (["embed", "{model}", "{archive}", "--output", "{archive}"], "ARCHIVE"),
+        (["predict", "{model}", "{archive}", "--output", "{model}"], "MODEL"),
+        (["pretrain", "{archive}", "--output", "{archive}"], "ARCHIVE"),
+        (["fit-photoz", "{archive}", "--encoder", "{model}", "--output", "{model}"], "--encoder"),
+        (["ingest", "{cube}", "--catalog", "{csv}", "--output", "{csv}"], "--catalog"),
+    ],
+)
+def test_cli_output_that_is_an_input_is_refused_before_writing(tmp_path, capsys, argv, clash):
+    paths = {
+        "archive": _archive(tmp_path / "a.h5"),
+        "model": str(tmp_path / "m.h5"),  # any existing file: the check comes first
+        "cube": str(tmp_path / "cube.npy"),
+        "csv": str(tmp_path / "cat.csv"),
+    }
+    (tmp_path / "m.h5").write_bytes(b"model")
+    np.save(paths["cube"], np.zeros((2, 8, 8, 5), dtype=np.float32))
+    (tmp_path / "cat.csv").write_text("objid,z\n1,0.1\n2,0.2\n")
+    before = {name: open(path, "rb").read() for name, path in paths.items()}
+    assert main([a.format(**paths) for a in argv]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"is the {clash} being read; writing it would destroy the input" in err
+    assert {name: open(path, "rb").read() for name, path in paths.items()} == before
+
+
+def test_cli_search_reads_hdf5_embeddings_and_names_a_bad_file(tmp_path, capsys):
+    archive = _archive(tmp_path / "a.h5")
+    embeddings = np.random.default_rng(1).normal(size=(8, 3)).astype(np.float32)
+    with h5py.File(tmp_path / "e.h5", "w") as f:  # what `skphotoz embed --output e.h5` writes
+        f["embeddings"] = embeddings
+    assert main(["search", archive, "0", "--embeddings", str(tmp_path / "e.h5"), "-k", "2"]) == 0
+    capsys.readouterr()
+    (tmp_path / "e.csv").write_text("a,b\n1,2\n")
+    assert main(["search", archive, "0", "--embeddings", str(tmp_path / "e.csv")]) == 1
+    assert "is neither a .npy array nor an HDF5 file with a dataset 'embeddings'" in (
+        capsys.readouterr().err
+    )
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f["other"] = embeddings
+    assert main(["search", archive, "0", "--embeddings", str(tmp_path / "x.h5")]) == 1
+    assert "without a dataset 'embeddings' (it holds ['other'])" in capsys.readouterr().err
+
+
+def test_cli_preset_crop_larger_than_the_stamps_names_the_preset(tmp_path, capsys):
+    archive = _archive(tmp_path / "a.h5", size=16)
+    argv = ["pretrain", archive, "--output", str(tmp_path / "m.joblib"), "--preset", "published"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err  # was: "crop_size ... got crop_size=64", never given
+    assert "--preset published trains on crops of 64 px, but the stamps of" in err
+    assert "are 16 px; give --crop-size (at most 16)" in err

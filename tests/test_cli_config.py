@@ -17,6 +17,7 @@ import pytest
 
 import skphotoz.cli as cli
 from skphotoz.cli import main
+from skphotoz.cli._config import apply_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"epochs": 1, "batch-size": 8, "device": "cpu", "seed": 0}
@@ -91,7 +92,8 @@ def test_the_file_gives_the_options_and_the_positional_arguments(tmp_path, recor
     )
     assert (args.n_epochs, args.batch_size, args.lr) == (7, 64, 1.0)
     assert (args.checkpoint_dir, args.deredden, args.quiet) == ("ckpt", True, True)
-    assert args.crop is None and args.num_workers == 0  # the parser's defaults otherwise
+    # the parser's defaults otherwise (None: the estimator's own, filled in when it runs)
+    assert args.crop is None and args.num_workers is None
 
 
 def test_the_command_line_overrides_the_file(tmp_path, recorded):
@@ -192,7 +194,7 @@ def test_required_arguments_the_file_leaves_out_are_still_required(tmp_path, rec
 def test_the_examples_are_valid_configs():
     for command in ("pretrain", "fit-photoz"):
         parser = cli.build_parser()
-        cli._apply_config(parser, command, str(ROOT / "examples" / f"{command}.toml"))
+        apply_config(parser, command, str(ROOT / "examples" / f"{command}.toml"))
         args = parser.parse_args([command])
         assert args.archive and args.output and args.checkpoint_dir, command
     # the TOML shown in the guide
@@ -204,7 +206,7 @@ def test_the_examples_are_valid_configs():
             path = ROOT / "docs" / page  # (only for messages: the text is parsed here)
             parser = cli.build_parser()
             with _toml_file(block) as config:
-                cli._apply_config(parser, "pretrain", config)
+                apply_config(parser, "pretrain", config)
             assert parser.parse_args(["pretrain"]).archive, path
     script = (ROOT / "examples" / "slurm" / "pretrain.sbatch").read_text()
     assert "--config" in script and "examples/pretrain.toml" in script
@@ -212,13 +214,13 @@ def test_the_examples_are_valid_configs():
 
 def test_main_process_is_read_from_the_environment(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("RANK", raising=False)
-    assert cli._main_process()
+    assert cli.main_rank()
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert cli._main_process()
+    assert cli.main_rank()
     # rank 1 of 2, as torchrun sets it (no process group is started here)
     monkeypatch.setenv("RANK", "1")
-    assert not cli._main_process()
+    assert not cli.main_rank()
     out = tmp_path / "s.h5"
     assert main(["simulate", str(out), "--n", "4", "--stamp-size", "8"]) == 0
     assert not out.exists()
@@ -229,7 +231,7 @@ def test_under_torchrun_the_other_ranks_write_and_print_nothing(tmp_path, monkey
     archive = str(tmp_path / "a.h5")
     assert main(["simulate", archive, "--n", "32", "--stamp-size", "16"]) == 0
     capsys.readouterr()
-    monkeypatch.setattr(cli, "_main_process", lambda: False)
+    monkeypatch.setattr(cli, "main_rank", lambda: False)
     # the commands that do not train run on rank 0 only: the others return at once
     assert main(["simulate", str(tmp_path / "b.h5"), "--n", "4"]) == 0
     assert not (tmp_path / "b.h5").exists()

@@ -247,3 +247,13 @@ def test_fit_photoz_with_photometry_trains_and_predicts_a_hybrid(run, tmp_path, 
     assert main(["predict", str(out), run["a.h5"], "--output", str(predictions)]) == 0
     z_pred = [float(row) for row in _read_csv(predictions)["z_pred"]]
     assert len(z_pred) == N and np.isfinite(z_pred).all()
+
+
+def test_cli_fit_photoz_refuses_impossible_redshifts_before_training(tmp_path, capsys):
+    z = np.array([0.1, -9999.0, 0.2, 0.3])
+    write_archive(tmp_path / "a.h5", np.ones((4, 5, 8, 8)), z)
+    argv = ["fit-photoz", str(tmp_path / "a.h5"), "--output", str(tmp_path / "m.joblib")]
+    assert main([*argv, "--device", "cpu", "--epochs", "1"]) == 1
+    err = capsys.readouterr().err  # was: trained, then failed in the score's z_spec check
+    assert "redshift must be > -1 (1 + z > 0) or NaN for unlabelled galaxies; 1 row(s)" in err
+    assert "e.g. row 1 is -9999" in err and not (tmp_path / "m.joblib").exists()

@@ -19,16 +19,16 @@ from skphotoz.plotting import (
     PITDisplay,
     TrainingHistoryDisplay,
 )
+from skphotoz.plotting import _history as history_module
+from skphotoz.plotting import _photoz as photoz_module
+from skphotoz.plotting import _pit as pit_module
 
 pytest.importorskip("matplotlib").use("Agg")
 plt = pytest.importorskip("matplotlib.pyplot")
 colors = pytest.importorskip("matplotlib.colors")
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("pyplot")  # every figure closed after each test
 
 
 # Independent reference formulas (not skphotoz.metrics).
@@ -91,8 +91,14 @@ def embedder(features):
 
 
 def test_module_imports_matplotlib_only_inside_functions():
-    tree = ast.parse(Path(plotting.__file__).read_text())
-    top_level = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    paths = sorted(Path(plotting.__file__).parent.glob("*.py"))
+    assert len(paths) > 1
+    top_level = [
+        node
+        for path in paths
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
     names = [alias.name for node in top_level for alias in node.names]
     names += [node.module or "" for node in top_level if isinstance(node, ast.ImportFrom)]
     assert not [name for name in names if name.startswith("matplotlib")]
@@ -160,8 +166,8 @@ def test_photoz_display_plot_restyles_without_recomputing(monkeypatch):
     predictor = _Predictor(z_phot)
     display = PhotoZDisplay.from_estimator(predictor, np.zeros((60, 2)), z_spec)
     first_figure, measures = display.figure_, (display.sigma_mad, display.outlier_fraction)
-    for name in ("sigma_mad", "bias", "outlier_fraction", "_check_redshifts"):
-        monkeypatch.setattr(plotting, name, _raise)
+    for name in ("sigma_mad", "bias", "outlier_fraction", "check_redshift_pair"):
+        monkeypatch.setattr(photoz_module, name, _raise)
 
     restyled = display.plot(
         name="restyled",
@@ -259,8 +265,8 @@ def test_pit_display_plot_restyles_without_recomputing(monkeypatch):
     z_spec, pdf, edges = _pdfs()
     display = PITDisplay.from_predictions(z_spec, pdf, edges, bins=10)
     first_figure, counts = display.figure_, display.counts.copy()
-    monkeypatch.setattr(plotting, "pit", _raise)
-    monkeypatch.setattr(plotting, "pit_calibration", _raise)
+    monkeypatch.setattr(pit_module, "pit", _raise)
+    monkeypatch.setattr(pit_module, "pit_calibration", _raise)
     fig, ax = plt.subplots()
     assert display.plot(ax, name="again", hist_kw={"fc": "red"}) is display
     assert display.ax_ is ax and display.figure_ is fig is not first_figure
@@ -362,7 +368,7 @@ def test_history_display_of_a_regressor(features, regressor):
 def test_history_display_plot_restyles_without_recomputing(monkeypatch):
     display = TrainingHistoryDisplay.from_history(HISTORY, chance_level=3.5)
     first_figure = display.figure_
-    monkeypatch.setattr(plotting, "_parse_history", _raise)
+    monkeypatch.setattr(history_module, "_parse_history", _raise)
     display.plot(name="again", loss_kw={"c": "k"}, chance_kw={"ls": "-."})
     assert display.figure_ is not first_figure
     assert display.loss_line_.get_color() == "k"
@@ -515,7 +521,7 @@ def test_label_efficiency_display_plot_restyles_without_recomputing(curves, monk
 def test_label_efficiency_display_errors_name_the_argument(curves):
     with pytest.raises(ValueError, match=r"names must have one entry per curve \(2\); got 3"):
         LabelEfficiencyDisplay.from_curves(curves, names=["a", "b", "c"])
-    with pytest.raises(TypeError, match="LabelEfficiencyCurve objects .*got a dict at position 1"):
+    with pytest.raises(TypeError, match="LabelEfficiencyCurve results .*got a dict at position 1"):
         LabelEfficiencyDisplay.from_curves([curves[0], {"label_counts": [1]}])
     with pytest.raises(ValueError, match="curves must hold at least one LabelEfficiencyCurve"):
         LabelEfficiencyDisplay.from_curves([])
@@ -550,3 +556,22 @@ def test_label_efficiency_display_from_estimator():
     )
     np.testing.assert_allclose(named.values[0], _pooled(curve, 1), rtol=1e-12)
     assert _legend_texts(named.ax_) == ["kNN"]
+
+
+def test_photoz_display_checks_its_arguments():
+    z = np.linspace(0.05, 0.3, 20)
+    with pytest.raises(ValueError, match=r"z_phot must be finite; got 20 NaN"):
+        PhotoZDisplay.from_predictions(z, z * np.nan)
+    with pytest.raises(ValueError, match=r"equal lengths; got 20 and 3"):
+        PhotoZDisplay.from_predictions(z, z[:3])
+    with pytest.raises(ValueError, match=r"'colorbar' parameter of PhotoZDisplay.plot .*'no'"):
+        PhotoZDisplay.from_predictions(z, z, colorbar="no")
+    with pytest.raises(TypeError, match=r"ax must be None or matplotlib Axes; got int"):
+        PhotoZDisplay.from_predictions(z, z, ax=3)
+    with pytest.raises(TypeError, match=r"style arguments .* must be None or a dict .*got int"):
+        PhotoZDisplay.from_predictions(z, z, line_kw=3)
+
+
+def test_label_efficiency_display_refuses_what_is_not_curves():
+    with pytest.raises(TypeError, match=r"curves must be a LabelEfficiencyCurve or a list"):
+        LabelEfficiencyDisplay.from_curves(None)

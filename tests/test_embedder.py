@@ -307,3 +307,19 @@ def test_presets_published_is_plain_moco_and_the_photometry_preset_adds_the_term
         k: v for k, v in plain.items() if not k.endswith("_weight")
     }
     MoCoEmbedder(**colour)._validate_params()
+
+
+def test_semi_supervised_pretraining_refuses_missing_value_codes():
+    # An archive written by another tool may hold -9999 for "no redshift": the redshift term
+    # would learn it as a redshift.
+
+    X = np.random.default_rng(0).normal(size=(16, 6)).astype(np.float32)
+    y = np.full(16, np.nan)
+    y[:4] = [0.1, -9999.0, 0.2, 0.05]
+    embedder = MoCoEmbedder(n_epochs=1, batch_size=8, redshift_weight=1.0, random_state=0)
+    with pytest.raises(
+        ValueError, match=r"y must be > -1 .*1 row\(s\) are not, e.g. row 1 is -9999"
+    ):
+        embedder.fit(X, y)
+    # With the redshift term off, y is not used as redshifts.
+    MoCoEmbedder(n_epochs=1, batch_size=8, random_state=0).fit(X, y)

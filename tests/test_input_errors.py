@@ -1,8 +1,8 @@
 """Bad input and bad parameters of the network estimators: a clear error, or a finite result."""
 
 import threading
+import warnings
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -10,37 +10,19 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils import Bunch
 
 from skphotoz import MoCoEmbedder, PhotoZRegressor
-from skphotoz._base import CheckedImages, band_noise
+from skphotoz._inputs import CheckedImages, preprocessing_of, take_rows
 from skphotoz._validation import InvalidParameterError
 from skphotoz.data import HDF5Images
 from skphotoz.nn import AsinhScaling
 from skphotoz.nn.engine import NonFiniteError, TrainConfig, Trainer, resolve_device
-
-TINY = dict(n_epochs=1, batch_size=4, device="cpu", random_state=0)
-
-
-def _features(n=12, d=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)).astype(np.float32)
-    return X, 0.2 + 0.05 * np.tanh(X[:, 0]).astype(np.float64)
-
-
-def _images(n=6, size=8, seed=0):
-    return np.random.default_rng(seed).normal(size=(n, 5, size, size)).astype(np.float32)
-
-
-def _archive(tmp_path, images, name="a.h5"):
-    path = tmp_path / name
-    with h5py.File(path, "w") as f:
-        f["images"] = images
-        f["e_bv"] = np.zeros((len(images), images.shape[1]), dtype=np.float32)
-    return path
+from skphotoz.nn.scaling import band_noise
+from tests.helpers import TINY, make_features, make_images, write_h5_archive
 
 
 # ------------------------------------------------------------------ nan_policy
 @pytest.mark.parametrize("estimator", [MoCoEmbedder, PhotoZRegressor])
 def test_nan_in_numpy_input_raises_naming_policy_rows_and_fill(estimator):
-    X, y = _features()
+    X, y = make_features()
     X[3, 1], X[7, 0] = np.nan, np.inf
     args = (X, y) if estimator is PhotoZRegressor else (X,)
     with pytest.raises(ValueError, match=r"2 NaN or infinite.*rows \[3, 7\].*nan_policy='fill'"):
@@ -48,7 +30,7 @@ def test_nan_in_numpy_input_raises_naming_policy_rows_and_fill(estimator):
 
 
 def test_nan_in_images_at_predict_raises():
-    X, y = _images(), np.linspace(0.05, 0.3, 6)
+    X, y = make_images(), np.linspace(0.05, 0.3, 6)
     model = PhotoZRegressor(**TINY).fit(X, y)
     X[4, 2, 0, 0] = np.nan
     with pytest.raises(ValueError, match=r"rows \[4\]\) and nan_policy='raise'"):
@@ -56,7 +38,7 @@ def test_nan_in_images_at_predict_raises():
 
 
 def test_fill_replaces_features_by_the_training_mean():
-    X, y = _features(n=20)
+    X, y = make_features(n=20)
     model = PhotoZRegressor(**TINY, nan_policy="fill").fit(X, y)
     holed = X.copy()
     holed[0, 1], holed[1, 2] = np.nan, -np.inf
@@ -68,14 +50,14 @@ def test_fill_replaces_features_by_the_training_mean():
 
 
 def test_fill_trains_on_features_with_holes():
-    X, y = _features(n=20)
+    X, y = make_features(n=20)
     X[::3, 1] = np.nan
     out = MoCoEmbedder(**TINY, nan_policy="fill").fit(X).transform(X)
     assert out.shape == (20, 256) and np.isfinite(out).all()
 
 
 def test_fill_replaces_pixels_by_the_sky_level():
-    X = _images(n=8)
+    X = make_images(n=8)
     holed = X.copy()
     holed[1, :, 2:4, 2:4] = np.nan
     emb = MoCoEmbedder(**TINY, nan_policy="fill").fit(holed)
@@ -86,7 +68,7 @@ def test_fill_replaces_pixels_by_the_sky_level():
 
 
 def test_scaling_statistics_ignore_non_finite_pixels():
-    X = _images(n=8, size=16)
+    X = make_images(n=8, size=16)
     holed = X.copy()
     holed[:, :, 0, :] = np.nan
     noise = band_noise(CheckedImages(holed, "fill"))
@@ -97,9 +79,9 @@ def test_scaling_statistics_ignore_non_finite_pixels():
 
 
 def test_lazy_input_is_checked_batch_by_batch(tmp_path):
-    X = _images(n=10)
+    X = make_images(n=10)
     X[6, 0, 1, 1] = np.nan
-    lazy = HDF5Images(_archive(tmp_path, X))
+    lazy = HDF5Images(write_h5_archive(tmp_path, X))
     with pytest.raises(ValueError, match=r"rows \[6\]\) and nan_policy='raise'"):
         MoCoEmbedder(**TINY).fit(lazy)
     emb = MoCoEmbedder(**TINY).fit(X[:6])
@@ -113,9 +95,9 @@ def test_lazy_input_is_checked_batch_by_batch(tmp_path):
 
 
 def test_lazy_fill_in_the_regressor(tmp_path):
-    X = _images(n=8)
+    X = make_images(n=8)
     X[2, 1] = np.inf
-    lazy = HDF5Images(_archive(tmp_path, X))
+    lazy = HDF5Images(write_h5_archive(tmp_path, X))
     model = PhotoZRegressor(**TINY, nan_policy="fill").fit(lazy, np.linspace(0.05, 0.3, 8))
     z = model.predict(lazy)
     assert np.isfinite(z).all() and ((z >= 0) & (z <= 0.4)).all()
@@ -126,14 +108,20 @@ def test_nan_policy_is_part_of_the_fingerprint():
     assert params["parameter nan_policy"] == "'fill'"
 
 
+def test_checkpoint_fingerprint_records_nan_policy():
+    # The policy shapes what a fit reads: a resume with another one must be noticed.
+    assert MoCoEmbedder(nan_policy="fill")._run_parameters()["parameter nan_policy"] == "'fill'"
+    assert MoCoEmbedder()._run_parameters()["parameter nan_policy"] == "'raise'"
+
+
 def test_nan_policy_is_validated():
     with pytest.raises(InvalidParameterError, match="nan_policy"):
-        MoCoEmbedder(**TINY, nan_policy="zero").fit(_features()[0])
+        MoCoEmbedder(**TINY, nan_policy="zero").fit(make_features()[0])
 
 
 # ------------------------------------------------------------ preprocessing_
 def test_preprocessing_is_remembered_and_enforced(tmp_path):
-    path = _archive(tmp_path, _images(n=6, size=12))
+    path = write_h5_archive(tmp_path, make_images(n=6, size=12))
     emb = MoCoEmbedder(**TINY).fit(HDF5Images(path, crop=8))
     assert emb.preprocessing_ == {"deredden": False, "crop": 8}
     with pytest.raises(ValueError, match=r"'deredden': True.*'deredden': False"):
@@ -141,11 +129,11 @@ def test_preprocessing_is_remembered_and_enforced(tmp_path):
     with pytest.raises(ValueError, match=r"'crop': None.*'crop': 8"):
         emb.transform(HDF5Images(path))
     assert emb.transform(HDF5Images(path, crop=8)).shape == (6, 512)
-    assert MoCoEmbedder(**TINY).fit(_images()).preprocessing_ is None
+    assert MoCoEmbedder(**TINY).fit(make_images()).preprocessing_ is None
 
 
 def test_regressor_remembers_preprocessing(tmp_path):
-    path = _archive(tmp_path, _images(n=6))
+    path = write_h5_archive(tmp_path, make_images(n=6))
     model = PhotoZRegressor(**TINY).fit(HDF5Images(path, deredden=True), np.full(6, 0.1))
     assert model.preprocessing_ == {"deredden": True, "crop": None}
     with pytest.raises(ValueError, match="preprocessing"):
@@ -154,13 +142,31 @@ def test_regressor_remembers_preprocessing(tmp_path):
         model.predict_pdf(HDF5Images(path))
 
 
+def test_preprocessing_is_seen_through_row_views(tmp_path):
+    # A cross-validation split (take_rows) of an archive is read as the archive is: fitting
+    # on it must remember deredden/crop, not "unknown", so that predictions are checked.
+    images = HDF5Images(
+        write_h5_archive(tmp_path, make_images(n=8, size=10), e_bv=0.01), deredden=True, crop=8
+    )
+    expected = {"deredden": True, "crop": 8}
+    view = take_rows(images, np.arange(6))
+    assert preprocessing_of(view) == expected
+    assert preprocessing_of(CheckedImages(take_rows(view, np.arange(3)), "raise")) == expected
+    assert preprocessing_of(take_rows(np.zeros((4, 5, 8, 8)), np.arange(2))) is None
+
+    model = MoCoEmbedder(**TINY).fit(view)
+    assert model.preprocessing_ == expected
+    with pytest.raises(ValueError, match="preprocessing_"):
+        model.transform(HDF5Images(images.path, deredden=False, crop=8))
+
+
 # ------------------------------------------------------------ input shapes
 def test_reversed_and_strided_arrays_work():
-    X, y = _features(n=16)
+    X, y = make_features(n=16)
     model = PhotoZRegressor(**TINY).fit(X[::-1], y[::-1])
     np.testing.assert_allclose(model.predict(X[::-1]), model.predict(X)[::-1], rtol=1e-6)
     PhotoZRegressor(**TINY).fit(X[::2], np.repeat(y, 2)[::4])
-    images = _images(n=6)
+    images = make_images(n=6)
     emb = MoCoEmbedder(**TINY).fit(images[::-1, :, ::-1])
     assert np.isfinite(emb.transform(images[:, ::-1])).all()
 
@@ -192,7 +198,7 @@ def test_non_numeric_arrays_are_refused(X, kind):
 def test_complex_and_object_arrays():
     with pytest.raises(ValueError, match="Complex data not supported: X must hold real"):
         MoCoEmbedder(**TINY).fit(np.ones((4, 3), dtype=complex))
-    X, y = _features()
+    X, y = make_features()
     z = PhotoZRegressor(**TINY).fit(X.astype(object), y.astype(object)).predict(X)
     assert np.isfinite(z).all()
 
@@ -200,7 +206,7 @@ def test_complex_and_object_arrays():
 def test_a_path_or_an_archive_bunch_as_X():
     with pytest.raises(TypeError, match=r"not a path.*open_archive.*archive\.images"):
         MoCoEmbedder(**TINY).fit("galaxies.h5")
-    bunch = Bunch(images=_images(), redshift=np.zeros(6))
+    bunch = Bunch(images=make_images(), redshift=np.zeros(6))
     with pytest.raises(TypeError, match=r"dict-like.*'images'.*pass archive\.images"):
         PhotoZRegressor(**TINY).fit(bunch, np.zeros(6))
     with pytest.raises(TypeError, match="got None"):
@@ -225,17 +231,17 @@ def test_empty_or_too_small_samples(shape, match):
 
 def test_crop_size_larger_than_the_stamp():
     with pytest.raises(ValueError, match=r"crop_size must be between 1 and the stamp size 8"):
-        MoCoEmbedder(**TINY, crop_size=9).fit(_images())
+        MoCoEmbedder(**TINY, crop_size=9).fit(make_images())
 
 
 def test_smallest_images_work():
-    X = _images(n=4, size=4)
+    X = make_images(n=4, size=4)
     z = PhotoZRegressor(**TINY).fit(X, np.full(4, 0.2)).predict(X)
     assert np.isfinite(z).all()
 
 
 def test_y_checks():
-    X, y = _features()
+    X, y = make_features()
     bad = y.copy()
     bad[[2, 5]] = np.inf
     with pytest.raises(ValueError, match=r"y contains infinity.*2 rows are infinite: \[2, 5\]"):
@@ -257,7 +263,7 @@ def test_y_checks():
 
 
 def test_huge_pixels_give_finite_outputs():
-    X = _images(n=6)
+    X = make_images(n=6)
     X[0, 0, 2:5, 2:5] = 3e38
     X[1, 3] = -3e38
     emb = MoCoEmbedder(**TINY).fit(X)
@@ -269,11 +275,24 @@ def test_huge_pixels_give_finite_outputs():
 
 
 def test_huge_float64_features_are_clipped_not_made_infinite():
-    X, y = _features(n=12)
+    X, y = make_features(n=12)
     X64 = X.astype(np.float64)
     X64[0, 0] = 1e300
     z = PhotoZRegressor(**TINY).fit(X64, y).predict(X64)
     assert np.isfinite(z).all()
+
+
+def test_float16_and_read_only_input_give_no_warning():
+    X, y = make_features()
+    model = PhotoZRegressor(**TINY).fit(X, y)
+    read_only = X.copy()
+    read_only.setflags(write=False)  # as a memory-mapped .npy opened with mmap_mode="r"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        half = model.predict(X.astype(np.float16))  # was: RuntimeWarning, overflow in cast
+        same = model.predict(read_only)  # was: torch's UserWarning on non-writable arrays
+    assert np.isfinite(half).all()
+    np.testing.assert_allclose(same, model.predict(X))
 
 
 # ------------------------------------------------------------ parameters
@@ -312,14 +331,14 @@ def test_huge_float64_features_are_clipped_not_made_infinite():
     ],
 )
 def test_parameter_bounds(estimator, name, value):
-    X, y = _features()
+    X, y = make_features()
     with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
         estimator(**{**TINY, name: value}).fit(X, y)
 
 
 def test_queue_memory_is_bounded():
     with pytest.raises(InvalidParameterError, match=r"queue_size x projection_dim.*1 GiB"):
-        MoCoEmbedder(**TINY, queue_size=2**20, projection_dim=4096).fit(_features()[0])
+        MoCoEmbedder(**TINY, queue_size=2**20, projection_dim=4096).fit(make_features()[0])
 
 
 @pytest.mark.parametrize(
@@ -327,15 +346,23 @@ def test_queue_memory_is_bounded():
                 ("0", "0.4"), (0.0,), (0.0, 0.2, 0.4), (0.0, 1e3), (0.1, 0.1)],
 )  # fmt: skip
 def test_z_range_is_two_finite_increasing_numbers(z_range):
-    X, y = _features()
+    X, y = make_features()
     with pytest.raises(InvalidParameterError, match="z_range"):
         PhotoZRegressor(**TINY, z_range=z_range).fit(X, y)
+
+
+def test_checkpoint_dir_that_is_a_file_is_named(tmp_path):
+    X, _ = make_features()
+    path = tmp_path / "file"
+    path.write_text("")
+    with pytest.raises(NotADirectoryError, match=r"checkpoint_dir must be a folder .* a file"):
+        MoCoEmbedder(**TINY, checkpoint_dir=str(path)).fit(X)
 
 
 # ------------------------------------------------------------ after fit
 @pytest.fixture(scope="module")
 def fitted_regressor():
-    X, y = _features(n=20)
+    X, y = make_features(n=20)
     return PhotoZRegressor(**TINY).fit(X, y), X
 
 
@@ -390,7 +417,7 @@ def test_head_changed_after_fit_names_the_fitted_head(fitted_regressor):
 
 
 def test_embedder_parameters_changed_after_fit():
-    X, _ = _features()
+    X, _ = make_features()
     emb = MoCoEmbedder(**TINY).fit(X)
     emb.set_params(projection_dim=64)
     with pytest.raises(ValueError, match="projection_dim=64 was set after fitting"):
@@ -406,9 +433,21 @@ def test_embedder_parameters_changed_after_fit():
         emb.fit(X)
 
 
+def test_score_with_text_or_unlabelled_y_names_y():
+    X, y = make_features()
+    model = PhotoZRegressor(**TINY).fit(X, y)
+    with pytest.raises(TypeError, match=r"y must hold real numbers .* got string values"):
+        model.score(X, np.array(["a"] * len(X)))
+    assert np.isfinite(model.score(X, y))
+    unlabelled = y.copy()
+    unlabelled[[2, 5]] = np.nan  # was: scikit-learn's bare "Input contains NaN."
+    with pytest.raises(ValueError, match=r"y holds NaN in 2 row\(s\) \[2, 5\]: NaN marks an unl"):
+        model.score(X, unlabelled)
+
+
 # ------------------------------------------------------------ finite outputs
 def test_a_diverged_fit_raises_naming_lr_batch_size_and_samples():
-    X = _images(n=2, size=16)
+    X = make_images(n=2, size=16)
     with pytest.raises(
         ValueError, match=r"diverged.*lr \(now 0.06\).*batch_size.*samples \(now 2\)"
     ):
@@ -453,9 +492,9 @@ def test_non_finite_outputs_blame_the_model_or_the_input(fitted_regressor, monke
 
 # ------------------------------------------------------------ threads
 def test_concurrent_predictions_do_not_interfere():
-    X, y = _features(n=40)
+    X, y = make_features(n=40)
     model = PhotoZRegressor(**TINY).fit(X, y)
-    images = _images(n=8)
+    images = make_images(n=8)
     emb = MoCoEmbedder(**TINY).fit(images)
     expected_z, expected_e = model.predict(X), emb.transform(images)
     results, errors = [], []
@@ -486,7 +525,7 @@ def test_concurrent_predictions_do_not_interfere():
 def test_any_torch_device_string_is_accepted_and_checked():
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
     assert resolve_device("cpu:0").type == "cpu"
-    X, y = _features()
+    X, y = make_features()
     PhotoZRegressor(**{**TINY, "device": torch.device("cpu")}).fit(X, y)
     for device in ("mps", "cuda:7"):
         if device in ("mps",) and torch.backends.mps.is_available():
@@ -498,9 +537,9 @@ def test_any_torch_device_string_is_accepted_and_checked():
 
 
 def test_regressor_hands_fill_and_the_archive_to_its_embedder(tmp_path):
-    X = _images(n=8)
+    X = make_images(n=8)
     X[3, 0, 0, 0] = np.nan
-    lazy = HDF5Images(_archive(tmp_path, X), crop=6)
+    lazy = HDF5Images(write_h5_archive(tmp_path, X), crop=6)
     model = PhotoZRegressor(MoCoEmbedder(**TINY), **TINY, nan_policy="fill")
     model.fit(lazy, np.linspace(0.05, 0.3, 8))
     assert model.embedder_.nan_policy == "fill"
@@ -508,13 +547,16 @@ def test_regressor_hands_fill_and_the_archive_to_its_embedder(tmp_path):
     assert np.isfinite(model.predict(lazy)).all()
     refit = PhotoZRegressor(FrozenEstimator(model.embedder_), **TINY, nan_policy="fill")
     with pytest.raises(ValueError, match=r"'crop': None.*'crop': 6"):
-        refit.fit(HDF5Images(_archive(tmp_path, _images(n=8, size=6), "b.h5")), np.full(8, 0.1))
+        refit.fit(
+            HDF5Images(write_h5_archive(tmp_path, make_images(n=8, size=6), "b.h5")),
+            np.full(8, 0.1),
+        )
 
 
 def test_junk_encoder_file_and_text_quantiles(tmp_path, fitted_regressor):
     path = tmp_path / "junk.joblib"
     path.write_bytes(b"not a pickle at all")
-    X, y = _features()
+    X, y = make_features()
     with pytest.raises(ValueError, match=r"encoder=.*junk\.joblib.*could not be loaded"):
         PhotoZRegressor(str(path), **TINY).fit(X, y)
     model, X = fitted_regressor
@@ -522,20 +564,8 @@ def test_junk_encoder_file_and_text_quantiles(tmp_path, fitted_regressor):
         model.predict_quantiles(X, ["0.5"])
 
 
-def test_estimators_pickled_before_nan_policy_still_predict(fitted_regressor):
-    import pickle
-
-    model, X = fitted_regressor
-    state = dict(model.__getstate__())
-    state.pop("nan_policy")
-    old = PhotoZRegressor.__new__(PhotoZRegressor)
-    old.__setstate__(pickle.loads(pickle.dumps(state)))
-    assert old.nan_policy == "raise"
-    np.testing.assert_array_equal(old.predict(X), model.predict(X))
-
-
 def test_masked_values_are_missing_values():
-    X, y = _features()
+    X, y = make_features()
     masked = np.ma.masked_array(X, mask=np.zeros_like(X, dtype=bool))
     masked[4, 2] = np.ma.masked
     with pytest.raises(ValueError, match=r"rows \[4\]\) and nan_policy='raise'"):
@@ -546,26 +576,26 @@ def test_masked_values_are_missing_values():
 
 def test_callbacks_without_the_hooks_are_refused():
     with pytest.raises(InvalidParameterError, match=r"callbacks must be .*lacks on_train_begin"):
-        MoCoEmbedder(**TINY, callbacks=[object()]).fit(_features()[0])
+        MoCoEmbedder(**TINY, callbacks=[object()]).fit(make_features()[0])
 
 
 def test_encoder_that_is_not_a_file():
-    X, y = _features()
+    X, y = make_features()
     with pytest.raises(FileNotFoundError, match=r"encoder='resnet18' is not a file.*backbone="):
         PhotoZRegressor("resnet18", **TINY).fit(X, y)
 
 
 def test_photometry_as_text_is_refused():
-    X, _ = _features()
+    X, _ = make_features()
     with pytest.raises(TypeError, match="photometry must hold real numbers"):
         MoCoEmbedder(**TINY).fit(X, photometry=X.astype(str))
 
 
 def test_images_for_a_vector_model_and_iterators():
-    X, y = _features(n=12, d=5)
+    X, y = make_features(n=12, d=5)
     model = PhotoZRegressor(**TINY).fit(X, y)
     with pytest.raises(ValueError, match=r"samples of shape \(5, 8, 8\).*\(5,\) \(feature"):
-        model.predict(_images())
+        model.predict(make_images())
     with pytest.raises(TypeError, match="X must be an array of samples.*got a generator"):
         model.predict(row for row in X)
 

@@ -1,8 +1,12 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, cross_val_predict, cross_val_score, cross_validate
 
+from skphotoz import metrics
 from skphotoz.metrics import (
     PHOTOZ_SCORING,
     bias,
@@ -12,6 +16,7 @@ from skphotoz.metrics import (
     sigma_mad,
     sigma_mad_scorer,
 )
+from tests.helpers import ConstantRegressor
 
 
 def test_delta_z_hand_computed():
@@ -195,3 +200,103 @@ def test_pit_above_the_last_edge_is_exactly_one_and_calibration_accepts_it():
     values = pit(np.full(200, 0.5), pdf, edges)
     assert np.all(values <= 1.0) and np.allclose(values, 1.0)
     assert np.isfinite(pit_calibration(values))
+
+
+def test_pdf_quantiles_hand_computed():
+    from skphotoz.metrics import pdf_quantiles
+
+    # Uniform on [0, 0.4] in four bins: the CDF is linear, so the quantile q is 0.4 q.
+    uniform = np.full((1, 4), 0.25)
+    edges = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
+    got = pdf_quantiles(uniform, edges, [0.0, 0.125, 0.5, 0.9, 1.0])
+    np.testing.assert_allclose(got, [[0.0, 0.05, 0.2, 0.36, 0.4]], atol=1e-12)
+    # All mass in the second bin (0.1 to 0.2): quantiles spread across it, whatever the empty
+    # bins either side; a second row is computed on its own.
+    peaked = np.array([[0.0, 1.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.5]])
+    got = pdf_quantiles(peaked, edges, [0.25, 0.5, 0.75])
+    np.testing.assert_allclose(got, [[0.125, 0.15, 0.175], [0.05, 0.1, 0.35]], atol=1e-12)
+    with pytest.raises(ValueError, match=r"edges shape \(n_bins \+ 1,\)"):
+        pdf_quantiles(uniform, edges[:-1], [0.5])
+    with pytest.raises(ValueError, match=r"quantiles must be numbers in \[0, 1\]"):
+        pdf_quantiles(uniform, edges, [1.5])
+
+
+# -- bad input: a clear error naming the argument, never a NaN ----------------------
+
+
+def test_importing_metrics_does_not_import_torch():
+    code = "import sys, skphotoz.metrics; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+Z = np.array([0.1, 0.2, 0.3])
+
+POINT_METRICS = [metrics.delta_z, metrics.sigma_mad, metrics.bias, metrics.outlier_fraction]
+
+
+@pytest.mark.parametrize("metric", [*POINT_METRICS, metrics.photoz_report])
+@pytest.mark.parametrize(
+    "z_spec, z_phot, error, match",
+    [
+        (Z, [0.1, np.nan, 0.2], ValueError, r"z_phot must be finite; got 1 NaN or infinite"),
+        (Z, [0.1, np.inf, 0.2], ValueError, r"z_phot must be finite; got 1 NaN or infinite"),
+        ([np.nan, 0.1, 0.2], Z, ValueError, r"z_spec must be finite"),
+        (Z, Z[:2], ValueError, r"z_spec and z_phot must have equal lengths; got 3 and 2"),
+        (Z, ["a", "b", "c"], TypeError, r"z_phot must be an array of numbers; got .*dtype <U1"),
+        (None, Z, TypeError, r"z_spec must be an array of numbers; got None"),
+        ([], [], ValueError, r"must hold at least one galaxy"),
+        (np.ones((3, 2)), Z, ValueError, r"z_spec must be a 1-D array of redshifts"),
+        ([-1.0, 0.1, 0.2], Z, ValueError, r"z_spec must be > -1"),
+    ],
+)
+def test_point_metrics_refuse_bad_redshifts(metric, z_spec, z_phot, error, match):
+    with pytest.raises(error, match=match):
+        metric(z_spec, z_phot)
+
+
+@pytest.mark.parametrize("threshold", [np.inf, np.nan, 0, -0.1, True, "0.05"])
+def test_outlier_threshold_is_a_finite_positive_number(threshold):
+    with pytest.raises(ValueError, match=r"'threshold' parameter of outlier_fraction"):
+        metrics.outlier_fraction(Z, Z, threshold=threshold)
+
+
+@pytest.mark.parametrize(
+    "scorer", [metrics.sigma_mad_scorer, metrics.bias_scorer, metrics.outlier_fraction_scorer]
+)
+def test_scorers_refuse_non_finite_and_short_predictions(scorer):
+    X = np.zeros((3, 2))
+    with pytest.raises(ValueError, match=r"z_phot must be finite"):
+        scorer(ConstantRegressor([0.1, np.nan, 0.2]).fit(X, Z), X, Z)
+    with pytest.raises(ValueError, match=r"equal lengths; got 3 and 2"):
+        scorer(ConstantRegressor([0.1, 0.2]).fit(X, Z), X, Z)
+    assert np.isfinite(scorer(ConstantRegressor(Z + 0.01).fit(X, Z), X, Z))
+
+
+def test_pdf_metrics_refuse_bad_edges_and_pdfs():
+    pdf, edges = np.ones((3, 4)), np.linspace(0, 1, 5)
+    with pytest.raises(ValueError, match=r"edges must be increasing, finite bin edges"):
+        metrics.crps(Z, pdf, [0, np.nan, 0.5, 0.7, 1])
+    with pytest.raises(ValueError, match=r"edges must be 1-D with at least 2"):
+        metrics.pit(Z, np.ones((3, 0)), [0.5])
+    with pytest.raises(ValueError, match=r"pdf must be finite"):
+        metrics.pit(Z, np.full((3, 4), np.inf), edges)
+    with pytest.raises(ValueError, match=r"rows \[1\] are all zero"):
+        metrics.crps(Z, np.array([[1.0] * 4, [0.0] * 4, [1.0] * 4]), edges)
+    with pytest.raises(TypeError, match=r"pdf must be an array of numbers"):
+        metrics.crps(Z, "pdf", edges)
+    with pytest.raises(ValueError, match=r"at least one galaxy"):
+        metrics.crps([], np.ones((0, 4)), edges)
+    # Huge but finite densities are normalised without overflowing.
+    huge = np.full((3, 4), 1e308)
+    np.testing.assert_allclose(metrics.crps(Z, huge, edges), metrics.crps(Z, pdf, edges))
+
+
+def test_pit_calibration_refuses_bad_values_and_methods():
+    with pytest.raises(ValueError, match=r"pit_values must be a non-empty array of numbers"):
+        metrics.pit_calibration([0.1, np.nan])
+    with pytest.raises(TypeError, match=r"pit_values must be an array of numbers"):
+        metrics.pit_calibration(["a"])
+    with pytest.raises(ValueError, match=r"method must be 'ks' or 'cvm'; got 3"):
+        metrics.pit_calibration([0.1, 0.5], method=3)

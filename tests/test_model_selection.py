@@ -16,6 +16,7 @@ from skphotoz.model_selection import (
     paired_difference,
 )
 from skphotoz.preprocessing import AperturePhotometry
+from tests.helpers import ConstantRegressor
 
 
 def _features(n=240, seed=0):
@@ -206,3 +207,69 @@ def test_select_keeps_some_budgets_of_the_same_splits():
     assert paired_difference(part, fewer, n_bootstrap=50, random_state=0).difference.shape == (2,)
     with pytest.raises(ValueError, match=r"budgets of the curve \(\[10, 30, 60\]\); got \[20\]"):
         curve.select([20])
+
+
+def _curve_inputs():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    return KNeighborsRegressor(3), X, 0.1 + 0.02 * np.tanh(X[:, 0])
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        ({"X": None}, TypeError, r"X must be an array-like with one row per galaxy .*NoneType"),
+        ({"X": "images.h5"}, TypeError, r"X must be an array-like .* got str"),
+        ({"y": None}, TypeError, r"y must be an array of redshifts .* got None"),
+        ({"y": np.array(["a"] * 60)}, TypeError, r"y must be an array of redshifts .*<U1"),
+        ({"y": np.full(60, np.nan)}, ValueError, r"y has no labelled row \(all NaN\)"),
+        ({"estimator": None}, ValueError, r"'estimator' parameter .* 'fit' and 'predict'"),
+        ({"cv": True}, ValueError, r"cv must be a number of folds from 2 to 10000.*cv=True"),
+        ({"cv": 10**9}, ValueError, r"cv must be a number of folds .*cv=1000000000"),
+        ({"n_jobs": 0}, ValueError, r"'n_jobs' parameter of label_efficiency_curve"),
+        ({"random_state": -1}, ValueError, r"'random_state' parameter .* Got -1"),
+        ({"random_state": True}, ValueError, r"'random_state' parameter .* Got True"),
+        ({"verbose": 10**20}, ValueError, r"'verbose' parameter .* \[0, 1000\]"),
+        ({"label_counts": [5, 10**12]}, ValueError, r"must not exceed the labelled training"),
+    ],
+)
+def test_label_efficiency_curve_refuses_bad_arguments(change, error, match):
+    estimator, X, y = _curve_inputs()
+    kwargs = {"estimator": estimator, "X": X, "y": y, "label_counts": [5, 10], "cv": 3}
+    kwargs.update(change)
+    with pytest.raises(error, match=match):
+        label_efficiency_curve(**kwargs)
+
+
+def test_label_efficiency_curve_refuses_non_finite_predictions():
+    _, X, y = _curve_inputs()
+    with pytest.raises(ValueError, match=r"predictions at repeat 0, split 0, 5 labels .* 1 NaN"):
+        label_efficiency_curve(
+            ConstantRegressor([0.1] * 19 + [np.nan]),
+            X,
+            y,
+            label_counts=[5, 10],
+            cv=3,
+            random_state=0,
+        )
+
+
+def test_curve_comparisons_refuse_what_is_not_a_curve():
+    estimator, X, y = _curve_inputs()
+    curve = label_efficiency_curve(estimator, X, y, label_counts=[5, 10], cv=3, random_state=0)
+    with pytest.raises(TypeError, match=r"curve_b must be a LabelEfficiencyCurve .*NoneType"):
+        label_efficiency_factor(curve, None)
+    with pytest.raises(TypeError, match=r"curve_a must be a LabelEfficiencyCurve .*list"):
+        paired_difference([curve], curve)
+    with pytest.raises(ValueError, match=r"'random_state' parameter of paired_difference"):
+        paired_difference(curve, curve, random_state="x")
+    with pytest.raises(ValueError, match=r"'confidence' parameter .* Got nan"):
+        label_efficiency_factor(curve, curve, confidence=np.nan)
+    with pytest.raises(ValueError, match=r"curves must hold at least one LabelEfficiencyCurve"):
+        LabelEfficiencyCurve.concatenate([])
+    with pytest.raises(TypeError, match=r"curves must be LabelEfficiencyCurve results .*int"):
+        LabelEfficiencyCurve.concatenate([curve, 3])
+    with pytest.raises(ValueError, match=r"label_counts must be one or more budgets"):
+        curve.select([5.5])
+    with pytest.raises(TypeError, match=r"metric must be a callable"):
+        curve.pooled("sigma_mad")

@@ -19,10 +19,11 @@ import torch
 import skphotoz.regressor
 import skphotoz.search._estimator as search_module
 from skphotoz import MoCoEmbedder, PhotoZRegressor
-from skphotoz._base import CheckedImages
+from skphotoz._inputs import CheckedImages
 from skphotoz.data import HDF5Images, write_archive
 from skphotoz.nn.engine import batch_loader, epoch_batches
 from skphotoz.search import SimilaritySearch
+from tests import helpers
 
 N = 1200
 SIZE = 16
@@ -30,7 +31,7 @@ BATCH = 64
 # The largest read allowed: the predictions' batches (max(batch_size, 256)) and the
 # photometry term's blocks (512) stay below it; every split used here (600 rows) is above.
 LIMIT = 512
-TINY = dict(backbone="resnet18", n_epochs=1, batch_size=BATCH, device="cpu", random_state=0)
+TINY = dict(helpers.TINY, backbone="resnet18", batch_size=BATCH)
 
 
 class Materialised(AssertionError):

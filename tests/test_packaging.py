@@ -112,3 +112,39 @@ def test_minimum_versions_pin_every_checked_dependency():
     declared = _requirement_names(PYPROJECT["project"]["dependencies"])
     assert set(pinned) == declared - {"torch", "torchvision"}
     assert pinned["scikit-learn"] == "1.6"
+
+
+def test_similarity_search_does_not_import_plotting():
+    code = (
+        "import sys, skphotoz.search; "
+        "bad = [m for m in ('matplotlib', 'skphotoz.plotting', 'skphotoz.model_selection') "
+        "if m in sys.modules]; assert not bad, bad"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_plotting_does_not_import_model_selection():
+    code = "import sys, skphotoz.plotting; print('skphotoz.model_selection' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_scikit_learn_private_api_is_bounded_and_present():
+    # skphotoz builds on private scikit-learn API; pyproject bounds scikit-learn to the
+    # versions where it is tested, and this fails first when a release moves it.
+    from sklearn.base import _fit_context  # noqa: F401
+    from sklearn.utils import _safe_indexing  # noqa: F401
+    from sklearn.utils._param_validation import (  # noqa: F401
+        HasMethods,
+        Interval,
+        InvalidParameterError,
+        Options,
+        StrOptions,
+        validate_parameter_constraints,
+    )
+
+    (requirement,) = [
+        r for r in PYPROJECT["project"]["dependencies"] if r.startswith("scikit-learn")
+    ]
+    assert ",<" in requirement.replace(" ", "")

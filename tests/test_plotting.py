@@ -3,14 +3,8 @@ import pytest
 
 from skphotoz.plotting import plot_gallery, plot_neighbors
 
-pytest.importorskip("matplotlib").use("Agg")
-plt = pytest.importorskip("matplotlib.pyplot")
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+pytest.importorskip("matplotlib")  # the whole file is skipped without matplotlib
+pytestmark = pytest.mark.usefixtures("pyplot")  # Agg backend, every figure closed after each test
 
 
 def test_plot_neighbors_draws_query_and_neighbours():
@@ -40,10 +34,11 @@ def test_plot_neighbors_checks_its_arguments():
         plot_neighbors(images, 0, [1, 2], [0.5])
 
 
-def test_plot_neighbors_is_still_importable_from_skphotoz_search():
-    from skphotoz.search import plot_neighbors as old_name
+def test_plot_neighbors_lives_in_skphotoz_plotting_only():
+    import skphotoz.search
 
-    assert old_name is plot_neighbors
+    assert not hasattr(skphotoz.search, "plot_neighbors")
+    assert "plot_neighbors" not in skphotoz.search.__all__
 
 
 @pytest.mark.parametrize("n", [1, 4])
@@ -63,3 +58,46 @@ def test_plot_gallery_checks_its_arguments():
         ValueError, match=r"rgb must hold at least one image .* got shape \(4, 4, 3\)"
     ):
         plot_gallery(np.zeros((4, 4, 3)), [0.1])
+
+
+def test_plot_gallery_checks_shapes():
+    with pytest.raises(ValueError, match=r"3 or 4 channels\); got shape \(3, 8, 8, 2\)"):
+        plot_gallery(np.zeros((3, 8, 8, 2)), [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match=r"at most 1000\)"):
+        plot_gallery(np.zeros((1001, 2, 2, 3)), np.zeros(1001))
+    with pytest.raises(TypeError, match=r"rgb must be an array of colour values"):
+        plot_gallery("abc", [0.1])
+    with pytest.raises(TypeError, match=r"z must be an array of numbers"):
+        plot_gallery(np.zeros((1, 2, 2, 3)), ["a"])
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        (
+            (0, [1, 30]),
+            {},
+            ValueError,
+            r"neighbors must be rows of images, from 0 to 9; got \[30\]",
+        ),
+        ((0, [-1]), {}, ValueError, r"neighbors must be rows of images, from 0 to 9; got \[-1\]"),
+        ((0, [1.5]), {}, TypeError, r"neighbors must be integer rows .*float64"),
+        ((99, [1]), {}, ValueError, r"query must be a row of images, from 0 to 9; got 99"),
+        ((True, [1]), {}, TypeError, r"query must be a row .* got a boolean"),
+        ((np.zeros((5, 4, 4)), [1]), {}, ValueError, r"image of their shape \(5, 8, 8\)"),
+        ((0, [1]), {"panel_size": 0}, ValueError, r"'panel_size' parameter .* \(0.0, 100.0\]"),
+        ((0, [1]), {"n_cols": 10**9}, ValueError, r"'n_cols' parameter .* \[1, 1000\]"),
+        ((0, [1, 5]), {"redshift": [0.1]}, ValueError, r"redshift must have one value per row"),
+        ((0, [1], [np.nan]), {}, ValueError, r"similarities must be finite"),
+        ((0, np.zeros(1000, int)), {}, ValueError, r"at most 999 neighbours; got 1000"),
+    ],
+)
+def test_plot_neighbors_checks_rows_query_and_options(args, kwargs, error, match):
+    images = np.random.default_rng(0).uniform(size=(10, 5, 8, 8)).astype(np.float32)
+    with pytest.raises(error, match=match):
+        plot_neighbors(images, *args, **kwargs)
+
+
+def test_plot_neighbors_checks_the_images_shape():
+    with pytest.raises(ValueError, match=r"images must be \(n_samples, n_bands, height, width\)"):
+        plot_neighbors(np.zeros((10, 8, 8)), 0, [1])

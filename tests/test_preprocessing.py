@@ -46,3 +46,70 @@ def test_lazy_input_and_errors(tmp_path):
         AperturePhotometry(radii=(1.0,)).fit(images)
     with pytest.raises(ValueError, match="was fitted on"):
         AperturePhotometry().fit(images).transform(images[:, :, :8, :8])
+
+
+def test_aperture_photometry_refuses_channels_last_stamps():
+    images = np.ones((3, 16, 16, 5), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"square stamps .* It looks channels-last"):
+        AperturePhotometry().fit(images)
+    with pytest.raises(ValueError, match=r"got shape \(3, 5, 16, 12\)\.$"):
+        AperturePhotometry().fit(np.ones((3, 5, 16, 12)))
+
+
+IMAGES = np.ones((2, 5, 16, 16), dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"radii": (1.0, np.inf)}, r"radii must be two or more positive radii"),
+        ({"radii": (1.0, "a")}, r"radii must be two or more positive radii"),
+        ({"radii": (1.0, 2e4)}, r"each at most 10800 arcsec"),
+        ({"radii": "abc"}, r"'radii' parameter of AperturePhotometry"),
+        ({"pixel_scale": np.inf}, r"'pixel_scale' parameter .* \(0.0, 3600.0\]"),
+        ({"reference_band": True}, r"'reference_band' parameter .* Got True"),
+        ({"reference_band": 9}, r"reference_band must be a band of X \(0 to 4\); got 9"),
+        ({"flux_floor": np.inf}, r"'flux_floor' parameter"),
+        ({"batch_size": 10**15}, r"'batch_size' parameter .* \[1, 1048576\]"),
+    ],
+)
+def test_aperture_photometry_refuses_bad_parameters(params, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        AperturePhotometry(**params).fit(IMAGES)
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (None, TypeError, r"X must be images \(n_samples, n_bands, height, width\); got NoneType"),
+        ("images.h5", TypeError, r"X must be images .* got str"),
+        (np.full((2, 5, 4, 4), "a"), TypeError, r"X must hold numbers .* dtype <U1"),
+        (np.ones((2, 5, 0, 0)), ValueError, r"of at least one pixel; got shape \(2, 5, 0, 0\)"),
+        (np.ones((5, 16, 16)), ValueError, r"takes images .*got shape \(5, 16, 16\)"),
+    ],
+)
+def test_aperture_photometry_refuses_what_is_not_images(X, error, match):
+    with pytest.raises(error, match=match):
+        AperturePhotometry().fit(X)
+
+
+def test_aperture_photometry_refuses_non_finite_pixels_naming_stamps():
+    images = IMAGES.copy()
+    images[1, 2, 3, 3] = np.nan
+    model = AperturePhotometry().fit(IMAGES)
+    with pytest.raises(ValueError, match=r"NaN or infinite pixels .* in stamps 1: aperture"):
+        model.transform(images)
+    with pytest.raises(ValueError, match=r"in stamps 0"):
+        model.transform(np.full((1, 5, 16, 16), 1e39))  # beyond float32: inf
+    assert np.isfinite(model.transform(IMAGES)).all()
+
+
+def test_aperture_fluxes_checks_radii_and_images():
+    with pytest.raises(ValueError, match=r"radii must be 1 to 100 finite radii in \(0, 10800\]"):
+        aperture_fluxes(IMAGES, radii=(-1.0, 2.0))
+    with pytest.raises(ValueError, match=r"radii must be 1 to 100 finite radii"):
+        aperture_fluxes(IMAGES, radii=(np.nan,))
+    with pytest.raises(TypeError, match=r"radii must be a sequence of numbers"):
+        aperture_fluxes(IMAGES, radii="ab")
+    with pytest.raises(TypeError, match=r"images must be an array of numbers"):
+        aperture_fluxes(np.full((1, 5, 4, 4), "x"))

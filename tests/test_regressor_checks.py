@@ -3,8 +3,9 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skphotoz import PhotoZRegressor
+from tests.helpers import TINY
 
-_TINY = dict(n_epochs=3, batch_size=16, random_state=0, device="cpu")
+_TINY = dict(TINY, n_epochs=3, batch_size=16)
 
 # The checks fit standardised targets in [-3, 3]; the binned head covers z_range=(0, 0.4)
 # only, so its predictions of such targets are clipped to the range and score poorly.

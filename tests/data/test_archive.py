@@ -290,3 +290,25 @@ def test_unknown_columns_cost_no_memory(tmp_path):
         with ArchiveWriter(path, 10**9, stamp_size=2):
             pass
     assert path.stat().st_size < 1e6
+
+
+def test_write_archive_into_a_missing_folder_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"the folder '.*nodir' does not exist"):
+        write_archive(tmp_path / "nodir" / "a.h5", np.zeros((2, 5, 8, 8)), [0.1, 0.2])
+
+
+@pytest.mark.parametrize("stop", ["under-filled", "interrupted"])
+def test_an_archive_whose_writer_stopped_early_is_refused_on_open(tmp_path, stop):
+    path = tmp_path / "a.h5"
+    with pytest.raises((ValueError, KeyboardInterrupt)):
+        with ArchiveWriter(path, 10, stamp_size=8) as writer:
+            writer.append(np.ones((4, 5, 8, 8)), redshift=np.full(4, 0.1))
+            if stop == "interrupted":
+                raise KeyboardInterrupt
+    # was: opened as 10 galaxies, the last 6 all-zero images with NaN redshifts
+    with pytest.raises(ValueError, match=r"incomplete archive: its writer stopped after 4 of 10"):
+        open_archive(path)
+    with pytest.raises(ValueError, match=r"incomplete archive"):
+        HDF5Images(path)
+    write_archive(path, np.ones((3, 5, 8, 8)), [0.1, 0.2, 0.3])  # a finished write opens
+    assert open_archive(path).images.shape == (3, 5, 8, 8)

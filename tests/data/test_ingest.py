@@ -16,12 +16,9 @@ from skphotoz.data import (
     read_fits_cutouts,
     save_npz_cube,
 )
+from tests.helpers import make_images
 
 BIG_OBJID = 1237648720693755918  # more digits than a float64 holds
-
-
-def _images(n=6, size=6, seed=0):
-    return np.random.default_rng(seed).normal(size=(n, 5, size, size)).astype(np.float32)
 
 
 def _write_csv(path, text):
@@ -149,11 +146,57 @@ def test_fits_needs_astropy_with_a_clear_message(tmp_path, monkeypatch):
         read_fits_cutouts(tmp_path)
 
 
+def test_catalogue_without_a_recognised_column_is_refused(tmp_path):
+    path = tmp_path / "noheader.csv"
+    path.write_text("100,150.0,2.0,0.05\n101,150.1,2.0,0.08\n")  # the header row is missing
+    with pytest.raises(ValueError, match=r"none of the recognised columns .* header row is "):
+        read_catalog(path)
+    assert read_catalog(path, {"redshift": None}) == {}  # naming nothing stays allowed
+
+
+def test_catalogue_not_in_utf8_names_the_encoding(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_text("objid,z,name\n1,0.1,Ångström\n", encoding="latin-1")
+    with pytest.raises(ValueError, match=r"the byte b'\\xc5', which is not UTF-8"):
+        read_catalog(path)
+
+
+@pytest.mark.parametrize(
+    "column, value, match",
+    [
+        ("z", "-9999", r"column 'z' \(redshift\) must be > -1 .*; 1 row\(s\) are not, e.g. row 1"),
+        ("ebv", "-9999", r"column 'ebv' \(ebv\) must be >= -0.05; .* row 1 is -9999: a missing"),
+        ("extinction_u", "-99", r"\(extinction\) must be >= -0.25; .* row 1 is -99"),
+    ],
+)
+def test_catalogue_missing_value_codes_are_refused(tmp_path, column, value, match):
+    header = ["objid", "z", "ebv"] if column != "extinction_u" else ["objid", "z"]
+    if column == "extinction_u":
+        header += [f"extinction_{b}" for b in "ugriz"]
+    rows = [[str(i + 1)] + ["0.1"] + ["0.02"] * (len(header) - 2) for i in range(3)]
+    rows[1][header.index(column)] = value  # SDSS writes -9999 where a value is missing
+    path = tmp_path / "cat.csv"
+    path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    with pytest.raises(ValueError, match=match):
+        read_catalog(path)
+    rows[1][header.index(column)] = ""  # an empty cell is the way to say "unknown"
+    path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    table = read_catalog(path)
+    assert np.isnan(table["redshift" if column == "z" else "extinction"][1]).any()
+
+
+def test_catalogue_with_a_repeated_column_name_is_refused(tmp_path):
+    path = tmp_path / "cat.csv"
+    path.write_text("objid,z,z,ra,\n1,0.1,0.2,3,\n")  # (an empty name is not a repeat)
+    with pytest.raises(ValueError, match=r"has several columns named \['z'\]; rename them"):
+        read_catalog(path)  # was: "say which with columns={'redshift': 'z'}", which cannot
+
+
 # ----------------------------------------------------------------------------- read_cube
 
 
 def test_npy_channels_last_cube_is_a_memory_mapped_view(tmp_path):
-    images = _images()
+    images = make_images(size=6)
     path = tmp_path / "cube.npy"
     np.save(path, images.transpose(0, 2, 3, 1))
     out = read_cube(path)
@@ -164,7 +207,7 @@ def test_npy_channels_last_cube_is_a_memory_mapped_view(tmp_path):
 
 
 def test_channels_first_and_npz_cubes(tmp_path):
-    images = _images()
+    images = make_images(size=6)
     np.save(tmp_path / "first.npy", images)
     np.testing.assert_array_equal(read_cube(tmp_path / "first.npy"), images)
     np.savez(tmp_path / "single.npz", anything=images)
@@ -223,7 +266,7 @@ def _write_cutout(fits, path, stamp, form="cube", shuffle=False):
 
 def test_fits_cutouts_both_forms_sorted_by_name(tmp_path):
     fits = pytest.importorskip("astropy.io.fits")
-    images = _images(n=3)
+    images = make_images(n=3, size=6)
     _write_cutout(fits, tmp_path / "b.fits", images[1], "bands", shuffle=True)
     _write_cutout(fits, tmp_path / "a.fits", images[0])
     _write_cutout(fits, tmp_path / "c.fit", images[2], "bands")
@@ -277,7 +320,7 @@ def test_fits_cutouts_errors(tmp_path):
 
 
 def test_cube_and_csv_round_trip(tmp_path):
-    images = _images(n=7)
+    images = make_images(n=7, size=6)
     images[2, 1, 3, 3] = np.nan
     images[5, 0, 0, 0] = np.inf
     np.save(tmp_path / "cube.npy", images.transpose(0, 2, 3, 1))
@@ -306,7 +349,7 @@ def test_cube_and_csv_round_trip(tmp_path):
 
 
 def test_ingest_refuses_overwriting_and_mismatched_catalogues(tmp_path):
-    images = _images(n=4)
+    images = make_images(n=4, size=6)
     np.save(tmp_path / "cube.npy", images)
     out = tmp_path / "a.h5"
     ingest(tmp_path / "cube.npy", out)
@@ -345,7 +388,7 @@ def test_ingest_refuses_overwriting_and_mismatched_catalogues(tmp_path):
     ],
 )
 def test_ingest_argument_errors(tmp_path, kwargs, error, match):
-    np.save(tmp_path / "cube.npy", _images(n=4))
+    np.save(tmp_path / "cube.npy", make_images(n=4, size=6))
     with pytest.raises(error, match=match):
         ingest(tmp_path / "cube.npy", tmp_path / "a.h5", **kwargs)
     assert not (tmp_path / "a.h5").exists()
@@ -354,7 +397,7 @@ def test_ingest_argument_errors(tmp_path, kwargs, error, match):
 def test_ingest_path_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"images '.*nope.npy' does not exist"):
         ingest(tmp_path / "nope.npy", tmp_path / "a.h5")
-    np.save(tmp_path / "cube.npy", _images(n=2))
+    np.save(tmp_path / "cube.npy", make_images(n=2, size=6))
     with pytest.raises(ValueError, match=r"is a folder; give the archive's file name"):
         ingest(tmp_path / "cube.npy", tmp_path)
     with pytest.raises(FileNotFoundError, match=r"the folder of output .* does not exist"):
@@ -362,7 +405,7 @@ def test_ingest_path_errors(tmp_path):
 
 
 def test_ingest_npz_cube_with_its_labels_and_arrays(tmp_path):
-    images = _images(n=3)
+    images = make_images(n=3, size=6)
     save_npz_cube(tmp_path / "p.npz", images, [0.1, 0.2, 0.3], ebv=np.array([0.0, 0.1, 0.2]))
     summary = ingest(tmp_path / "p.npz", tmp_path / "p.h5")
     assert summary.columns == ["redshift", "extinction"]
@@ -377,7 +420,7 @@ def test_ingest_npz_cube_with_its_labels_and_arrays(tmp_path):
 
 def test_ingest_fits_folder_matched_by_filename_objid_or_order(tmp_path):
     fits = pytest.importorskip("astropy.io.fits")
-    images = _images(n=3)
+    images = make_images(n=3, size=6)
     folder = tmp_path / "cutouts"
     folder.mkdir()
     ids = [BIG_OBJID + 2, BIG_OBJID, BIG_OBJID + 1]

@@ -225,6 +225,16 @@ def test_deredden_refuses_non_finite_extinction_naming_rows(tmp_path):
         HDF5Images(path, deredden=True)
 
 
+def test_deredden_refuses_a_missing_value_code_as_extinction(tmp_path):
+    extinction = np.full((4, 5), 0.05)
+    extinction[2, 1] = -9999.0
+    path = tmp_path / "a.h5"
+    write_archive(path, np.ones((4, 5, 8, 8)), [0.1] * 4, extinction=extinction)
+    with pytest.raises(ValueError, match=r"extinction >= -0.25 mag, but 1 of 4 .*rows 2; e.g. -9"):
+        HDF5Images(path, deredden=True)  # was: galaxy 2 dereddened to all-zero pixels
+    assert HDF5Images(path).shape == (4, 5, 8, 8)
+
+
 def test_deredden_refuses_misshapen_extinction(tmp_path):
     path = tmp_path / "ext.h5"
     with h5py.File(path, "w") as f:

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 
 from skphotoz.datasets import load_sdss_catalog
@@ -35,3 +37,13 @@ def test_catalog_returns_copies():
     cat = load_sdss_catalog()
     cat.redshift[:] = -1
     assert np.all(load_sdss_catalog().redshift > 0)
+
+
+def test_shipped_tables_are_read_without_leaving_a_file_open():
+    from skphotoz.datasets._catalog import _read_csv_gz
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # was: ResourceWarning, unclosed file (CLI simulate)
+        table = _read_csv_gz("sdss_template_fluxes.csv.gz")
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    assert len(table) > 1 and all(np.isfinite(v).all() for v in table.values())

@@ -4,7 +4,7 @@ import pytest
 
 from skphotoz.data import EXTINCTION_COEFFICIENTS, deredden
 from skphotoz.datasets import make_sdss_galaxies, write_sdss_galaxies
-from skphotoz.datasets._catalog import _sersic_mixtures
+from skphotoz.datasets._catalog import sersic_mixtures
 from skphotoz.datasets._simulator import (
     _FWHM_PER_SIGMA,
     PIXEL_SCALE,
@@ -276,7 +276,7 @@ def test_de_vaucouleurs_centre_matches_oversampled_reference():
 
 
 def test_mixtures_have_unit_flux():
-    for amp, var in _sersic_mixtures().values():
+    for amp, var in sersic_mixtures().values():
         assert abs(amp.sum() - 1) < 1e-9
         assert np.all(var > 0)
 
@@ -304,3 +304,46 @@ def test_realism_knobs_add_contaminants():
     assert np.all(extra[(neighbour | star) & ~masked, 2] > 0)
     assert np.all((busy.images == 0).sum(axis=(2, 3))[masked, 2] >= truth.masked_pixels[masked])
     assert plain.truth.masked_pixels.sum() == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_samples": 10**12}, r"'n_samples' parameter .* \[1, 1000000000\]"),
+        ({"n_samples": True}, r"'n_samples' parameter .* Got True"),
+        ({"stamp_size": 10**6}, r"'stamp_size' parameter .* \[8, 512\]"),
+        ({"noise": "False"}, r"'noise' parameter .* Got 'False'"),
+        ({"mask_fraction": np.nan}, r"'mask_fraction' parameter"),
+        (
+            {"n_samples": 10**6, "stamp_size": 512},
+            r"n_samples=1000000 galaxies of stamp_size=512 take 4883.\d GiB, more than the 32 "
+            r"GiB allowed; write them to disk .* write_sdss_galaxies",
+        ),
+    ],
+)
+def test_make_sdss_galaxies_bounds(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_sdss_galaxies(**{"n_samples": 2, **kwargs})
+
+
+def test_write_sdss_galaxies_checks_path_chunk_and_disk_before_writing(tmp_path, monkeypatch):
+    import shutil
+
+    path = tmp_path / "sim.h5"
+    with pytest.raises(ValueError, match=r"'path' parameter of write_sdss_galaxies .* Got None"):
+        write_sdss_galaxies(None, 2)
+    with pytest.raises(ValueError, match=r"path .* is a directory; give a file name"):
+        write_sdss_galaxies(tmp_path, 2)
+    with pytest.raises(ValueError, match=r"the directory of path .* does not exist"):
+        write_sdss_galaxies(tmp_path / "missing" / "sim.h5", 2)
+    with pytest.raises(ValueError, match=r"'chunk_size' parameter .* \[1, 1048576\]"):
+        write_sdss_galaxies(path, 2, chunk_size=10**9)
+    with pytest.raises(ValueError, match=r"chunk_size=1048576 galaxies .* lower chunk_size"):
+        write_sdss_galaxies(path, 10**7, stamp_size=512, chunk_size=2**20)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=10**6))
+    with pytest.raises(ValueError, match=r"needs 0.1 GiB, but .* has 0.0 GiB free"):
+        write_sdss_galaxies(path, 1000, stamp_size=64)
+    assert not path.exists()  # refused before anything was written
+    write_sdss_galaxies(path, 2, stamp_size=16, random_state=0)  # 2 small stamps fit
+    assert path.exists()

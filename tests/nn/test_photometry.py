@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from skphotoz.datasets import make_sdss_galaxies
-from skphotoz.nn.backbones import AsinhScaling, Encoder, resnet
+from skphotoz.nn import AsinhScaling, Encoder, resnet
 from skphotoz.nn.engine import center_crop
 from skphotoz.nn.photometry import AperturePhotometryLayer, HybridEncoder
 from skphotoz.preprocessing import AperturePhotometry, aperture_masks
