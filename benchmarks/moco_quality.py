@@ -14,6 +14,10 @@ the 5-fold cross-validated σ_MAD of a k-nearest-neighbour regressor on
 and writes docs/experiments/moco_quality.csv. Labels are used only by the kNN probe.
 
     python benchmarks/moco_quality.py [--n 4000] [--epochs 20]
+
+``--load EMBEDDER`` probes a saved embedder instead of pretraining one (e.g. the plain-MoCo
+embedder that ``benchmarks/label_efficiency.py --partial`` keeps: ``--n 4000 --seed S
+--deredden [--contaminated]`` gives the same galaxies as that study's pool of seed S).
 """
 
 from __future__ import annotations
@@ -66,6 +70,15 @@ def main():
     )  # fmt: skip
     parser.add_argument("--out", default="docs/experiments/moco_quality.csv")
     parser.add_argument("--save", default=None, help="joblib path for the pretrained embedder")
+    parser.add_argument("--load", default=None, help="probe this saved embedder; no pretraining")
+    parser.add_argument(
+        "--contaminated", action="store_true",
+        help="stamps with neighbours and stars (neighbour_fraction=0.3, star_fraction=0.1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--join-weights", type=float, nargs="+", default=[1.0, 2.0],
+        help="join_photometry weights of the joined probes",
+    )  # fmt: skip
     parser.add_argument(
         "--set",
         nargs="*",
@@ -76,7 +89,8 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    sample = make_sdss_galaxies(args.n, random_state=args.seed)
+    contamination = {"neighbour_fraction": 0.3, "star_fraction": 0.1} if args.contaminated else {}
+    sample = make_sdss_galaxies(args.n, random_state=args.seed, **contamination)
     X, z = sample.images, sample.redshift
     if args.deredden:
         X = deredden(X, sample.extinction).astype(np.float32)
@@ -88,12 +102,17 @@ def main():
         params[name] = ast.literal_eval(value)
 
     started = time.perf_counter()
-    pretrained = MoCoEmbedder(verbose=True, **params).fit(X)
+    if args.load:
+        pretrained = joblib.load(args.load)
+        params = {"loaded": args.load, **pretrained.get_params(deep=False)}
+        params.pop("callbacks", None)
+    else:
+        pretrained = MoCoEmbedder(verbose=True, **params).fit(X)
     pretrain_s = time.perf_counter() - started
     rate = np.mean([h["images_per_s"] for h in pretrained.history_])
     if args.save:
         joblib.dump(pretrained, args.save)
-    random_init = MoCoEmbedder(**{**params, "n_epochs": 0}).fit(X)
+    random_init = MoCoEmbedder(**{**pretrained.get_params(deep=False), "n_epochs": 0}).fit(X)
 
     embeddings = pretrained.transform(X)
     probes = [("MoCo pretrained embeddings", embeddings)]
@@ -104,7 +123,8 @@ def main():
             read = pretrained.heads_["photometry"](torch.as_tensor(embeddings)).numpy()
         probes.append(("photometry head's reading", read))
     joined = {
-        weight: pretrained.set_params(join_photometry=weight).transform(X) for weight in (1.0, 2.0)
+        weight: pretrained.set_params(join_photometry=weight).transform(X)
+        for weight in args.join_weights
     }
     pretrained.set_params(join_photometry=0.0)
     rows = []
