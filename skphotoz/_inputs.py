@@ -492,16 +492,15 @@ def check_redshifts(z, name: str = "y", *, allow_nan: bool = False, advice: str 
         Naming the values, the rule, how many rows break it and the first of them: values
         such as -9999 are missing-value codes, not redshifts.
     """
-    values = np.asarray(z)
-    flat = values.reshape(len(values), -1) if values.ndim > 1 else values.reshape(-1, 1)
-    n_missing = 0 if allow_nan else int(np.count_nonzero(~np.isfinite(flat)))
+    values = np.asarray(z).reshape(-1)
+    n_missing = 0 if allow_nan else int(np.count_nonzero(~np.isfinite(values)))
     if n_missing:
         raise ValueError(f"{name} must be finite; got {n_missing} NaN or infinite values.")
     with np.errstate(invalid="ignore"):
-        bad = np.flatnonzero(((flat <= -1) | np.isinf(flat)).any(axis=1))
+        bad = np.flatnonzero((values <= -1) | np.isinf(values))  # NaN compares False
     if bad.size:
         row = int(bad[0])
-        value = float(np.asarray(flat[row], dtype=np.float64).min())
+        value = float(values[row])
         if advice is None:
             advice = "Mark unknown redshifts NaN." if allow_nan else "Drop those galaxies."
         unlabelled = " or NaN for unlabelled galaxies" if allow_nan else ""

@@ -21,6 +21,7 @@ from sklearn.model_selection import KFold, check_cv
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 
+from ._inputs import take_rows
 from ._validation import HasMethods, Range, Real, integer, validated
 from ._validation import random_state as random_state_constraint
 from .metrics import sigma_mad
@@ -203,8 +204,6 @@ def _uses_unlabelled(estimator) -> bool:
 
 def _rows(X, rows: np.ndarray):
     """Rows of X in that order: a copy for numpy arrays, a lazy view for out-of-core arrays."""
-    from ._inputs import take_rows
-
     if isinstance(X, np.ndarray) or not hasattr(X, "shape"):
         return _safe_indexing(X, rows)
     return take_rows(X, rows)

@@ -159,6 +159,16 @@ def check_stamps(model, model_path, images, archive_path, crop) -> None:
     )
 
 
+def open_for_model(model, model_path, archive_path, *, deredden=None, crop=None):
+    """ARCHIVE opened as ``model`` was fitted on (its remembered preprocessing, else the
+    flags; ``model`` None: the flags), its stamps checked against the model's input shape;
+    returns the archive and the ``deredden``, ``crop`` used."""
+    deredden, crop = preprocessing_options(model, model_path, deredden=deredden, crop=crop)
+    archive = open_checked_archive(archive_path, deredden=deredden, crop=crop)
+    check_stamps(model, model_path, archive.images, archive_path, crop)
+    return archive, deredden, crop
+
+
 def set_runtime(model, args) -> None:
     """Apply --device / --nan-policy to a loaded model when they are given."""
     params = {}

@@ -13,31 +13,16 @@ from ._io import (
     atomic_output,
     check_input_file,
     check_output_path,
-    check_stamps,
     has_column,
     load_model,
-    open_checked_archive,
+    open_for_model,
     output_kind,
-    preprocessing_options,
     progress_bar,
     quantile_names,
     row_chunks,
     save_figure,
     set_runtime,
 )
-
-
-def _open_for(model, args):
-    """The runtime flags applied to ``model``, and ARCHIVE opened as the model was trained on
-    (its remembered preprocessing, else the flags) with its stamps checked against the model;
-    returns the archive and the preprocessing used."""
-    set_runtime(model, args)
-    deredden, crop = preprocessing_options(
-        model, args.model, deredden=args.deredden, crop=args.crop
-    )
-    archive = open_checked_archive(args.archive, deredden=deredden, crop=crop)
-    check_stamps(model, args.model, archive.images, args.archive, crop)
-    return archive, deredden, crop
 
 
 def predict(args) -> int:
@@ -48,7 +33,10 @@ def predict(args) -> int:
     model = load_model(args.model, "MODEL", needs=("predict", "predict_pdf"), expected=needed)
     if not hasattr(model, "redshift_bins_"):
         raise ValueError(f"MODEL {args.model!r} holds a {type(model).__name__}; {needed}.")
-    archive, deredden, crop = _open_for(model, args)
+    set_runtime(model, args)
+    archive, deredden, crop = open_for_model(
+        model, args.model, args.archive, deredden=args.deredden, crop=args.crop
+    )
     images = archive.images
     from ..metrics import pdf_quantiles
 
@@ -112,7 +100,10 @@ def embed(args) -> int:
 
     check_output_path(args.output, inputs={"MODEL": args.model, "ARCHIVE": args.archive})
     embedder = load_model(args.model, "MODEL", needs=("transform",))
-    archive, _, _ = _open_for(embedder, args)
+    set_runtime(embedder, args)
+    archive, _, _ = open_for_model(
+        embedder, args.model, args.archive, deredden=args.deredden, crop=args.crop
+    )
     images = archive.images
     n = len(images)
     spans = row_chunks(n, args.chunk_size)
@@ -273,13 +264,10 @@ def run_search_cli(
     embedder = None
     if embedder_path is not None:
         embedder = load_model(embedder_path, "embedder", needs=("transform",))
-        deredden, crop = preprocessing_options(
-            embedder, embedder_path, deredden=deredden, crop=crop
-        )
-    archive = open_checked_archive(archive_path, crop=crop, deredden=bool(deredden))
+    archive, deredden, crop = open_for_model(
+        embedder, embedder_path, archive_path, deredden=deredden, crop=crop
+    )
     n = archive.images.shape[0]
-    if embedder is not None:
-        check_stamps(embedder, embedder_path, archive.images, archive_path, crop)
     query_index = _query_row(archive, archive_path, query_index, objid)
     check_value("run_search_cli", "query_index", query_index, [integer(0)])
     if not 0 <= query_index < n:

@@ -12,10 +12,9 @@ import os
 
 from ._io import (
     check_output_path,
-    check_stamps,
     load_model,
     open_checked_archive,
-    preprocessing_options,
+    open_for_model,
     progress_bar,
     row_chunks,
     say,
@@ -145,8 +144,7 @@ def fit_photoz(args) -> int:
     from ..metrics import photoz_report
 
     check_output_path(args.output, inputs={"ARCHIVE": args.archive, "--encoder": args.encoder})
-    deredden, crop = args.deredden, args.crop
-    encoder = None
+    encoder = embedder = None
     if args.encoder is not None:
         needed = "a fitted MoCoEmbedder (from `skphotoz pretrain`) is needed"
         embedder = load_model(args.encoder, "--encoder", needs=("transform",), expected=needed)
@@ -154,11 +152,10 @@ def fit_photoz(args) -> int:
             raise ValueError(
                 f"--encoder {args.encoder!r} holds a {type(embedder).__name__}; {needed}."
             )
-        deredden, crop = preprocessing_options(embedder, args.encoder, deredden=deredden, crop=crop)
         encoder = os.path.abspath(args.encoder)
-    archive = open_checked_archive(args.archive, deredden=bool(deredden), crop=crop)
-    if args.encoder is not None:
-        check_stamps(embedder, args.encoder, archive.images, args.archive, crop)
+    archive, _, _ = open_for_model(
+        embedder, args.encoder, args.archive, deredden=args.deredden, crop=args.crop
+    )
     z = _labelled_redshifts(archive, args.archive)
     labelled = np.flatnonzero(~np.isnan(z))
     rng = np.random.default_rng(args.seed)
