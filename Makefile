@@ -37,7 +37,7 @@ test-minimum:
 	$(PYTHON) .ci/minimum_versions.py > $(MIN_VENV)/constraints.txt
 	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/constraints.txt -e . \
 		"pytest>=7.4" "hypothesis>=6.80" "psutil>=5.9"
-	$(MIN_VENV)/bin/python -m pip list 2>/dev/null | grep -iE '^(numpy|scipy|scikit-learn|joblib|h5py|tqdm|torch|torchvision) '
+	$(MIN_VENV)/bin/python -m pip list 2>/dev/null | grep -iE '^(numpy|scipy|scikit-learn|joblib|skops|h5py|tqdm|torch|torchvision) '
 	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider $(MIN_TESTS)
 
 bench: $(STAMP)

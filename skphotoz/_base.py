@@ -33,6 +33,7 @@ from .nn import Encoder, GalaxyAugment, VectorAugment, distributed
 from .nn.backbones import build_backbone
 from .nn.callbacks import Checkpoint, ProgressTable
 from .nn.engine import TrainConfig, Trainer, predict, resolve_device
+from .nn.portable import pack_modules, unpack_modules
 from .nn.scaling import input_scaling
 
 # What the training loop calls on each callback.
@@ -375,6 +376,19 @@ class NetworkEstimator(FixedAfterFit, BaseEstimator):
                 ) from error
             raise
         return trainer
+
+    # -- persistence -----------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """The state that pickle, joblib and skops store: the torch modules as one array of
+        bytes that only network layers can be read from (:mod:`skphotoz.nn.portable`), a
+        ``torch.device`` parameter as its name."""
+        state = dict(super().__getstate__())  # a copy: BaseEstimator may give __dict__
+        if isinstance(state.get("device"), torch.device):
+            state["device"] = str(state["device"])
+        return pack_modules(state)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(unpack_modules(dict(state), type(self).__name__))
 
     def _run_parameters(self) -> dict[str, str]:
         """The parameters that shape what a fit learns, as strings for the fingerprint."""

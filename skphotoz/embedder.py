@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import joblib
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -568,27 +567,43 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
 
 
 def fitted_embedder(encoder):
-    """The fitted MoCoEmbedder inside ``encoder`` (frozen, or loaded from a joblib file), else
-    None: how :class:`~skphotoz.PhotoZRegressor` reads its ``encoder`` parameter."""
+    """The fitted MoCoEmbedder inside ``encoder`` (frozen, or loaded from a skops file), else
+    None: how :class:`~skphotoz.PhotoZRegressor` reads its ``encoder`` parameter.
+
+    A path is loaded with :func:`skphotoz.io.load`, which refuses pickles (they run code when
+    loaded): a trusted joblib file is loaded by the caller and given as the object.
+    """
     if isinstance(encoder, str | os.PathLike):
-        if not os.path.isfile(encoder):
+        from .exceptions import UntrustedFileError
+        from .io import load
+
+        path = os.fspath(encoder)
+        if not os.path.isfile(path):
             hint = (
-                f" (a backbone name: did you mean backbone={encoder!r}?)"
-                if encoder in ("resnet18", "resnet34", "resnet50", "mlp", "auto")
+                f" (a backbone name: did you mean backbone={path!r}?)"
+                if path in ("resnet18", "resnet34", "resnet50", "mlp", "auto")
                 else ""
             )
             raise FileNotFoundError(
-                f"encoder={os.fspath(encoder)!r} is not a file{hint}; encoder takes None, a "
+                f"encoder={path!r} is not a file{hint}; encoder takes None, a "
                 f"MoCoEmbedder, a FrozenEstimator of a fitted one, or the path of one saved "
-                f"with joblib.dump."
+                f"with skphotoz.io.dump (or `skphotoz pretrain`)."
             )
         try:
-            encoder = joblib.load(encoder)
-        except Exception as error:  # noqa: BLE001 - pickle raises many kinds
+            encoder = load(path)
+        except UntrustedFileError as error:
+            if error.types:
+                raise UntrustedFileError(f"encoder={path!r}: {error}", error.types) from None
+            raise UntrustedFileError(
+                f"encoder={path!r} is a pickle (joblib) file: a pickle runs any code it "
+                f"carries when it is loaded, so skphotoz does not load one from a path. If you "
+                f"trust whoever wrote it, pass the loaded embedder, frozen: "
+                f"encoder=FrozenEstimator(skphotoz.io.load({path!r}, trusted=True)) "
+                f"(sklearn.frozen)."
+            ) from None
+        except ValueError as error:
             raise ValueError(
-                f"encoder={os.fspath(encoder)!r} could not be loaded as a saved MoCoEmbedder "
-                f"(joblib.load failed: {type(error).__name__}: {error}); give the path of a "
-                f"file written by joblib.dump(embedder, path)."
+                f"encoder={path!r} could not be loaded as a saved MoCoEmbedder: {error}"
             ) from error
     inner = getattr(encoder, "estimator", encoder)  # sklearn.frozen.FrozenEstimator
     if isinstance(inner, MoCoEmbedder) and hasattr(inner, "moco_"):

@@ -61,6 +61,9 @@ _AUTO_MIN_EPOCHS = 30
 # Upper end of z_range.
 _MAX_Z = 100.0
 
+# What ``embedder_`` is stored as when it is the ``encoder`` given (see __getstate__).
+_SAME_AS_ENCODER = "<the encoder parameter>"
+
 
 class PhotoZRegressor(RegressorMixin, NetworkEstimator):
     """Redshift regressor over galaxy images or feature vectors, with redshift PDFs.
@@ -73,8 +76,11 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
       ``redshift_weight > 0`` its redshift term also learns from the labelled rows), then
       fine-tunes on the labelled rows;
     - a fitted embedder, wrapped in :class:`sklearn.frozen.FrozenEstimator` or given as the
-      path of its joblib file: a copy of its weights is fine-tuned; ``clone`` and
-      cross-validation never pretrain it again, and the given embedder is never modified.
+      path of its skops file (:func:`skphotoz.io.dump`; a pickle is refused, since loading
+      one runs its code: pass a trusted one as
+      ``FrozenEstimator(skphotoz.io.load(path, trusted=True))``): a copy of its weights is
+      fine-tuned; ``clone`` and cross-validation never pretrain it again, and the given
+      embedder is never modified.
       (A fitted embedder passed bare is cloned, hence refitted, by scikit-learn's
       cross-validation: freeze it.)
 
@@ -366,6 +372,22 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.point_estimate = point_estimate
         self.test_time_augmentation = test_time_augmentation
+
+    # ------------------------------------------------------------ persistence
+    def __getstate__(self) -> dict:
+        # A fitted embedder given as ``encoder`` is also ``embedder_``: pickle stores it once,
+        # skops would store it twice (two copies of its networks), so it is stored by name.
+        state = super().__getstate__()
+        embedder = state.get("embedder_")
+        if embedder is not None and embedder is getattr(self.encoder, "estimator", self.encoder):
+            state = {**state, "embedder_": _SAME_AS_ENCODER}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("embedder_"), str) and state["embedder_"] == _SAME_AS_ENCODER:
+            encoder = state.get("encoder")
+            state = {**state, "embedder_": getattr(encoder, "estimator", encoder)}
+        super().__setstate__(state)
 
     # ------------------------------------------------------------------ fit
     @fit_context(prefer_skip_nested_validation=False)

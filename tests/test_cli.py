@@ -16,7 +16,7 @@ def test_simulate_pretrain_embed(tmp_path, capsys):
     assert bunch.images.shape == (24, 5, 32, 32)
     assert np.all((bunch.redshift > 0) & (bunch.redshift < 0.5))
 
-    model = tmp_path / "emb.joblib"
+    model = tmp_path / "emb.skops"
     args = ["pretrain", str(archive), "--output", str(model), "--epochs", "1", "--batch-size", "8"]
     assert main([*args, "--device", "cpu", "--deredden"]) == 0
     out = tmp_path / "emb.npy"
@@ -246,7 +246,7 @@ def test_errors_are_one_line_with_exit_status_1(tmp_path, capsys):
     assert main(["pretrain", str(junk), "--output", str(tmp_path / "e.joblib")]) == 1
     assert "is not an HDF5 file" in _error_line(capsys, "pretrain")
     assert main(["embed", str(junk), str(junk), "--output", str(tmp_path / "e.npy")]) == 1
-    assert "could not be loaded as a model saved with joblib" in _error_line(capsys, "embed")
+    assert "is not a model file: neither a skops file" in _error_line(capsys, "embed")
     # The output folder is checked before any work is done.
     args = ["fit-photoz", str(junk), "--output", str(tmp_path / "no" / "m.joblib")]
     assert main(args) == 1

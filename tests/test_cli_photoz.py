@@ -9,10 +9,10 @@ tests check the mechanics of the command line, not the quality of the redshifts.
 import csv
 
 import h5py
-import joblib
 import numpy as np
 import pytest
 
+from skphotoz import io as skio
 from skphotoz.cli import main
 from skphotoz.data import HDF5Images, open_archive, write_archive
 
@@ -48,7 +48,7 @@ def run(tmp_path_factory):
     """The acceptance path, once: ingest -> pretrain -> fit-photoz -> predict."""
     folder = tmp_path_factory.mktemp("cli")
     objid, z = _cube_and_catalog(folder)
-    paths = {name: str(folder / name) for name in ("a.h5", "emb.joblib", "m.joblib", "p.csv")}
+    paths = {name: str(folder / name) for name in ("a.h5", "emb.skops", "m.skops", "p.csv")}
     printed = {}
 
     def step(name, argv):
@@ -65,16 +65,16 @@ def run(tmp_path_factory):
     )
     step(
         "pretrain",
-        ["pretrain", paths["a.h5"], "--output", paths["emb.joblib"], *TRAIN]
+        ["pretrain", paths["a.h5"], "--output", paths["emb.skops"], *TRAIN]
         + ["--deredden", "--crop", str(CROP), "--nan-policy", "fill", "--quiet"],
     )
     step(
         "fit-photoz",
-        ["fit-photoz", paths["a.h5"], "--encoder", paths["emb.joblib"]]
-        + ["--output", paths["m.joblib"], *TRAIN, "--nan-policy", "fill", "--holdout", "0.25"]
+        ["fit-photoz", paths["a.h5"], "--encoder", paths["emb.skops"]]
+        + ["--output", paths["m.skops"], *TRAIN, "--nan-policy", "fill", "--holdout", "0.25"]
         + ["--quiet"],
     )
-    step("predict", ["predict", paths["m.joblib"], paths["a.h5"], "--output", paths["p.csv"]])
+    step("predict", ["predict", paths["m.skops"], paths["a.h5"], "--output", paths["p.csv"]])
     return dict(folder=folder, objid=objid, z=z, printed=printed, **paths)
 
 
@@ -111,7 +111,7 @@ def test_cube_and_csv_to_redshift_predictions(run):
     assert archive.images.shape == (N, 5, SIZE, SIZE)
     np.testing.assert_array_equal(archive.objid, run["objid"])
     # The embedder and the regressor remember how the archive was read.
-    embedder, model = joblib.load(run["emb.joblib"]), joblib.load(run["m.joblib"])
+    embedder, model = skio.load(run["emb.skops"]), skio.load(run["m.skops"])
     assert embedder.preprocessing_ == {"deredden": True, "crop": CROP}
     assert model.preprocessing_ == {"deredden": True, "crop": CROP}
     assert printed["pretrain"].startswith("saved ")  # --quiet: no table
@@ -130,13 +130,13 @@ def test_cube_and_csv_to_redshift_predictions(run):
 
 def test_predict_hdf5_in_chunks_with_pdfs(run, tmp_path, capsys):
     out = tmp_path / "p.h5"
-    argv = ["predict", run["m.joblib"], run["a.h5"], "--output", str(out), "--pdf"]
+    argv = ["predict", run["m.skops"], run["a.h5"], "--output", str(out), "--pdf"]
     assert main([*argv, "--chunk-size", "5", "--quantiles", "0.05,0.5,0.95", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""  # --quiet: no progress bar
     assert captured.out.startswith(f"wrote redshifts of {N} galaxies")
     table = _read_csv(run["p.csv"])
-    model = joblib.load(run["m.joblib"])
+    model = skio.load(run["m.skops"])
     with h5py.File(out, "r") as f:
         assert {"row", "objid", "z_pred", "z_q5", "z_q50", "z_q95", "redshift", "pdf"} <= set(f)
         np.testing.assert_allclose(f["z_pred"][...], table["z_pred"], rtol=1e-6)
@@ -149,7 +149,7 @@ def test_predict_hdf5_in_chunks_with_pdfs(run, tmp_path, capsys):
 
 
 def test_predict_refuses_flags_that_contradict_the_model(run, tmp_path, capsys):
-    base = ["predict", run["m.joblib"], run["a.h5"], "--output", str(tmp_path / "p.csv")]
+    base = ["predict", run["m.skops"], run["a.h5"], "--output", str(tmp_path / "p.csv")]
     assert main([*base, "--no-deredden"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("skphotoz predict: error: --no-deredden conflicts with")
@@ -157,30 +157,30 @@ def test_predict_refuses_flags_that_contradict_the_model(run, tmp_path, capsys):
     assert main([*base, "--crop", "10"]) == 1
     assert "--crop 10 conflicts with" in capsys.readouterr().err
     # An embedder is not a photo-z model.
-    assert main(["predict", run["emb.joblib"], run["a.h5"], "--output", base[-1]]) == 1
+    assert main(["predict", run["emb.skops"], run["a.h5"], "--output", base[-1]]) == 1
     assert "a fitted PhotoZRegressor" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
 
 
 def test_fit_photoz_refuses_a_flag_that_contradicts_the_encoder(run, tmp_path, capsys):
-    argv = ["fit-photoz", run["a.h5"], "--encoder", run["emb.joblib"]]
-    assert main([*argv, "--output", str(tmp_path / "m.joblib"), "--crop", "8"]) == 1
+    argv = ["fit-photoz", run["a.h5"], "--encoder", run["emb.skops"]]
+    assert main([*argv, "--output", str(tmp_path / "m.skops"), "--crop", "8"]) == 1
     assert "--crop 8 conflicts with" in capsys.readouterr().err
 
 
 def test_embed_reads_the_archive_as_the_embedder_was_fitted(run, tmp_path, capsys):
-    embedder = joblib.load(run["emb.joblib"])
+    embedder = skio.load(run["emb.skops"])
     expected = embedder.transform(HDF5Images(run["a.h5"], deredden=True, crop=CROP))
     npy, h5 = tmp_path / "e.npy", tmp_path / "e.h5"
-    assert main(["embed", run["emb.joblib"], run["a.h5"], "--output", str(npy)]) == 0
+    assert main(["embed", run["emb.skops"], run["a.h5"], "--output", str(npy)]) == 0
     np.testing.assert_allclose(np.load(npy), expected, rtol=1e-5, atol=1e-6)
-    argv = ["embed", run["emb.joblib"], run["a.h5"], "--output", str(h5), "--chunk-size", "6"]
+    argv = ["embed", run["emb.skops"], run["a.h5"], "--output", str(h5), "--chunk-size", "6"]
     assert main(argv) == 0
     with h5py.File(h5, "r") as f:
         np.testing.assert_allclose(f["embeddings"][...], expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(f["objid"][...], run["objid"])
     capsys.readouterr()
-    assert main(["embed", run["emb.joblib"], run["a.h5"], "--output", str(npy), "--no-deredden"])
+    assert main(["embed", run["emb.skops"], run["a.h5"], "--output", str(npy), "--no-deredden"])
     assert "--no-deredden conflicts with" in capsys.readouterr().err
 
 
@@ -205,7 +205,7 @@ def test_search_by_objid(run, tmp_path, capsys):
 
 
 def test_search_with_the_model_reads_the_archive_as_it_was_fitted(run, capsys):
-    argv = ["search", run["a.h5"], "4", "--model", run["emb.joblib"], "-k", "2", "--device", "cpu"]
+    argv = ["search", run["a.h5"], "4", "--model", run["emb.skops"], "-k", "2", "--device", "cpu"]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("query #4") and len(lines) == 4
@@ -214,13 +214,13 @@ def test_search_with_the_model_reads_the_archive_as_it_was_fitted(run, capsys):
 
 
 def test_fit_photoz_from_scratch_scores_on_the_training_rows(run, tmp_path, capsys):
-    out = tmp_path / "scratch.joblib"
+    out = tmp_path / "scratch.skops"
     argv = ["fit-photoz", run["a.h5"], "--output", str(out), *TRAIN, "--nan-policy", "fill"]
     assert main([*argv, "--crop", str(CROP)]) == 0
     printed = capsys.readouterr().out
     assert f"training on {N - len(UNLABELLED)} labelled galaxies of {N}, from scratch" in printed
     assert "training galaxies (optimistic" in printed
-    model = joblib.load(out)
+    model = skio.load(out)
     assert model.encoder is None
     assert model.preprocessing_ == {"deredden": False, "crop": CROP}
 
@@ -230,17 +230,17 @@ def test_ingest_keeps_an_existing_archive_and_predict_without_quantiles(run, tmp
     assert main(argv) == 1
     assert "--overwrite" in capsys.readouterr().err
     out = tmp_path / "p.csv"
-    argv = ["predict", run["m.joblib"], run["a.h5"], "--output", str(out), "--quantiles", "none"]
+    argv = ["predict", run["m.skops"], run["a.h5"], "--output", str(out), "--quantiles", "none"]
     assert main([*argv, "--chunk-size", "100"]) == 0
     assert list(_read_csv(out)) == ["row", "objid", "z_pred", "redshift"]
 
 
 def test_fit_photoz_with_photometry_trains_and_predicts_a_hybrid(run, tmp_path, capsys):
-    out = tmp_path / "hybrid.joblib"
+    out = tmp_path / "hybrid.skops"
     argv = ["fit-photoz", run["a.h5"], "--output", str(out), *TRAIN, "--nan-policy", "fill"]
     assert main([*argv, "--photometry", "--bottleneck", "3"]) == 0
     capsys.readouterr()
-    model = joblib.load(out)
+    model = skio.load(out)
     assert model.photometry is True and model.bottleneck == 3
     assert model.model_.encoder.out_features == 3 + 11
     predictions = tmp_path / "hybrid.csv"
@@ -252,8 +252,8 @@ def test_fit_photoz_with_photometry_trains_and_predicts_a_hybrid(run, tmp_path, 
 def test_cli_fit_photoz_refuses_impossible_redshifts_before_training(tmp_path, capsys):
     z = np.array([0.1, -9999.0, 0.2, 0.3])
     write_archive(tmp_path / "a.h5", np.ones((4, 5, 8, 8)), z)
-    argv = ["fit-photoz", str(tmp_path / "a.h5"), "--output", str(tmp_path / "m.joblib")]
+    argv = ["fit-photoz", str(tmp_path / "a.h5"), "--output", str(tmp_path / "m.skops")]
     assert main([*argv, "--device", "cpu", "--epochs", "1"]) == 1
     err = capsys.readouterr().err  # was: trained, then failed in the score's z_spec check
     assert "redshift must be > -1 (1 + z > 0) or NaN for unlabelled galaxies; 1 row(s)" in err
-    assert "e.g. row 1 is -9999" in err and not (tmp_path / "m.joblib").exists()
+    assert "e.g. row 1 is -9999" in err and not (tmp_path / "m.skops").exists()

@@ -10,7 +10,9 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_
 from sklearn.preprocessing import StandardScaler
 
 from skphotoz import MoCoEmbedder, PhotoZRegressor
+from skphotoz import io as skio
 from skphotoz.datasets import load_sdss_catalog, make_sdss_galaxies
+from skphotoz.exceptions import UntrustedFileError
 from skphotoz.metrics import PHOTOZ_SCORING, sigma_mad, sigma_mad_scorer
 
 
@@ -182,9 +184,17 @@ def test_nan_labelled_rows_reach_pretraining_only(photometry, monkeypatch):
 
 def test_encoder_from_a_saved_embedder(photometry, frozen_embedder, tmp_path):
     X, z = photometry
-    path = tmp_path / "embedder.joblib"
-    joblib.dump(frozen_embedder, path)
+    path = tmp_path / "embedder.skops"
+    skio.dump(frozen_embedder, path)
     model = _fast(encoder=str(path)).fit(X[:100], z[:100])
+    assert model.predict(X[:5]).shape == (5,)
+    # A pickle runs code when loaded: refused from a path, with the way to load a trusted one.
+    pickled = tmp_path / "embedder.joblib"
+    joblib.dump(frozen_embedder, pickled)
+    with pytest.raises(UntrustedFileError, match=r"pickle.*FrozenEstimator\(skphotoz\.io\.load"):
+        _fast(encoder=str(pickled)).fit(X[:100], z[:100])
+    trusted = FrozenEstimator(skio.load(pickled, trusted=True))
+    model = _fast(encoder=trusted).fit(X[:100], z[:100])
     assert model.predict(X[:5]).shape == (5,)
 
 

@@ -2,7 +2,7 @@
 opened with errors that name the file, the preprocessing a model remembers, and the writers of
 outputs (CSV/HDF5 tables, written to ``FILE.partial`` and renamed when complete).
 
-Only the standard library is imported here; numpy, h5py, joblib and scikit-learn are imported
+Only the standard library is imported here; numpy, h5py, skops, joblib and scikit-learn are imported
 by the functions that use them.
 """
 
@@ -74,19 +74,29 @@ def open_checked_archive(path, *, crop=None, deredden=False):
     return open_archive(path, crop=crop, deredden=deredden)
 
 
-def load_model(path, what: str, *, needs: tuple[str, ...] = (), expected: str = ""):
-    """Load a joblib model file, checking that it is fitted and has the methods ``needs``
-    (``expected`` says what kind of model the command needs)."""
+def load_model(
+    path, what: str, *, trusted: bool = False, needs: tuple[str, ...] = (), expected: str = ""
+):
+    """Load a model file with :func:`skphotoz.io.load`, checking that it is fitted and has
+    the methods ``needs`` (``expected`` says what kind of model the command needs).
+
+    A pickle (joblib) file loads only with ``trusted`` (``--trust``): loading one runs the
+    code it carries.
+    """
     check_input_file(path, what)
-    import joblib
+    from ..exceptions import UntrustedFileError
+    from ..io import load
 
     try:
-        model = joblib.load(path)
-    except Exception as error:  # a damaged or foreign pickle fails in any of many ways
-        raise ValueError(
-            f"{what} {os.fspath(path)!r} could not be loaded as a model saved with joblib "
-            f"({type(error).__name__}: {error})."
-        ) from error
+        model = load(path, trusted=trusted)
+    except UntrustedFileError as error:
+        if error.types:
+            raise UntrustedFileError(f"{what}: {error}", error.types) from None
+        raise UntrustedFileError(
+            f"{what} {os.fspath(path)!r} is a pickle (joblib) file: a pickle runs any code it "
+            f"carries when it is loaded. Add --trust if you trust whoever wrote it (and save "
+            f"models as .skops files, which cannot run code, to share them)."
+        ) from None
     missing = [name for name in needs if not callable(getattr(model, name, None))]
     if missing:
         raise ValueError(
@@ -103,6 +113,22 @@ def load_model(path, what: str, *, needs: tuple[str, ...] = (), expected: str = 
             f"{what} {os.fspath(path)!r} holds an unfitted {type(model).__name__}."
         ) from error
     return model
+
+
+def save_model(model, path) -> str:
+    """Write ``model`` to ``path``: a skops file (safe to share), or a joblib pickle when the
+    name ends in .joblib, .pkl or .pickle; written to ``FILE.partial`` and renamed when
+    complete. Returns the format written."""
+    from ..io import PICKLE_SUFFIXES, dump
+
+    if os.fspath(path).lower().endswith(PICKLE_SUFFIXES):
+        import joblib
+
+        with atomic_output(path) as partial:
+            joblib.dump(model, partial)
+        return "joblib"
+    dump(model, path)
+    return "skops"
 
 
 def has_column(archive, name: str) -> bool:

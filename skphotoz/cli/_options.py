@@ -181,6 +181,15 @@ def add_preprocessing(parser, *, model: str | None) -> None:
     )  # fmt: skip
 
 
+def add_trust(parser, model: str) -> None:
+    """--trust: allow ``model`` to be a pickle (joblib) file, which runs code when loaded."""
+    parser.add_argument(
+        "--trust", action="store_true",
+        help=f"allow {model} to be a joblib/pickle file: loading a pickle runs any code it "
+        "carries, so only for files from someone you trust (.skops files need no --trust)",
+    )  # fmt: skip
+
+
 def add_nan_policy(parser, default_text: str) -> None:
     parser.add_argument(
         "--nan-policy", choices=["raise", "fill"], default=None,

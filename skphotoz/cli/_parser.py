@@ -18,6 +18,7 @@ from ._options import (
     add_nan_policy,
     add_preprocessing,
     add_training_options,
+    add_trust,
     column_option,
     epochs_option,
     fraction_option,
@@ -26,6 +27,8 @@ from ._options import (
     weight_option,
 )
 
+#: What a model file written by a command is.
+MODEL_FILE = "a .skops file (safe to share), or a joblib pickle if it ends in .joblib or .pkl"
 #: Commands that read options from ``--config FILE.toml`` (the long-running ones).
 CONFIG_COMMANDS = ("ingest", "simulate", "pretrain", "fit-photoz", "predict", "embed")
 
@@ -37,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-supervised photometric redshifts from ugriz galaxy images.",
         epilog="From a channels-last cube and a CSV catalogue to redshifts:\n"
         "  skphotoz ingest cube.npy --catalog cat.csv --output galaxies.h5\n"
-        "  skphotoz pretrain galaxies.h5 --output embedder.joblib\n"
-        "  skphotoz fit-photoz galaxies.h5 --encoder embedder.joblib --output photoz.joblib\n"
-        "  skphotoz predict photoz.joblib galaxies.h5 --output redshifts.csv\n"
+        "  skphotoz pretrain galaxies.h5 --output embedder.skops\n"
+        "  skphotoz fit-photoz galaxies.h5 --encoder embedder.skops --output photoz.skops\n"
+        "  skphotoz predict photoz.skops galaxies.h5 --output redshifts.csv\n"
         "Run `skphotoz COMMAND --help` for the options of a command.",
         formatter_class=HelpFormatter,
     )
@@ -112,11 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "pretrain",
         "self-supervised (MoCo) pretraining of an image embedder on an HDF5 archive",
-        "Pretrain a MoCoEmbedder on every galaxy of an archive, labelled or not, and save it "
-        "with joblib. Options left out take the preset's value, else the estimator's default.",
+        "Pretrain a MoCoEmbedder on every galaxy of an archive, labelled or not, and save it. "
+        "Options left out take the preset's value, else the estimator's default.",
     )
     p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive (from ingest or simulate)")
-    p.add_argument("--output", required=True, help="joblib file of the fitted embedder (required)")
+    p.add_argument("--output", required=True, help=f"the fitted embedder: {MODEL_FILE} (required)")
     # The names of MOCO_PRESETS, spelled out so that --help does not import torch.
     p.add_argument(
         "--preset", choices=["published", "published-photometry"], default=None,
@@ -145,13 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         "train a photo-z regressor on the galaxies of an archive that have a redshift",
         "Fit a PhotoZRegressor on the archive's galaxies with a finite redshift (the images "
         "stay on disk), fine-tuning a pretrained embedder (--encoder) or from scratch, save it "
-        "with joblib and print its σ_MAD. Options left out take the estimator's default.",
+        "and print its σ_MAD. Options left out take the estimator's default.",
     )
     p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive with a redshift column")
-    p.add_argument("--output", required=True, help="joblib file of the fitted model (required)")
+    p.add_argument("--output", required=True, help=f"the fitted model: {MODEL_FILE} (required)")
     p.add_argument(
         "--encoder", default=None,
-        help="joblib file of a MoCoEmbedder from `skphotoz pretrain` to fine-tune; its "
+        help="model file of a MoCoEmbedder from `skphotoz pretrain` to fine-tune; its "
         "dereddening and crop are used (default: none, train from scratch)",
     )  # fmt: skip
     add_training_options(
@@ -185,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"optimizer steps of --epochs auto (fewer: quicker, rougher) {ESTIMATORS_DEFAULT}",
     )  # fmt: skip
     add_preprocessing(p, model="--encoder")
+    add_trust(p, "--encoder")
     p.add_argument(
         "--holdout", type=fraction_option, default=0.0,
         help="fraction of the labelled galaxies kept out of training to score the model on; "
@@ -204,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "PDF quantiles (z_q16, z_q50, z_q84 by default) and the archive's redshift (when it "
         "has one) to CSV or HDF5.",
     )
-    p.add_argument("model", metavar="MODEL", help="joblib file from `skphotoz fit-photoz`")
+    p.add_argument("model", metavar="MODEL", help="model file from `skphotoz fit-photoz`")
     p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive of the galaxies to predict")
     p.add_argument("--output", required=True, help="output file: .csv, or .h5/.hdf5 (required)")
     p.add_argument(
@@ -220,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="galaxies predicted at a time (bounds the memory used)",
     )  # fmt: skip
     add_preprocessing(p, model="MODEL")
+    add_trust(p, "MODEL")
     add_device(p, default=None, default_text="the model's own setting")
     add_nan_policy(p, "the model's own")
 
@@ -230,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Embed every galaxy of an archive with a fitted embedder, in chunks, opening the "
         "archive as the embedder was fitted (dereddening, crop).",
     )
-    p.add_argument("model", metavar="MODEL", help="joblib file from `skphotoz pretrain`")
+    p.add_argument("model", metavar="MODEL", help="model file from `skphotoz pretrain`")
     p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive")
     p.add_argument(
         "--output", required=True,
@@ -241,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-size", type=int_at_least(1), default=4096, help="galaxies embedded at a time"
     )
     add_preprocessing(p, model="MODEL")
+    add_trust(p, "MODEL")
     add_device(p, default=None, default_text="the model's own setting")
     add_nan_policy(p, "the model's own")
 
@@ -270,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument(
         "--model", default=None,
-        help="joblib file of a fitted embedder; the archive is opened as it was fitted "
+        help="model file of a fitted embedder; the archive is opened as it was fitted "
         "(or give --embeddings)",
     )  # fmt: skip
     p.add_argument(
@@ -280,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", default=None, help="PNG of the query and its neighbours (default: none)"
     )
     add_preprocessing(p, model="--model")
+    add_trust(p, "--model")
     p.add_argument(
         "--metric", choices=["cosine", "dot"], default="cosine", help="similarity measure"
     )

@@ -30,7 +30,9 @@ def predict(args) -> int:
 
     check_output_path(args.output, inputs={"MODEL": args.model, "ARCHIVE": args.archive})
     needed = "a fitted PhotoZRegressor (from `skphotoz fit-photoz`) is needed"
-    model = load_model(args.model, "MODEL", needs=("predict", "predict_pdf"), expected=needed)
+    model = load_model(
+        args.model, "MODEL", trusted=args.trust, needs=("predict", "predict_pdf"), expected=needed
+    )
     if not hasattr(model, "redshift_bins_"):
         raise ValueError(f"MODEL {args.model!r} holds a {type(model).__name__}; {needed}.")
     set_runtime(model, args)
@@ -99,7 +101,7 @@ def embed(args) -> int:
     import numpy as np
 
     check_output_path(args.output, inputs={"MODEL": args.model, "ARCHIVE": args.archive})
-    embedder = load_model(args.model, "MODEL", needs=("transform",))
+    embedder = load_model(args.model, "MODEL", trusted=args.trust, needs=("transform",))
     set_runtime(embedder, args)
     archive, _, _ = open_for_model(
         embedder, args.model, args.archive, deredden=args.deredden, crop=args.crop
@@ -202,6 +204,7 @@ def run_search_cli(
     backend: str = "torch",
     device: str = "auto",
     quiet: bool = False,
+    trust: bool = False,
 ):
     """Search an HDF5 archive for the galaxies most similar to one of its galaxies.
 
@@ -222,8 +225,9 @@ def run_search_cli(
     embeddings_path : str or path-like, optional
         ``.npy`` file of shape (n_samples, d), one row per archive galaxy, memory-mapped.
     embedder_path : str or path-like, optional
-        ``joblib`` pickle of a fitted transformer (e.g. :class:`skphotoz.MoCoEmbedder`) that
-        embeds the archive images; used when ``embeddings_path`` is not given. The archive is
+        Model file (skops, or a joblib pickle with ``trust``) of a fitted transformer (e.g.
+        :class:`skphotoz.MoCoEmbedder`) that embeds the archive images; used when
+        ``embeddings_path`` is not given. The archive is
         opened with the dereddening and crop the embedder was fitted with (its
         ``preprocessing_``).
     output_png : str or path-like, optional
@@ -238,6 +242,9 @@ def run_search_cli(
         See :class:`skphotoz.search.SimilaritySearch`.
     quiet : bool, default=False
         Print nothing (the neighbours are in the returned Bunch).
+    trust : bool, default=False
+        Allow ``embedder_path`` to be a pickle, which runs any code it carries when loaded
+        (``--trust``).
 
     Returns
     -------
@@ -263,7 +270,7 @@ def run_search_cli(
         )
     embedder = None
     if embedder_path is not None:
-        embedder = load_model(embedder_path, "embedder", needs=("transform",))
+        embedder = load_model(embedder_path, "embedder", trusted=trust, needs=("transform",))
     archive, deredden, crop = open_for_model(
         embedder, embedder_path, archive_path, deredden=deredden, crop=crop
     )
@@ -272,6 +279,17 @@ def run_search_cli(
     check_value("run_search_cli", "query_index", query_index, [integer(0)])
     if not 0 <= query_index < n:
         raise ValueError(f"query_index must be in [0, {n - 1}]; got {query_index}.")
+    check_value("run_search_cli", "n_neighbors", n_neighbors, [integer(1)])
+    if n_neighbors > n - 1:
+        import warnings
+
+        warnings.warn(
+            f"n_neighbors (-k) is {n_neighbors}, but {os.fspath(archive_path)!r} holds only "
+            f"{n - 1} galaxies besides the query: listing all {n - 1}.",
+            UserWarning,
+            stacklevel=2,
+        )
+        n_neighbors = n - 1
     if embeddings_path is not None:
         check_input_file(embeddings_path, "embeddings")
         X = _load_embeddings(embeddings_path)
@@ -331,5 +349,6 @@ def search(args) -> int:
         metric=args.metric,
         backend=args.backend,
         device=args.device,
+        trust=args.trust,
     )
     return 0

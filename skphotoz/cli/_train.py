@@ -8,8 +8,6 @@ when the command runs, so that no default is copied into the command line.
 
 from __future__ import annotations
 
-import os
-
 from ._io import (
     check_output_path,
     load_model,
@@ -17,6 +15,7 @@ from ._io import (
     open_for_model,
     progress_bar,
     row_chunks,
+    save_model,
     say,
 )
 from ._options import TRAINING_OPTIONS
@@ -61,7 +60,7 @@ def pretrain_params(args) -> dict:
 
 def fit_photoz_params(args, encoder=None) -> dict:
     """The parameters of the PhotoZRegressor that ``skphotoz fit-photoz`` fits: the options
-    given, else the estimator's defaults; ``encoder`` is the path of the embedder to fine-tune,
+    given, else the estimator's defaults; ``encoder`` is the fitted embedder to fine-tune,
     whose architecture makes ``--backbone`` and ``--stem`` moot."""
     from .. import PhotoZRegressor
 
@@ -77,8 +76,6 @@ def fit_photoz_params(args, encoder=None) -> dict:
 
 
 def pretrain(args) -> int:
-    import joblib
-
     from .. import MoCoEmbedder
 
     check_output_path(args.output, inputs={"ARCHIVE": args.archive})
@@ -98,7 +95,7 @@ def pretrain(args) -> int:
         labels = archive.redshift
     embedder.fit(archive.images, labels)
     if getattr(args, "main_process", True):  # under torchrun, rank 0 alone
-        joblib.dump(embedder, args.output)
+        save_model(embedder, args.output)
         print(f"saved {args.output}; final loss {embedder.history_[-1]['loss']:.4f}")
     return 0
 
@@ -137,7 +134,6 @@ def _predict_rows(model, images, rows, chunk_size: int, args, description: str):
 
 
 def fit_photoz(args) -> int:
-    import joblib
     import numpy as np
 
     from .. import PhotoZRegressor
@@ -147,12 +143,14 @@ def fit_photoz(args) -> int:
     encoder = embedder = None
     if args.encoder is not None:
         needed = "a fitted MoCoEmbedder (from `skphotoz pretrain`) is needed"
-        embedder = load_model(args.encoder, "--encoder", needs=("transform",), expected=needed)
+        embedder = load_model(
+            args.encoder, "--encoder", trusted=args.trust, needs=("transform",), expected=needed
+        )
         if not hasattr(embedder, "moco_"):
             raise ValueError(
                 f"--encoder {args.encoder!r} holds a {type(embedder).__name__}; {needed}."
             )
-        encoder = os.path.abspath(args.encoder)
+        encoder = embedder  # the object: the file is read (and trusted or not) once
     archive, _, _ = open_for_model(
         embedder, args.encoder, args.archive, deredden=args.deredden, crop=args.crop
     )
@@ -188,7 +186,7 @@ def fit_photoz(args) -> int:
     model.fit(archive.images, z_train)
     if not getattr(args, "main_process", True):  # under torchrun, rank 0 saves and scores
         return 0
-    joblib.dump(model, args.output)
+    save_model(model, args.output)
     z_phot = _predict_rows(model, archive.images, score_rows, args.chunk_size, args, "scoring")
     report = photoz_report(z[score_rows], z_phot)
     print(

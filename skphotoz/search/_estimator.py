@@ -388,21 +388,36 @@ class SimilaritySearch(FixedAfterFit, BaseEstimator):
         return similarities.astype(np.float64).mean(axis=1).astype(np.float32)
 
     def __getstate__(self) -> dict[str, Any]:
-        # A copy: BaseEstimator may return the live __dict__. A FaissIndex pickles itself.
+        # A copy: BaseEstimator may return the live __dict__. An exact index is stored as a
+        # numpy array and the device by name, so that the state holds no torch object (skops
+        # stores arrays as plain .npy); a FaissIndex pickles itself as bytes.
         state = dict(super().__getstate__())
         index = state.get("index_")
         if isinstance(index, torch.Tensor):
-            state["index_"] = index.cpu()
+            index = index.cpu()
+            # numpy has no bfloat16: its bits are stored as int16.
+            if index.dtype == torch.bfloat16:
+                index = index.view(torch.int16)
+            state["index_"] = index.numpy()
+        for name in ("device", "device_"):
+            if isinstance(state.get(name), torch.device):
+                state[name] = str(state[name])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        index = state.get("index_")
-        if isinstance(index, torch.Tensor):
-            device = state["device_"]
+        state = dict(state)
+        if "device_" in state:
+            device = torch.device(state["device_"])
             if device.type != "cpu" and not is_available(device):
                 device = torch.device("cpu")
             state["device_"] = device
-            state["index_"] = index.to(device)
+            index = state.get("index_")
+            if isinstance(index, np.ndarray):  # the exact index (old pickles hold a tensor)
+                index = torch.from_numpy(index)
+                if index.dtype == torch.int16 and state.get("dtype") == "bfloat16":
+                    index = index.view(torch.bfloat16)
+            if isinstance(index, torch.Tensor):
+                state["index_"] = index.to(device)
         super().__setstate__(state)
 
     # -- validation -----------------------------------------------------------------------
