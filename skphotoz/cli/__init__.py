@@ -30,7 +30,7 @@ import sys
 import warnings
 
 from ._config import ConfigError, apply_config, find_config
-from ._data import demo, ingest, simulate
+from ._data import demo, ingest, simulate, verify
 from ._options import DEFAULT_QUANTILES, int_at_least
 from ._parser import CONFIG_COMMANDS, build_parser, check_usage, subparser
 from ._predict import embed, predict, run_search_cli, search
@@ -48,6 +48,7 @@ __all__ = [
     "embed",
     "search",
     "demo",
+    "verify",
     "DEFAULT_QUANTILES",
     "CONFIG_COMMANDS",
     "DISTRIBUTED_COMMANDS",

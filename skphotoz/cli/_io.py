@@ -249,8 +249,11 @@ class HDF5Output:
         import h5py
 
         self.file = h5py.File(path, "w")
+        # Checksummed, like the archives: damage is refused on read, not returned as numbers.
         for name, dtype in columns.items():
-            self.file.create_dataset(name, shape=(n_rows,), dtype=dtype)
+            self.file.create_dataset(
+                name, shape=(n_rows,), dtype=dtype, chunks=(min(n_rows, 8192),), fletcher32=True
+            )
         if pdf_bins is not None:
             n_bins = len(pdf_bins) - 1
             self.file.create_dataset(
@@ -258,8 +261,9 @@ class HDF5Output:
                 shape=(n_rows, n_bins),
                 dtype="float32",
                 chunks=(min(n_rows, 1024), n_bins),
+                fletcher32=True,
             )
-            self.file.create_dataset("redshift_bins", data=pdf_bins)
+            self.file.create_dataset("redshift_bins", data=pdf_bins, fletcher32=True)
         for key, value in (attrs or {}).items():
             self.file.attrs[key] = value
 

@@ -111,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-size", type=int_at_least(1), default=1024, help="galaxies written at a time"
     )
 
+    # -- verify
+    p = command(
+        "verify",
+        "read every chunk of an archive and report damaged rows",
+        "Read every chunk of every dataset of an HDF5 archive. skphotoz writes archives with "
+        "Fletcher-32 checksums, so bytes changed on disk are found and their rows named "
+        "(exit status 1); archives without checksums are read through and their NaN/infinite "
+        "pixels reported.",
+    )
+    p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive to check")
+
     # -- pretrain
     p = command(
         "pretrain",

@@ -121,9 +121,15 @@ def embed(args) -> int:
                         import h5py
 
                         handle = h5py.File(partial, "w")
-                        out = handle.create_dataset("embeddings", shape=shape, dtype=block.dtype)
+                        out = handle.create_dataset(
+                            "embeddings",
+                            shape=shape,
+                            dtype=block.dtype,
+                            chunks=(min(n, max(1, (1 << 20) // (4 * shape[1]))), shape[1]),
+                            fletcher32=True,
+                        )
                         if has_column(archive, "objid"):
-                            handle.create_dataset("objid", data=archive.objid)
+                            handle.create_dataset("objid", data=archive.objid, fletcher32=True)
                         handle.attrs["model"] = os.path.abspath(args.model)
                         handle.attrs["archive"] = os.path.abspath(args.archive)
                     else:
@@ -179,7 +185,10 @@ def _load_embeddings(path):
                     f"embeddings {os.fspath(path)!r} is an HDF5 file without a dataset "
                     f"'embeddings' (it holds {sorted(f)}); write one with `skphotoz embed`."
                 )
-            return f["embeddings"][:]
+            from ..data._checksum import read_rows
+
+            dataset = f["embeddings"]
+            return read_rows(dataset, (), path=path, what="embeddings", first=0, stop=len(dataset))
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:

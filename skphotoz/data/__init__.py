@@ -9,6 +9,7 @@ from ._archive import (
     write_archive,
 )
 from ._catalog import read_catalog
+from ._checksum import verify_archive
 from ._cube import read_cube
 from ._display import to_rgb
 from ._fits import FITSCutouts, read_fits_cutouts
@@ -45,5 +46,6 @@ __all__ = [
     "redden",
     "save_npz_cube",
     "to_rgb",
+    "verify_archive",
     "write_archive",
 ]

@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._validation import StrOptions, check_value, integer, validated
+from ._checksum import read_rows
 from ._lazy import INCOMPLETE_ATTR, WRITTEN_ATTR, HDF5Images, open_hdf5
 
 #: Per-galaxy columns of the HDF5 archive, their dtype and shape after the sample axis.
@@ -57,6 +58,8 @@ MAX_BANDS = 16
 MAX_CHUNK = 65536
 # One stored chunk holds a few galaxies' full stamps: reads of single galaxies touch one chunk.
 _GALAXIES_PER_CHUNK = 8
+# Rows per chunk of a catalogue column (64 KiB of float64): checksummed chunks need chunking.
+_ROWS_PER_COLUMN_CHUNK = 8192
 
 
 class ArchiveWriter:
@@ -119,6 +122,7 @@ class ArchiveWriter:
             dtype=np.float32,
             chunks=(min(_GALAXIES_PER_CHUNK, self.n_samples),) + shape[1:],
             compression=self.compression,
+            fletcher32=True,  # damaged bytes are refused on read, not returned as numbers
         )
         for key, (dtype, tail) in ARCHIVE_COLUMNS.items():
             tail = tuple(self.n_bands if t is None else t for t in tail)
@@ -126,7 +130,12 @@ class ArchiveWriter:
             # a fill value costs neither memory nor writes, whatever n_samples.
             fill = np.nan if np.issubdtype(dtype, np.floating) else -1
             self._file.create_dataset(
-                key, shape=(self.n_samples,) + tail, dtype=dtype, fillvalue=fill
+                key,
+                shape=(self.n_samples,) + tail,
+                dtype=dtype,
+                fillvalue=fill,
+                chunks=(min(_ROWS_PER_COLUMN_CHUNK, self.n_samples),) + tail,
+                fletcher32=True,
             )
         self._file.attrs["bands"] = "ugriz"
         self._file.attrs["flux_unit"] = "nanomaggies"
@@ -395,7 +404,9 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
                     f"{os.fspath(path)!r}: column 'extinction' (key 'e_bv') must have shape "
                     f"(n_samples, n_bands) = {(n_samples, n_bands)}; got {column.shape}."
                 )
-            bunch[alias] = column[...]
+            bunch[alias] = read_rows(
+                column, (), path=path, what=f"column {alias!r}", first=0, stop=n_samples
+            )
     return bunch
 
 

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from .._validation import integer, validated
+from ._checksum import read_rows
 
 __all__ = ["HDF5Images", "open_hdf5"]
 
@@ -270,14 +271,24 @@ class HDF5Images:
         stops = np.concatenate((breaks, [len(rows)]))
         for a, b in zip(starts, stops, strict=True):
             first, last = int(rows[a]), int(rows[b - 1])
-            block = dataset[first : last + 1, :, ys, xs]
+            block = read_rows(
+                dataset,
+                (slice(first, last + 1), slice(None), ys, xs),
+                path=self.path,
+                what="images",
+                first=first,
+                stop=last + 1,
+            )
             out[a:b] = block[rows[a:b] - first]
         return out
 
     def _extinction_rows(self, rows: np.ndarray) -> np.ndarray:
         if self._extinction is None:
             self._dataset()
-            self._extinction = self._file[self.extinction_key][...].astype(np.float64)
+            column = self._file[self.extinction_key]
+            self._extinction = read_rows(
+                column, (), path=self.path, what="extinction", first=0, stop=len(column)
+            ).astype(np.float64)
         return self._extinction[rows]
 
     def _read_rows(self, rows: np.ndarray) -> np.ndarray:

@@ -1,0 +1,109 @@
+"""Archives that detect damage: Fletcher-32 checksums on every dataset skphotoz writes, damaged
+rows named on read and by `skphotoz verify`, never returned as numbers."""
+
+import h5py
+import numpy as np
+import pytest
+
+from skphotoz import MoCoEmbedder
+from skphotoz.cli import main
+from skphotoz.data import open_archive, verify_archive, write_archive
+from skphotoz.data._checksum import row_ranges
+from skphotoz.datasets import write_sdss_galaxies
+from skphotoz.exceptions import DamagedDataError
+from tests.helpers import TINY
+
+
+def _overwrite_chunk(path, key, chunk_index=0):
+    """Overwrite 16 bytes in the middle of one stored chunk of ``key`` (as a bad disk would)."""
+    with h5py.File(path, "r") as f:
+        info = f[key].id.get_chunk_info(chunk_index)
+    with open(path, "r+b") as handle:
+        handle.seek(info.byte_offset + info.size // 2)
+        handle.write(b"\xff" * 16)
+    return info.chunk_offset[0]
+
+
+@pytest.fixture
+def archive(tmp_path):
+    path = tmp_path / "a.h5"
+    write_sdss_galaxies(path, 24, random_state=0, stamp_size=16)
+    return path
+
+
+def test_every_dataset_written_carries_checksums(archive, tmp_path):
+    with h5py.File(archive, "r") as f:
+        assert all(f[key].fletcher32 for key in f), {key: f[key].fletcher32 for key in f}
+    write_archive(tmp_path / "b.h5", np.ones((3, 5, 8, 8), np.float32), [0.1, 0.2, 0.3])
+    with h5py.File(tmp_path / "b.h5", "r") as f:
+        assert all(f[key].fletcher32 for key in f)
+    report = verify_archive(archive)
+    assert report.damaged == {} and all(report.checksummed.values())
+
+
+def test_overwritten_image_bytes_are_refused_with_their_rows(archive, tmp_path, capsys):
+    clean = open_archive(archive).images[:]
+    first = _overwrite_chunk(archive, "images", 1)
+    assert first == 8  # chunks of 8 galaxies: rows 8-15 are damaged
+    images = open_archive(archive).images
+    np.testing.assert_array_equal(images[:8], clean[:8])  # other chunks still read
+    np.testing.assert_array_equal(images[16:], clean[16:])
+    for read in (lambda: images[10], lambda: images[4:12], lambda: np.asarray(images)):
+        with pytest.raises(DamagedDataError, match=r"rows 8-15 are damaged: their Fletcher-32"):
+            read()
+    # Verification names them; the command exits with status 1 and one line.
+    assert verify_archive(archive).damaged["images"].tolist() == list(range(8, 16))
+    assert main(["verify", str(archive), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "images: rows 8-15" in err and len(err.strip().splitlines()) == 1
+    # Training and inference stop on it too, naming the rows.
+    with pytest.raises(DamagedDataError, match="rows 8-15"):
+        MoCoEmbedder(**TINY).fit(images)
+    assert main(["pretrain", str(archive), "--output", str(tmp_path / "m.skops")]) == 1
+    assert "rows 8-15 are damaged" in capsys.readouterr().err
+    assert not (tmp_path / "m.skops").exists()
+
+
+def test_overwritten_catalogue_bytes_are_refused(archive):
+    _overwrite_chunk(archive, "specz_redshift", 0)
+    with pytest.raises(DamagedDataError, match=r"column 'redshift'.*rows 0-23 are damaged"):
+        open_archive(archive)
+    assert verify_archive(archive).damaged["specz_redshift"].tolist() == list(range(24))
+
+
+def test_archives_without_checksums_still_open_and_verify_says_so(tmp_path, capsys):
+    path = tmp_path / "old.h5"
+    images = np.ones((4, 5, 8, 8), np.float32)
+    images[2, 0, 3, 3] = np.nan
+    with h5py.File(path, "w") as f:  # as skphotoz wrote archives before the checksums
+        f["images"] = images
+        f["specz_redshift"] = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
+    bunch = open_archive(path)
+    assert bunch.images.shape == (4, 5, 8, 8)
+    report = verify_archive(path)
+    assert report.damaged == {} and not any(report.checksummed.values())
+    assert report.nonfinite_rows.tolist() == [2]
+    assert main(["verify", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "carry no checksums" in out and "row 2 of images holds NaN" in out
+
+
+def test_outputs_of_the_commands_are_checksummed(tmp_path):
+    archive = tmp_path / "sim.h5"
+    assert main(["simulate", str(archive), "--n", "16", "--stamp-size", "16", "-q"]) == 0
+    common = ["--epochs", "1", "--batch-size", "8", "--device", "cpu", "--crop-size", "8"]
+    model = str(tmp_path / "e.skops")
+    assert main(["pretrain", str(archive), "--output", model, *common, "-q"]) == 0
+    assert main(["embed", model, str(archive), "--output", str(tmp_path / "e.h5"), "-q"]) == 0
+    with h5py.File(tmp_path / "e.h5", "r") as f:
+        assert f["embeddings"].fletcher32 and f["objid"].fletcher32
+    _overwrite_chunk(tmp_path / "e.h5", "embeddings", 0)
+    argv = ["search", str(archive), "0", "--embeddings", str(tmp_path / "e.h5"), "-q"]
+    assert main(argv) == 1
+
+
+def test_row_ranges_text():
+    assert row_ranges(np.array([3, 4, 5, 9])) == "3-5, 9"
+    assert row_ranges(np.array([], dtype=int)) == "none"
+    many = np.arange(0, 40, 2)
+    assert row_ranges(many).endswith("and 14 more rows")
