@@ -82,10 +82,11 @@ def rows_word(rows) -> str:
 
 def _message(dataset, path, what, damaged, first, stop, error) -> str:
     where = f"{os.fspath(path)!r}: {what} (dataset {dataset.name!r})"
+    one = damaged.size == 1
     check = (
-        "their Fletcher-32 checksum does not match the bytes on disk"
+        f"{'its' if one else 'their'} Fletcher-32 checksum does not match the bytes on disk"
         if dataset.fletcher32
-        else f"HDF5 could not read them ({error})"
+        else f"HDF5 could not read {'it' if one else 'them'} ({error})"
     )
     if damaged.size == 0:
         return (
@@ -94,7 +95,7 @@ def _message(dataset, path, what, damaged, first, stop, error) -> str:
         )
     return (
         f"{where}: {rows_word(damaged)} {row_ranges(damaged)} "
-        f"{'is' if damaged.size == 1 else 'are'} damaged: {check}; they changed after they "
+        f"{'is' if one else 'are'} damaged: {check}; the bytes changed after they "
         f"were written. They are not returned as numbers. Run `skphotoz verify "
         f"{os.fspath(path)}` to list every damaged row, then restore the file or leave those "
         f"galaxies out."

@@ -13,8 +13,10 @@ from ._checksum import read_rows
 
 __all__ = ["HDF5Images", "open_hdf5"]
 
-# Rows closer than this are read in one contiguous slice (h5py point selections are slow,
-# while reading a few unwanted neighbours from the same chunk costs almost nothing).
+# Rows closer than this (and than the rows of one stored chunk) are read in one contiguous
+# slice: h5py point selections are slow, while reading a few unwanted neighbours from the same
+# chunk costs almost nothing. Archives written by skphotoz hold one galaxy per chunk (each
+# read whole to verify its checksum), so only adjacent rows are merged there.
 _MAX_GAP = 8
 # ``np.asarray(HDF5Images)`` reads this many galaxies at a time.
 _READ_BLOCK = 512
@@ -266,7 +268,8 @@ class HDF5Images:
         out = np.empty((len(rows),) + self.shape[1:], dtype=self._stored_dtype)
         if len(rows) == 0:
             return out
-        breaks = np.flatnonzero(np.diff(rows) > _MAX_GAP) + 1
+        gap = min(_MAX_GAP, dataset.chunks[0]) if dataset.chunks else _MAX_GAP
+        breaks = np.flatnonzero(np.diff(rows) > gap) + 1
         starts = np.concatenate(([0], breaks))
         stops = np.concatenate((breaks, [len(rows)]))
         for a, b in zip(starts, stops, strict=True):
