@@ -40,14 +40,20 @@ def rows_text(rows) -> str:
     return f"[{shown}{', ...' if len(rows) > _SHOWN_ROWS else ''}]"
 
 
-def non_finite_error(n_values: int, rows, n_samples: int | None = None) -> ValueError:
-    """The error of ``nan_policy="raise"`` for non-finite input values in ``rows``."""
+def non_finite_error(
+    n_values: int, rows, n_samples: int | None = None, *, masked: bool = False
+) -> ValueError:
+    """The error of ``nan_policy="raise"`` for non-finite input values in ``rows``;
+    ``masked``: X was a masked array, whose masked entries count as missing."""
     of = f" of {n_samples}" if n_samples is not None else ""
+    what = "masked, NaN or infinite" if masked else "NaN or infinite"
     return ValueError(
-        f"X holds {n_values} NaN or infinite value(s) in {len(rows)}{of} sample(s) (rows "
-        f"{rows_text(rows)}) and nan_policy='raise'. Clean or mask those values, or set "
-        f"nan_policy='fill' to replace them by 0 after the input scaling (the sky level of "
-        f"sky-subtracted images, the training mean of 2-D features)."
+        f"X holds {n_values} {what} value(s) in {len(rows)}{of} sample(s) (rows "
+        f"{rows_text(rows)}) and nan_policy='raise'"
+        + (": masked entries are missing values. " if masked else ". ")
+        + "Leave those samples out, or set nan_policy='fill' to replace the missing values by "
+        "0 after the input scaling (the sky level of sky-subtracted images, the training mean "
+        "of 2-D features)."
     )
 
 
@@ -274,7 +280,8 @@ def check_input(estimator, X, *, reset: bool):
     is read.
     """
     _reject_non_arrays(X)
-    if isinstance(X, np.ma.MaskedArray):
+    masked = isinstance(X, np.ma.MaskedArray)
+    if masked:
         # Masked values are missing values: NaN, for the nan_policy to raise on or fill.
         X = np.ma.filled(np.ma.asarray(X, dtype=np.float64), np.nan)
     if is_lazy_images(X):
@@ -324,7 +331,7 @@ def check_input(estimator, X, *, reset: bool):
         estimator.preprocessing_ = None
     if estimator.nan_policy == "raise" and not all_finite(X):
         rows, count = non_finite_rows(X)
-        raise non_finite_error(count, rows, len(X))
+        raise non_finite_error(count, rows, len(X), masked=masked)
     return X
 
 

@@ -110,6 +110,13 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
         self.max_samples = max_samples
         self.random_state = random_state
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Redshifts are > -1 and, for a photo-z, >= 0: scikit-learn's nearest tag, so that
+        # its estimator checks draw valid redshifts (fit refuses values <= -1).
+        tags.target_tags.positive_only = True
+        return tags
+
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Fit the kernel and the GP on (a subset of at most ``max_samples`` of) X, y.

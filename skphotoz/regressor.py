@@ -20,6 +20,7 @@ from ._inputs import (
     check_numeric,
     check_preprocessing,
     check_quantiles,
+    check_redshifts,
     check_sample_shape,
     fill_input,
     input_shape,
@@ -33,6 +34,7 @@ from ._validation import (
     Range,
     Real,
     StrOptions,
+    check_value,
     finite,
     fit_context,
     integer,
@@ -373,6 +375,14 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         self.point_estimate = point_estimate
         self.test_time_augmentation = test_time_augmentation
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Redshifts are > -1 (1 + z > 0), and every one that trains a photo-z is >= 0:
+        # scikit-learn's nearest tag. Its estimator checks then draw valid redshifts instead
+        # of targets around 0, which fit refuses (values <= -1 are missing-value codes).
+        tags.target_tags.positive_only = True
+        return tags
+
     # ------------------------------------------------------------ persistence
     def __getstate__(self) -> dict:
         # A fitted embedder given as ``encoder`` is also ``embedder_``: pickle stores it once,
@@ -510,6 +520,9 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
 
     def _check_y(self, y, n_samples: int) -> np.ndarray:
         y = check_labels(y, n_samples, type(self).__name__)
+        # The one redshift rule (> -1): -9999 and the like are missing-value codes, which
+        # would train the network on nonsense (the regression head follows them anywhere).
+        check_redshifts(y, "y", allow_nan=True)
         n_labelled = int(np.count_nonzero(~np.isnan(y)))
         if n_labelled < 2:
             plural = "" if n_labelled == 1 else "s"
@@ -628,7 +641,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         ndarray of shape (n_samples, n_bins)
             Probability of each bin; rows sum to 1.
         """
-        pdf = pdf_of_outputs(self.model_.head, self._outputs(X))
+        outputs = self._outputs(X)  # first: it raises NotFittedError on an unfitted model
+        pdf = pdf_of_outputs(self.model_.head, outputs)
         return self._check_outputs(pdf, self.model_, "predict_pdf")
 
     def predict(self, X, return_pdf: bool = False):
@@ -689,9 +703,21 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         return pdf_quantiles(self.predict_pdf(X), self.redshift_bins_, q)
 
     def predict_interval(self, X, coverage: float = 0.68) -> tuple[np.ndarray, np.ndarray]:
-        """Central credible interval of each PDF holding ``coverage`` of its probability."""
-        if not 0 < coverage < 1:
-            raise ValueError(f"coverage must be in (0, 1); got {coverage!r}.")
+        """Central credible interval of each PDF holding ``coverage`` of its probability.
+
+        Parameters
+        ----------
+        X : array-like
+        coverage : float in (0, 1), default=0.68
+            Probability inside the interval: 0.68 gives the 16th and 84th percentiles.
+
+        Returns
+        -------
+        low, high : ndarray of shape (n_samples,)
+        """
+        check_value(
+            "PhotoZRegressor.predict_interval", "coverage", coverage, [finite(0, 1, "neither")]
+        )
         bounds = self.predict_quantiles(X, [(1 - coverage) / 2, (1 + coverage) / 2])
         return bounds[:, 0], bounds[:, 1]
 

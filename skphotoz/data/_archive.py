@@ -12,14 +12,16 @@ Two formats are in use for SDSS photo-z images:
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._inputs import check_numeric
 from .._validation import StrOptions, check_value, integer, validated
-from ._checksum import read_rows
+from ._checksum import DATASETS_ATTR, read_rows, structure_errors
 from ._lazy import INCOMPLETE_ATTR, WRITTEN_ATTR, HDF5Images, open_hdf5
 
 #: Per-galaxy columns of the HDF5 archive, their dtype and shape after the sample axis.
@@ -139,6 +141,7 @@ class ArchiveWriter:
                 chunks=(min(_ROWS_PER_COLUMN_CHUNK, self.n_samples),) + tail,
                 fletcher32=True,
             )
+        self._file.attrs[DATASETS_ATTR] = ",".join(sorted(self._file))
         self._file.attrs["bands"] = "ugriz"
         self._file.attrs["flux_unit"] = "nanomaggies"
         # Until the last galaxy is written, readers refuse the file: an interrupted or
@@ -385,7 +388,7 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
     images = HDF5Images(path, crop=crop, deredden=deredden)
     n_samples, n_bands = len(images), images.shape[1]
     bunch = Bunch(images=images)
-    with open_hdf5(path) as f:
+    with open_hdf5(path) as f, structure_errors(path):
         for key, alias in _COLUMN_ALIASES.items():
             if key not in f:
                 continue
@@ -452,21 +455,75 @@ def load_npz_cube(path) -> Bunch:
     Bunch
         ``images`` (n, n_bands, height, width) float32, ``redshift`` and every other field of
         ``labels`` as its own array.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is at ``path``.
+    ValueError
+        The file is not a ``.npz`` archive, is damaged, holds Python objects (which are never
+        unpickled: that could run code), or its arrays are not a cube and one label per image.
     """
     path = Path(path)
-    with np.load(path, allow_pickle=False) as data:
-        if "cube" not in data:
+    if not path.is_file():
+        raise FileNotFoundError(f"no .npz cube at {os.fspath(path)!r}: not a file.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a .npz archive (a zip of .npy arrays, as "
+            f"save_npz_cube and np.savez write)."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = list(data)
+            if "cube" not in names:
+                raise ValueError(
+                    f"{os.fspath(path)!r} is not a cube archive: expected the key 'cube', "
+                    f"found {names}."
+                )
+            arrays = {name: data[name] for name in ("cube", "labels", "z") if name in names}
+    except ValueError as error:
+        if "allow_pickle" in str(error):
             raise ValueError(
-                f"{path} is not a cube archive: expected the key 'cube', found {list(data)}."
+                f"{os.fspath(path)!r} holds arrays of Python objects (pickles), which skphotoz "
+                f"never loads since unpickling can run code; store the cube and labels as "
+                f"numbers."
+            ) from None
+        if "cube archive" in str(error):
+            raise
+        raise ValueError(f"{os.fspath(path)!r} could not be read as a .npz cube: {error}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{os.fspath(path)!r} could not be read as a .npz cube (damaged: "
+            f"{type(error).__name__}: {error})."
+        ) from None
+    cube = arrays["cube"]
+    check_numeric(cube, f"'cube' in {os.fspath(path)!r}")
+    if cube.ndim != 4 or 0 in cube.shape:
+        raise ValueError(
+            f"'cube' in {os.fspath(path)!r} must be 4-D (n, H, W, bands) with no empty axis; got "
+            f"shape {cube.shape}."
+        )
+    bunch = Bunch(images=np.ascontiguousarray(cube.transpose(0, 3, 1, 2), dtype=np.float32))
+    n = len(cube)
+    if "labels" in arrays:
+        table = arrays["labels"]
+        if table.dtype.names is None or table.ndim != 1:
+            raise ValueError(
+                f"'labels' in {os.fspath(path)!r} must be a 1-D structured array with one "
+                f"named field per label (e.g. 'z'); got dtype {table.dtype} and shape "
+                f"{table.shape}."
             )
-        cube = data["cube"]
-        if cube.ndim != 4:
-            raise ValueError(f"'cube' in {path} must be 4-D (n, H, W, bands); got {cube.shape}.")
-        bunch = Bunch(images=np.ascontiguousarray(cube.transpose(0, 3, 1, 2), dtype=np.float32))
-        if "labels" in data:
-            table = data["labels"]
-            for name in table.dtype.names:
-                bunch["redshift" if name == "z" else name] = np.asarray(table[name])
-        elif "z" in data:
-            bunch["redshift"] = np.asarray(data["z"])
+        columns = {("redshift" if name == "z" else name): table[name] for name in table.dtype.names}
+    elif "z" in arrays:
+        columns = {"redshift": arrays["z"]}
+    else:
+        columns = {}
+    for name, values in columns.items():
+        values = np.asarray(values)
+        if values.shape[:1] != (n,):
+            raise ValueError(
+                f"{os.fspath(path)!r}: label {name!r} has shape {values.shape}, but the cube "
+                f"holds {n} images; every label needs one value per image."
+            )
+        bunch[name] = values
     return bunch

@@ -16,6 +16,7 @@ only be found when it breaks the HDF5 structure or a compression filter.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import h5py
@@ -24,10 +25,109 @@ from sklearn.utils import Bunch
 
 from ..exceptions import DamagedDataError
 
-__all__ = ["damaged_rows", "read_rows", "row_ranges", "rows_word", "verify_archive"]
+__all__ = [
+    "DATASETS_ATTR",
+    "check_listed_datasets",
+    "check_fill_rows",
+    "chunk_exists",
+    "chunk_rows",
+    "damaged_index_error",
+    "damaged_rows",
+    "read_rows",
+    "row_ranges",
+    "rows_word",
+    "structure_errors",
+    "unchecked_chunks",
+    "verify_archive",
+]
 
+# What h5py raises when a chunk cannot be read back: OSError for a failed checksum or
+# filter, the others for a damaged chunk index.
+_READ_ERRORS = (OSError, RuntimeError, KeyError, TypeError)
 # Rows listed in a message before "... and N more".
 _MAX_LISTED = 6
+
+
+@contextlib.contextmanager
+def structure_errors(path):
+    """Turn what h5py raises on a damaged file structure (object headers, links, B-trees:
+    ``KeyError``, ``RuntimeError``, ``OSError``, ``TypeError``) into
+    :class:`DamagedDataError` naming the file. Only for blocks whose own look-ups are checked
+    first (``key in f`` before ``f[key]``), so that these errors can only mean damage."""
+    try:
+        yield
+    except DamagedDataError:
+        raise
+    except ValueError as error:
+        if not _raised_by_h5py(error):  # skphotoz's own message about the archive
+            raise
+        raise DamagedDataError(
+            f"{os.fspath(path)!r}: the HDF5 structure of the file is damaged (h5py: {error}); "
+            f"restore it from a copy."
+        ) from error
+    except (KeyError, RuntimeError, OSError, TypeError, SystemError) as error:
+        text = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise DamagedDataError(
+            f"{os.fspath(path)!r}: the HDF5 structure of the file is damaged (h5py: {text}); "
+            f"restore it from a copy."
+        ) from error
+
+
+#: File attribute of an archive written by skphotoz: the names of the datasets it holds, so
+#: that a dataset whose link was damaged is missed loudly, not silently.
+DATASETS_ATTR = "skphotoz_datasets"
+
+
+def check_listed_datasets(f: h5py.File, path) -> None:
+    """Refuse an archive that lacks a dataset its writer listed (:data:`DATASETS_ATTR`)."""
+    listed = f.attrs.get(DATASETS_ATTR)
+    if listed is None:
+        return
+    if isinstance(listed, bytes):
+        listed = listed.decode()
+    missing = [name for name in str(listed).split(",") if name and name not in f]
+    if missing:
+        raise DamagedDataError(
+            f"{os.fspath(path)!r}: the datasets {missing} that the archive was written with "
+            f"are missing (their links in the file are damaged; it holds {sorted(f)}); "
+            f"restore it from a copy."
+        )
+
+
+def _raised_by_h5py(error: BaseException) -> bool:
+    """Whether the innermost frame of ``error`` is h5py's (not skphotoz's own checks)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "h5py" in tb.tb_frame.f_code.co_filename
+
+
+def chunk_exists(dataset: h5py.Dataset, chunk: int) -> bool:
+    """Whether HDF5's read path finds stored bytes for chunk ``chunk`` (along the first
+    axis); a damaged chunk index can make a read return the fill value instead, silently."""
+    coord = (int(chunk) * dataset.chunks[0],) + (0,) * (dataset.ndim - 1)
+    try:
+        dataset.id.read_direct_chunk(coord)
+    except _READ_ERRORS:
+        return False
+    return True
+
+
+def check_fill_rows(dataset: h5py.Dataset, block: np.ndarray, first: int, *, path, what: str):
+    """Refuse rows of ``block`` (rows ``first``.. of an archive's checksummed images) that read
+    as the fill value (all zeros) because their chunk cannot be found: a blank stamp whose
+    chunk exists is returned as it is. Costs one comparison per pixel, and a look-up only
+    for all-zero rows."""
+    if not dataset.fletcher32 or dataset.chunks is None or block.size == 0:
+        return
+    blank = np.flatnonzero(~block.reshape(len(block), -1).any(axis=1))
+    if blank.size == 0:
+        return
+    step = dataset.chunks[0]
+    chunks = np.unique((first + blank) // step)
+    missing = [int(c) for c in chunks if not chunk_exists(dataset, c)]
+    if missing:
+        raise damaged_index_error(dataset, path, what, missing)
 
 
 def read_rows(dataset: h5py.Dataset, selection, *, path, what: str, first: int, stop: int):
@@ -35,11 +135,61 @@ def read_rows(dataset: h5py.Dataset, selection, *, path, what: str, first: int, 
     ``first..stop-1`` (the rows that ``selection`` touches)."""
     try:
         return dataset[selection]
-    except OSError as error:
+    except _READ_ERRORS as error:
         damaged = damaged_rows(dataset, first, stop)
         raise DamagedDataError(
             _message(dataset, path, what, damaged, first, stop, error)
         ) from error
+
+
+def unchecked_chunks(dataset: h5py.Dataset, chunks, *, allocated: bool) -> list[int]:
+    """The chunks (indices along the first axis) of a checksummed ``dataset`` whose index
+    entry says they would be read without their checksum: marked as stored unfiltered, stored
+    past the end of the file (read as zeros, which pass Fletcher-32), or (with ``allocated``:
+    every chunk was written, as for an archive's images) missing, which HDF5 reads as the
+    fill value. Damage to the chunk index is not caught by the checksums
+    of the chunks themselves."""
+    if not dataset.fletcher32 or dataset.chunks is None:
+        return []
+    step = dataset.chunks[0]
+    tail = (0,) * (dataset.ndim - 1)
+    end = dataset.file.id.get_filesize()
+    bad = []
+    for chunk in chunks:
+        try:
+            info = dataset.id.get_chunk_info_by_coord((int(chunk) * step, *tail))
+        except _READ_ERRORS:
+            bad.append(int(chunk))
+            continue
+        if info.byte_offset is None:
+            missing = allocated
+        else:  # past the end of the file, HDF5 reads zeros, whose Fletcher-32 sum is 0
+            missing = info.byte_offset + info.size > end
+        if info.filter_mask != 0 or missing:
+            bad.append(int(chunk))
+    return bad
+
+
+def chunk_rows(dataset: h5py.Dataset, chunks) -> np.ndarray:
+    """The rows of the chunks ``chunks`` (indices along the first axis)."""
+    step = dataset.chunks[0]
+    n = dataset.shape[0]
+    return np.concatenate(
+        [np.arange(c * step, min((c + 1) * step, n)) for c in chunks] or [np.empty(0, np.int64)]
+    )
+
+
+def damaged_index_error(dataset, path, what: str, chunks) -> DamagedDataError:
+    rows = chunk_rows(dataset, chunks)
+    one = rows.size == 1
+    return DamagedDataError(
+        f"{os.fspath(path)!r}: {what} (dataset {dataset.name!r}): {rows_word(rows)} "
+        f"{row_ranges(rows)} {'is' if one else 'are'} damaged: the file's index of "
+        f"{'its' if one else 'their'} stored chunk is damaged (the chunk is missing, or marked "
+        f"as stored without its checksum), so HDF5 would return other numbers. Run `skphotoz "
+        f"verify {os.fspath(path)}` to list every damaged row, then restore the file or leave "
+        f"those galaxies out."
+    )
 
 
 def damaged_rows(dataset: h5py.Dataset, first: int = 0, stop: int | None = None) -> np.ndarray:
@@ -57,7 +207,7 @@ def damaged_rows(dataset: h5py.Dataset, first: int = 0, stop: int | None = None)
         b = min(a + step, n)
         try:
             dataset[a:b]
-        except OSError:
+        except _READ_ERRORS:
             bad.append(np.arange(a, b))
     return np.concatenate(bad) if bad else np.empty(0, dtype=np.int64)
 
@@ -126,13 +276,14 @@ def verify_archive(path, *, progress=None) -> Bunch:
     from ._lazy import open_hdf5
 
     datasets = {}
-    with open_hdf5(path) as f:
+    with open_hdf5(path) as f, structure_errors(path):
 
         def collect(name, item):  # (returning anything but None would stop the visit)
             if isinstance(item, h5py.Dataset):
                 datasets[name] = item
 
         f.visititems(collect)
+        check_listed_datasets(f, path)
         plan = []
         for name, dataset in sorted(datasets.items()):
             if dataset.ndim == 0 or dataset.shape[0] == 0:
@@ -143,20 +294,32 @@ def verify_archive(path, *, progress=None) -> Bunch:
                 (name, a, min(a + step, dataset.shape[0])) for a in range(0, dataset.shape[0], step)
             ]
         damaged = {}
+        for name, dataset in sorted(datasets.items()):
+            if dataset.ndim and dataset.chunks is not None and dataset.shape[0]:
+                n_chunks = -(-dataset.shape[0] // dataset.chunks[0])
+                bad = unchecked_chunks(dataset, range(n_chunks), allocated=name == "images")
+                if bad:
+                    damaged[name] = [chunk_rows(dataset, bad)]
         nonfinite = []
         steps = plan if progress is None else progress(plan, len(plan), "verifying")
         for name, a, b in steps:
             dataset = datasets[name]
             try:
                 block = dataset[()] if dataset.ndim == 0 else dataset[a:b]
-            except OSError:
+            except _READ_ERRORS:
                 damaged.setdefault(name, []).append(np.arange(a, b))
                 continue
+            if name == "images" and dataset.fletcher32 and dataset.chunks is not None:
+                try:
+                    check_fill_rows(dataset, block, a, path=path, what=name)
+                except DamagedDataError:
+                    damaged.setdefault(name, []).append(np.arange(a, b))
+                    continue
             if name == "images" and block.ndim == 4 and np.issubdtype(block.dtype, np.floating):
                 finite = np.isfinite(block).reshape(len(block), -1).all(axis=1)
                 nonfinite.append(a + np.flatnonzero(~finite))
         return Bunch(
-            damaged={name: np.concatenate(rows) for name, rows in damaged.items()},
+            damaged={name: np.unique(np.concatenate(rows)) for name, rows in damaged.items()},
             checksummed={name: bool(d.fletcher32) for name, d in datasets.items()},
             n_chunks=len(plan),
             nonfinite_rows=np.concatenate(nonfinite) if nonfinite else np.empty(0, np.int64),

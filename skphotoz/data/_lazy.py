@@ -9,7 +9,15 @@ import h5py
 import numpy as np
 
 from .._validation import integer, validated
-from ._checksum import read_rows
+from ..exceptions import DamagedDataError
+from ._checksum import (
+    check_fill_rows,
+    check_listed_datasets,
+    damaged_index_error,
+    read_rows,
+    structure_errors,
+    unchecked_chunks,
+)
 
 __all__ = ["HDF5Images", "open_hdf5"]
 
@@ -58,8 +66,10 @@ def open_hdf5(path) -> h5py.File:
         )
     try:
         return h5py.File(path, "r")
-    except OSError as exc:
-        raise ValueError(f"could not open the HDF5 archive {path!r}: {exc}") from exc
+    except (OSError, RuntimeError, KeyError) as exc:  # it is HDF5 (checked above): damaged
+        raise DamagedDataError(
+            f"could not open the HDF5 archive {path!r}, whose structure is damaged: {exc}"
+        ) from exc
 
 
 class HDF5Images:
@@ -131,7 +141,9 @@ class HDF5Images:
         self._file = None
         self._file_pid = None
         self._extinction = None
-        with open_hdf5(self.path) as f:
+        self._index_checked = None
+        with open_hdf5(self.path) as f, structure_errors(self.path):
+            check_listed_datasets(f, self.path)
             if f.attrs.get(INCOMPLETE_ATTR, False):
                 written = f.attrs.get(WRITTEN_ATTR, 0)
                 total = f[key].shape[0] if key in f else "?"
@@ -242,10 +254,11 @@ class HDF5Images:
             # Inherited through fork (a DataLoader worker): HDF5 handles must not be shared
             # between processes. Dropped, not closed: the parent keeps using its own.
             self._file = None
-        if self._file is None or not self._file.id.valid:
-            self._file = h5py.File(self.path, "r")
-            self._file_pid = os.getpid()
-        return self._file[self.key]
+        with structure_errors(self.path):
+            if self._file is None or not self._file.id.valid:
+                self._file = h5py.File(self.path, "r")
+                self._file_pid = os.getpid()
+            return self._file[self.key]
 
     def close(self) -> None:
         """Close the file handle; the next read reopens it."""
@@ -272,6 +285,7 @@ class HDF5Images:
         breaks = np.flatnonzero(np.diff(rows) > gap) + 1
         starts = np.concatenate(([0], breaks))
         stops = np.concatenate((breaks, [len(rows)]))
+        self._check_chunk_index(dataset, rows)
         for a, b in zip(starts, stops, strict=True):
             first, last = int(rows[a]), int(rows[b - 1])
             block = read_rows(
@@ -282,13 +296,31 @@ class HDF5Images:
                 first=first,
                 stop=last + 1,
             )
+            check_fill_rows(dataset, block, first, path=self.path, what="images")
             out[a:b] = block[rows[a:b] - first]
         return out
+
+    def _check_chunk_index(self, dataset: h5py.Dataset, rows: np.ndarray) -> None:
+        """Refuse rows whose chunk the file's index says is missing or stored without its
+        checksum (damage the checksums cannot see); each chunk is looked up once."""
+        if not dataset.fletcher32 or dataset.chunks is None:
+            return
+        step = dataset.chunks[0]
+        if getattr(self, "_index_checked", None) is None:
+            self._index_checked = np.zeros(-(-self._stored_shape[0] // step), dtype=bool)
+        chunks = np.unique(rows // step)
+        todo = chunks[~self._index_checked[chunks]]
+        if todo.size:
+            bad = unchecked_chunks(dataset, todo, allocated=True)
+            if bad:
+                raise damaged_index_error(dataset, self.path, "images", bad)
+            self._index_checked[todo] = True
 
     def _extinction_rows(self, rows: np.ndarray) -> np.ndarray:
         if self._extinction is None:
             self._dataset()
-            column = self._file[self.extinction_key]
+            with structure_errors(self.path):
+                column = self._file[self.extinction_key]
             self._extinction = read_rows(
                 column, (), path=self.path, what="extinction", first=0, stop=len(column)
             ).astype(np.float64)

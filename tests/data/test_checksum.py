@@ -111,3 +111,39 @@ def test_row_ranges_text():
     assert row_ranges(np.array([], dtype=int)) == "none"
     many = np.arange(0, 40, 2)
     assert row_ranges(many).endswith("and 14 more rows")
+
+
+def test_random_damage_is_never_returned_as_numbers(tmp_path):
+    """Bytes overwritten anywhere (chunks, chunk index, object headers, links): opening and
+    reading either returns exactly what was written or raises DamagedDataError (a ValueError)
+    naming the file; never other numbers, a missing column, or a raw h5py error."""
+    base = tmp_path / "base.h5"
+    write_sdss_galaxies(base, 24, random_state=0, stamp_size=16)
+    clean = open_archive(base)
+    images = np.asarray(clean.images)
+    clean.images.close()
+    data = base.read_bytes()
+    rng = np.random.default_rng(0)
+    outcomes = {"same": 0, "refused": 0}
+    for trial in range(150):
+        path = tmp_path / f"c{trial}.h5"  # a new file each time: HDF5 shares open files
+        damaged = bytearray(data)
+        # Half the hits in the first 20 kB, where the metadata lies.
+        offset = int(rng.integers(0, min(len(data), 20_000) if trial % 2 else len(data)))
+        damaged[offset : offset + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
+        path.write_bytes(bytes(damaged[: len(data)]))
+        try:
+            bunch = open_archive(path)
+            read = np.asarray(bunch.images)
+            bunch.images.close()
+        except DamagedDataError as error:
+            assert str(path) in str(error)
+            outcomes["refused"] += 1
+            continue
+        np.testing.assert_array_equal(read, images, err_msg=f"offset {offset}")
+        assert set(bunch) == set(clean), offset
+        for key in clean:
+            if key != "images":
+                np.testing.assert_array_equal(bunch[key], clean[key], err_msg=f"{key} {offset}")
+        outcomes["same"] += 1
+    assert outcomes["refused"] > 50 and outcomes["same"] > 10, outcomes
