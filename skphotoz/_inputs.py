@@ -257,11 +257,26 @@ def _check_dimensions(estimator, X) -> None:
         )
 
 
+def unmask(values, fill=np.nan):
+    """A numpy masked array as a plain array whose masked entries are missing values
+    (``fill``: NaN, cast to float64 when needed; identifiers take their own code, e.g. -1);
+    anything else as it is. Every entry point reads masks through this: a mask must never be
+    dropped, leaving the masked values (often -9999) to be used as numbers."""
+    if not isinstance(values, np.ma.MaskedArray):
+        return values
+    if not np.ma.is_masked(values):
+        return np.ma.getdata(values)
+    dtype = values.dtype
+    if isinstance(fill, float) and np.isnan(fill) and dtype.kind not in "fc":
+        dtype = np.float64
+    return np.ma.filled(values.astype(dtype), fill)
+
+
 def as_array(X, name: str) -> np.ndarray:
-    """``np.asarray(X)``, with a ValueError naming ``name`` where X is not rectangular (a
-    ragged list of rows)."""
+    """``np.asarray(X)`` (a masked array's masked entries as NaN), with a ValueError naming
+    ``name`` where X is not rectangular (a ragged list of rows)."""
     try:
-        return np.asarray(X)
+        return np.asarray(unmask(X))
     except (ValueError, TypeError) as error:
         raise ValueError(
             f"{name} must be a rectangular array of numbers; it could not be read as an array "
@@ -391,8 +406,10 @@ def check_labels(y, n_samples: int, caller: str, name: str = "y") -> np.ndarray:
         )
     if isinstance(y, str | bytes | os.PathLike | Mapping):
         raise TypeError(f"{name} must be an array of redshifts; got {type(y).__name__}.")
-    array = np.asarray(y)
+    array = np.asarray(unmask(y))  # masked labels are unlabelled (NaN)
     check_numeric(array, name)
+    if array.dtype.kind == "b":
+        raise TypeError(f"{name} must be an array of redshifts; got booleans.")
     if array.ndim == 2 and array.shape[1] == 1:
         array = column_or_1d(array, warn=True)
     if array.ndim != 1 or array.shape[0] != n_samples:
@@ -519,10 +536,12 @@ def check_redshifts(z, name: str = "y", *, allow_nan: bool = False, advice: str 
 
 
 def as_numbers(name: str, value) -> np.ndarray:
-    """``value`` as a float64 array, or a TypeError naming ``name`` for what is not numbers
-    (None, strings, objects)."""
-    array = np.asarray(value) if value is not None else None
-    if array is None or array.dtype.kind not in "biuf":
+    """``value`` as a float64 array (masked entries as NaN), or a TypeError naming ``name``
+    for what is not numbers (None, booleans, strings, objects)."""
+    array = np.asarray(unmask(value)) if value is not None else None
+    if array is not None and array.dtype.kind == "b":
+        raise TypeError(f"{name} must be an array of numbers; got booleans.")
+    if array is None or array.dtype.kind not in "iuf":
         try:
             if array is None or array.dtype.kind != "O":
                 raise TypeError
@@ -560,7 +579,7 @@ def check_redshift_pair(z_spec, z_phot) -> tuple[np.ndarray, np.ndarray]:
 
 def check_quantiles(quantiles) -> np.ndarray:
     """Probabilities at which to cut a PDF: numbers in [0, 1], at least one, as float64 (n,)."""
-    if isinstance(quantiles, str | bytes) or np.asarray(quantiles).dtype.kind not in "biuf":
+    if isinstance(quantiles, str | bytes) or np.asarray(quantiles).dtype.kind not in "iuf":
         raise TypeError(f"quantiles must be numbers in [0, 1]; got {quantiles!r}.")
     q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
     if q.size == 0 or not np.all(np.isfinite(q)) or np.any((q < 0) | (q > 1)):

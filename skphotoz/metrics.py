@@ -63,7 +63,40 @@ def delta_z(z_spec, z_phot) -> np.ndarray:
     array([0. , 0.1])
     """
     z_spec, z_phot = check_redshift_pair(z_spec, z_phot)
-    return (z_phot - z_spec) / (1.0 + z_spec)
+    with np.errstate(over="ignore", invalid="ignore"):
+        dz = (z_phot - z_spec) / (1.0 + z_spec)
+        wide = ~np.isfinite(dz)
+        if wide.any():  # z_phot - z_spec beyond float64, though its ratio may not be
+            scale = 1.0 + z_spec[wide]
+            dz[wide] = z_phot[wide] / scale - z_spec[wide] / scale
+    wide = np.flatnonzero(~np.isfinite(dz))
+    if wide.size:
+        row = int(wide[0])
+        raise ValueError(
+            f"delta_z = (z_phot - z_spec) / (1 + z_spec) exceeds the float64 range for "
+            f"{wide.size} {'galaxy' if wide.size == 1 else 'galaxies'} (e.g. row {row}: "
+            f"z_spec={float(z_spec[row])!r}, z_phot={float(z_phot[row])!r}); such values are "
+            f"not redshifts."
+        )
+    return dz
+
+
+def _scaled(values: np.ndarray, function) -> float:
+    """``function(values)`` (a mean, a median of deviations) without float64 overflow in
+    its intermediate sums: computed on ``values / max|values|`` and scaled back; a result
+    beyond the float64 range raises instead of returning infinity."""
+    scale = float(np.max(np.abs(values)))
+    if scale == 0.0 or scale < 1e300:
+        result = float(function(values))
+    else:
+        with np.errstate(over="ignore"):
+            result = float(function(values / scale)) * scale
+    if not np.isfinite(result):
+        raise ValueError(
+            f"the measure exceeds the float64 range for residuals up to {scale:g}; such "
+            f"values are not redshifts."
+        )
+    return result
 
 
 def sigma_mad(z_spec, z_phot) -> float:
@@ -83,12 +116,12 @@ def sigma_mad(z_spec, z_phot) -> float:
     0.014826
     """
     dz = delta_z(z_spec, z_phot)
-    return float(MAD_TO_SIGMA * np.median(np.abs(dz - np.median(dz))))
+    return MAD_TO_SIGMA * _scaled(dz, lambda v: np.median(np.abs(v - np.median(v))))
 
 
 def bias(z_spec, z_phot) -> float:
     """Mean normalised residual ``mean(dz)``; positive when redshifts are over-estimated."""
-    return float(np.mean(delta_z(z_spec, z_phot)))
+    return _scaled(delta_z(z_spec, z_phot), np.mean)
 
 
 @validated({"threshold": [positive()]})

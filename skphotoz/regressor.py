@@ -27,6 +27,7 @@ from ._inputs import (
     resolve_crop_size,
     rows_text,
     take_rows,
+    unmask,
 )
 from ._validation import (
     HasMethods,
@@ -676,16 +677,19 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         """R² of :meth:`predict` against the true redshifts ``y`` (scikit-learn's regressor
         score); ``y`` must hold numbers (text gets a TypeError naming ``y``) and a redshift for
         every row: NaN, which marks an unlabelled galaxy in ``fit``, cannot be scored."""
-        array = np.asarray(y)
+        array = np.asarray(unmask(y))  # masked entries: unlabelled
         check_numeric(array, "y")
+        if array.dtype.kind == "b":
+            raise TypeError("y must be an array of redshifts; got booleans.")
         missing = np.flatnonzero(np.isnan(np.asarray(array, dtype=np.float64).reshape(-1)))
         if missing.size:
             raise ValueError(
-                f"y holds NaN in {missing.size} row(s) {rows_text(missing)}: NaN marks an "
-                f"unlabelled galaxy, which cannot be scored; score the labelled rows, e.g. "
-                f"X[mask], y[mask] with mask = ~np.isnan(y)."
+                f"y holds NaN (or masked values) in {missing.size} row(s) {rows_text(missing)}: "
+                f"they mark unlabelled galaxies, which cannot be scored; score the labelled "
+                f"rows, e.g. X[mask], y[mask] with mask = ~np.isnan(y)."
             )
-        return super().score(X, y, sample_weight=sample_weight)
+        check_redshifts(np.asarray(array, dtype=np.float64), "y")
+        return super().score(X, array, sample_weight=sample_weight)
 
     def predict_quantiles(self, X, quantiles=(0.16, 0.5, 0.84)) -> np.ndarray:
         """Quantiles of each redshift PDF (linear within bins).

@@ -441,8 +441,15 @@ def test_score_with_text_or_unlabelled_y_names_y():
     assert np.isfinite(model.score(X, y))
     unlabelled = y.copy()
     unlabelled[[2, 5]] = np.nan  # was: scikit-learn's bare "Input contains NaN."
-    with pytest.raises(ValueError, match=r"y holds NaN in 2 row\(s\) \[2, 5\]: NaN marks an unl"):
+    with pytest.raises(
+        ValueError, match=r"y holds NaN \(or masked values\) in 2 row\(s\) \[2, 5\]"
+    ):
         model.score(X, unlabelled)
+    masked = np.ma.masked_array(y, mask=np.isin(np.arange(len(y)), [2, 5]))
+    with pytest.raises(ValueError, match=r"in 2 row\(s\) \[2, 5\]: they mark unlabelled"):
+        model.score(X, masked)  # a mask is never dropped: its values are not scored
+    with pytest.raises(ValueError, match=r"y must be > -1"):
+        model.score(X, np.where(np.arange(len(y)) == 3, -9999.0, y))
 
 
 # ------------------------------------------------------------ finite outputs
