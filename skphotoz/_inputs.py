@@ -521,6 +521,12 @@ def check_redshifts(z, name: str = "y", *, allow_nan: bool = False, advice: str 
     if n_missing:
         raise ValueError(f"{name} must be finite; got {n_missing} NaN or infinite values.")
     with np.errstate(invalid="ignore"):
+        huge = np.flatnonzero(values > MAX_INPUT)
+        if huge.size:
+            raise ValueError(
+                f"{name} must be redshifts below 1e30; {huge.size} row(s) are not, e.g. row "
+                f"{int(huge[0])} is {float(values[huge[0]]):g}."
+            )
         bad = np.flatnonzero((values <= -1) | np.isinf(values))  # NaN compares False
     if bad.size:
         row = int(bad[0])

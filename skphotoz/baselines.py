@@ -20,16 +20,17 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import RandomForestRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._inputs import check_redshifts
+from ._inputs import check_redshifts, unmask
 from ._validation import fit_context, integer, random_state
 
-__all__ = ["GaussianProcessPhotoZ", "photometry_baseline"]
+__all__ = ["GaussianProcessPhotoZ", "RedshiftForest", "photometry_baseline"]
 
 # Length scales, in standard deviations of a feature: below 0.01 a feature would be noise
 # fitted pixel by pixel; at 1,000 it is ignored (ARD's way of dropping a feature).
@@ -132,7 +133,8 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        # Masked entries are missing (NaN): refused below, never used as numbers.
+        X, y = validate_data(self, unmask(X), unmask(y), dtype=np.float64, y_numeric=True)
         check_redshifts(y)
         if len(X) < 2:
             raise ValueError(
@@ -208,7 +210,7 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
         std : ndarray of shape (n_samples,), if ``return_std``
         """
         check_is_fitted(self, "gp_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, unmask(X), dtype=np.float64, reset=False)
         return self.gp_.predict((X - self.mean_) / self.scale_, return_std=return_std)
 
 
@@ -229,6 +231,24 @@ def _linear_loo_mse(X: np.ndarray, y: np.ndarray) -> float:
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     residual = (y - design @ coef) / np.clip(1.0 - hat, 1e-12, None)
     return float(np.mean(residual**2))
+
+
+class RedshiftForest(RandomForestRegressor):
+    """scikit-learn's random forest, fitted only on redshifts: ``y`` passes the one redshift
+    rule of skphotoz (finite, > -1; masked entries are missing) before the trees are grown,
+    so that -9999 and the like are refused, not learnt. Parameters as
+    :class:`~sklearn.ensemble.RandomForestRegressor`."""
+
+    def fit(self, X, y, sample_weight=None):
+        y = np.asarray(unmask(y))
+        if y.dtype.kind in "iuf":
+            check_redshifts(np.asarray(y, dtype=np.float64).reshape(-1), "y")
+        return super().fit(X, y, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True  # redshifts: see GaussianProcessPhotoZ
+        return tags
 
 
 def photometry_baseline(model: str = "gp", *, random_state=None, n_jobs=None, **params):
@@ -255,7 +275,6 @@ def photometry_baseline(model: str = "gp", *, random_state=None, n_jobs=None, **
     -------
     sklearn.pipeline.Pipeline
     """
-    from sklearn.ensemble import RandomForestRegressor
     from sklearn.pipeline import make_pipeline
 
     from .preprocessing import AperturePhotometry
@@ -264,7 +283,7 @@ def photometry_baseline(model: str = "gp", *, random_state=None, n_jobs=None, **
         regressor = GaussianProcessPhotoZ(random_state=random_state, **params)
     elif model == "forest":
         settings = {"n_estimators": 200, "min_samples_leaf": 3, "max_features": 0.5, **params}
-        regressor = RandomForestRegressor(random_state=random_state, n_jobs=n_jobs, **settings)
+        regressor = RedshiftForest(random_state=random_state, n_jobs=n_jobs, **settings)
     else:
         raise ValueError(f"model must be 'gp' or 'forest'; got {model!r}.")
     return make_pipeline(AperturePhotometry(), regressor)

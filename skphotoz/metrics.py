@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import make_scorer
 
-from ._inputs import as_numbers, check_quantiles, check_redshift_pair
+from ._inputs import as_numbers, check_quantiles, check_redshift_pair, check_redshifts, rows_text
 from ._validation import positive, validated
 
 __all__ = [
@@ -43,6 +43,41 @@ MAD_TO_SIGMA = 1.4826
 OUTLIER_THRESHOLD = 0.05
 
 
+_REMOVE_GALAXIES = "NaN and masked entries are missing values, not numbers: remove those galaxies."
+
+
+def _numbers(name: str, value, rule: str = "finite", advice: str = _REMOVE_GALAXIES) -> np.ndarray:
+    """``value`` as float64 (:func:`as_numbers`), refusing NaN, infinity and masked entries
+    with a ValueError that names ``name``, what it must be (``rule``), how many values break
+    it and where, and what to do (``advice``)."""
+    array = as_numbers(name, value)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        n_masked = int(np.ma.count_masked(value)) if isinstance(value, np.ma.MaskedArray) else 0
+        masked = f" ({n_masked} of them masked)" if n_masked else ""
+        where = np.argwhere(bad)
+        first = tuple(int(i) for i in where[0]) if array.ndim > 1 else int(where[0][0])
+        raise ValueError(
+            f"{name} must be {rule}; got {len(where)} NaN or infinite values{masked}, the first "
+            f"at index {first}. {advice}"
+        )
+    return array
+
+
+def _check_redshift_pair(z_spec, z_phot) -> tuple[np.ndarray, np.ndarray]:
+    """The one check of the point measures: :func:`check_redshift_pair` with NaN or masked
+    values refused naming the masked ones, and the redshift rule (> -1) applied to z_phot too."""
+    z_spec, z_phot = _numbers("z_spec", z_spec), _numbers("z_phot", z_phot)
+    z_spec, z_phot = check_redshift_pair(z_spec, z_phot)
+    check_redshifts(
+        z_phot,
+        "z_phot",
+        advice="A predicted redshift <= -1 is a missing-value code or a broken model: drop "
+        "those galaxies or fix the model.",
+    )
+    return z_spec, z_phot
+
+
 def delta_z(z_spec, z_phot) -> np.ndarray:
     """Normalised redshift residuals ``(z_phot - z_spec) / (1 + z_spec)``.
 
@@ -62,7 +97,7 @@ def delta_z(z_spec, z_phot) -> np.ndarray:
     >>> delta_z([0.1, 0.2], [0.1, 0.32])
     array([0. , 0.1])
     """
-    z_spec, z_phot = check_redshift_pair(z_spec, z_phot)
+    z_spec, z_phot = _check_redshift_pair(z_spec, z_phot)
     with np.errstate(over="ignore", invalid="ignore"):
         dz = (z_phot - z_spec) / (1.0 + z_spec)
         wide = ~np.isfinite(dz)
@@ -137,6 +172,7 @@ def outlier_fraction(z_spec, z_phot, threshold: float = OUTLIER_THRESHOLD) -> fl
     return float(np.mean(np.abs(delta_z(z_spec, z_phot)) > threshold))
 
 
+@validated({"threshold": [positive()]})
 def photoz_report(z_spec, z_phot, threshold: float = OUTLIER_THRESHOLD) -> dict:
     """All point-estimate measures at once.
 
@@ -151,7 +187,7 @@ def photoz_report(z_spec, z_phot, threshold: float = OUTLIER_THRESHOLD) -> dict:
     >>> r["n"], round(r["outlier_fraction"], 3)
     (3, 0.333)
     """
-    z_spec, z_phot = check_redshift_pair(z_spec, z_phot)
+    z_spec, z_phot = _check_redshift_pair(z_spec, z_phot)
     return {
         "n": int(z_spec.shape[0]),
         "sigma_mad": sigma_mad(z_spec, z_phot),
@@ -181,36 +217,75 @@ PHOTOZ_SCORING = {
 }
 
 
-def _check_pdf(z_spec, pdf, edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    z_spec = as_numbers("z_spec", z_spec).reshape(-1)
-    pdf = as_numbers("pdf", pdf)
-    edges = as_numbers("edges", edges)
+def _check_binned_pdf(pdf, edges) -> tuple[np.ndarray, np.ndarray]:
+    """Binned PDFs and their edges, the rules of every PDF measure: edges 1-D, finite and
+    strictly increasing, at least 2 (one bin), bin widths within float64; pdf real
+    (n_samples, n_bins), finite, non-negative, each row with a positive sum. Returns the
+    rows normalised to sum 1 (rows that already do are unchanged to rounding)."""
+    pdf = _numbers("pdf", pdf)
+    edges = _numbers(
+        "edges",
+        edges,
+        "increasing, finite bin edges",
+        "Bin edges cannot be missing (NaN or masked).",
+    )
     if edges.ndim != 1 or edges.size < 2:
-        raise ValueError(f"edges must be 1-D with at least 2 bin edges; got shape {edges.shape}.")
-    if not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
-        raise ValueError(f"edges must be increasing, finite bin edges; got {edges.tolist()}.")
-    if pdf.ndim != 2 or pdf.shape[1] != edges.size - 1:
         raise ValueError(
-            f"pdf must have shape (n_samples, {edges.size - 1}) for {edges.size} edges; "
-            f"got {pdf.shape}."
+            f"edges must be 1-D with at least 2 bin edges (one bin); got shape {edges.shape}."
         )
+    with np.errstate(over="ignore", invalid="ignore"):
+        widths = np.diff(edges)
+    if np.any(widths <= 0):
+        i = int(np.flatnonzero(widths <= 0)[0])
+        raise ValueError(
+            f"edges must be increasing, finite bin edges (strictly increasing); got "
+            f"edges[{i}]={float(edges[i])!r} >= edges[{i + 1}]={float(edges[i + 1])!r}."
+        )
+    if not np.all(np.isfinite(widths)):
+        raise ValueError(
+            f"edges must be increasing, finite bin edges with bin widths within the float64 "
+            f"range; got edges from {float(edges[0])!r} to {float(edges[-1])!r}."
+        )
+    n_bins = edges.size - 1
+    if pdf.ndim != 2 or pdf.shape[1] != n_bins:
+        raise ValueError(
+            f"pdf must have shape (n_samples, {n_bins}) for {edges.size} edges; got "
+            f"{pdf.shape} (pdf shape (n_samples, n_bins) needs edges shape (n_bins + 1,))."
+        )
+    if np.any(pdf < 0):
+        where = np.argwhere(pdf < 0)
+        row, col = (int(i) for i in where[0])
+        raise ValueError(
+            f"pdf must be non-negative (probabilities of the bins); got {len(where)} negative "
+            f"values, e.g. pdf[{row}, {col}]={float(pdf[row, col])!r}."
+        )
+    # Rows rescaled by their largest value first, so that huge values cannot overflow the sum.
+    top = pdf.max(axis=1, keepdims=True, initial=0.0)
+    pdf = pdf / np.where(top > 0, top, 1.0)
+    total = pdf.sum(axis=1, keepdims=True)
+    if np.any(total <= 0):
+        bad = np.flatnonzero(total[:, 0] <= 0)
+        raise ValueError(
+            f"every pdf row must have a positive sum; rows {rows_text(bad)} are all zero."
+        )
+    return pdf / total, edges
+
+
+def _check_pdf(z_spec, pdf, edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """z_spec (the redshift rule), pdf and edges of :func:`pit` and :func:`crps`."""
+    z_spec = _numbers("z_spec", z_spec)
+    if not (z_spec.ndim == 1 or (z_spec.ndim == 2 and z_spec.shape[1] == 1)):
+        raise ValueError(f"z_spec must be a 1-D array of redshifts; got shape {z_spec.shape}.")
+    z_spec = z_spec.reshape(-1)
+    pdf, edges = _check_binned_pdf(pdf, edges)
     if pdf.shape[0] != z_spec.shape[0]:
         raise ValueError(
             f"z_spec and pdf must have equal lengths; got {z_spec.shape[0]} and {pdf.shape[0]}."
         )
     if pdf.shape[0] == 0:
         raise ValueError("z_spec and pdf must hold at least one galaxy; got empty arrays.")
-    if not (np.all(np.isfinite(z_spec)) and np.all(np.isfinite(pdf))) or np.any(pdf < 0):
-        raise ValueError("z_spec and pdf must be finite and pdf non-negative.")
-    # Rows rescaled by their largest value first, so that huge values cannot overflow the sum.
-    pdf = pdf / np.where(pdf.max(axis=1, keepdims=True) > 0, pdf.max(axis=1, keepdims=True), 1)
-    total = pdf.sum(axis=1, keepdims=True)
-    if np.any(total <= 0):
-        bad = np.flatnonzero(total[:, 0] <= 0)
-        raise ValueError(
-            f"every pdf row must have a positive sum; rows {bad[:5].tolist()} are all zero."
-        )
-    return z_spec, pdf / total, edges
+    check_redshifts(z_spec, "z_spec")
+    return z_spec, pdf, edges
 
 
 def _cdf_at_edges(pdf: np.ndarray) -> np.ndarray:
@@ -243,7 +318,8 @@ def pit(z_spec, pdf, edges) -> np.ndarray:
     cdf = _cdf_at_edges(pdf)
     rows = np.arange(len(z_spec))
     j = np.clip(np.searchsorted(edges, z_spec, side="right") - 1, 0, len(edges) - 2)
-    frac = np.clip((z_spec - edges[j]) / (edges[j + 1] - edges[j]), 0.0, 1.0)
+    with np.errstate(over="ignore"):  # z_spec far outside the edges: frac clips to 0 or 1
+        frac = np.clip((z_spec - edges[j]) / (edges[j + 1] - edges[j]), 0.0, 1.0)
     # Rounding of the cumulative sum can step just past 1 above the last edge.
     return np.clip(cdf[rows, j] + frac * pdf[rows, j], 0.0, 1.0)
 
@@ -260,17 +336,31 @@ def pit_calibration(pit_values, method: str = "ks") -> float:
     """
     if not isinstance(method, str) or method not in ("ks", "cvm"):
         raise ValueError(f"method must be 'ks' or 'cvm'; got {method!r}.")
-    u = np.sort(as_numbers("pit_values", pit_values).reshape(-1))
-    if u.size == 0 or np.any(~np.isfinite(u)) or u[0] < 0 or u[-1] > 1:
-        raise ValueError("pit_values must be a non-empty array of numbers in [0, 1].")
+    u = _numbers(
+        "pit_values",
+        pit_values,
+        "a non-empty array of numbers in [0, 1]",
+        "NaN and masked entries are missing values: remove them.",
+    )
+    if not (u.ndim == 1 or (u.ndim == 2 and u.shape[1] == 1)):
+        raise ValueError(
+            f"pit_values must be a non-empty array of numbers in [0, 1] of shape (n_samples,) "
+            f"(as pit returns them); got shape {u.shape}."
+        )
+    u = np.sort(u.reshape(-1))
+    if u.size == 0:
+        raise ValueError("pit_values must be a non-empty array of numbers in [0, 1]; got none.")
+    if u[0] < 0 or u[-1] > 1:
+        n_out = int(np.count_nonzero((u < 0) | (u > 1)))
+        raise ValueError(
+            f"pit_values must be a non-empty array of numbers in [0, 1]; got {n_out} outside, "
+            f"from {float(u[0])!r} to {float(u[-1])!r}."
+        )
     n = u.size
+    i = np.arange(1, n + 1)
     if method == "ks":
-        i = np.arange(1, n + 1)
         return float(max(np.max(i / n - u), np.max(u - (i - 1) / n)))
-    if method == "cvm":
-        i = np.arange(1, n + 1)
-        return float(1.0 / (12 * n * n) + np.mean((u - (2 * i - 1) / (2 * n)) ** 2))
-    raise ValueError(f"method must be 'ks' or 'cvm'; got {method!r}.")
+    return float(1.0 / (12 * n * n) + np.mean((u - (2 * i - 1) / (2 * n)) ** 2))
 
 
 def _segment_square_integral(width, start, stop) -> np.ndarray:
@@ -301,10 +391,18 @@ def crps(z_spec, pdf, edges) -> float:
     f_a, f_b = cdf[:, :-1], cdf[:, 1:]
     split = np.clip(z_spec[:, None], a, b)
     f_split = f_a + (f_b - f_a) * (split - a) / (b - a)
-    below = _segment_square_integral(split - a, f_a, f_split)
-    above = _segment_square_integral(b - split, 1.0 - f_split, 1.0 - f_b)
-    outside = np.clip(edges[0] - z_spec, 0, None) + np.clip(z_spec - edges[-1], 0, None)
-    return float(np.mean(below.sum(axis=1) + above.sum(axis=1) + outside))
+    with np.errstate(over="ignore", invalid="ignore"):
+        below = _segment_square_integral(split - a, f_a, f_split)
+        above = _segment_square_integral(b - split, 1.0 - f_split, 1.0 - f_b)
+        outside = np.clip(edges[0] - z_spec, 0, None) + np.clip(z_spec - edges[-1], 0, None)
+        scores = below.sum(axis=1) + above.sum(axis=1) + outside
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(
+            f"the CRPS exceeds the float64 range for z_spec up to {float(np.max(z_spec)):g} "
+            f"and edges from {float(edges[0]):g} to {float(edges[-1]):g}; such values are not "
+            f"redshifts."
+        )
+    return _scaled(scores, np.mean)
 
 
 def pdf_quantiles(pdf, edges, quantiles) -> np.ndarray:
@@ -317,9 +415,10 @@ def pdf_quantiles(pdf, edges, quantiles) -> np.ndarray:
     Parameters
     ----------
     pdf : array-like of shape (n_samples, n_bins)
-        Probabilities of the bins, each row summing to 1 (as ``predict_pdf`` returns them).
+        Probabilities of the bins: finite and non-negative, each row with a positive sum;
+        rows are normalised here (``predict_pdf`` returns them summing to 1).
     edges : array-like of shape (n_bins + 1,)
-        Increasing bin edges (``redshift_bins_``).
+        Finite, strictly increasing bin edges (``redshift_bins_``), at least 2.
     quantiles : sequence of float in [0, 1]
 
     Returns
@@ -331,15 +430,9 @@ def pdf_quantiles(pdf, edges, quantiles) -> np.ndarray:
     >>> pdf_quantiles([[0.25, 0.25, 0.25, 0.25]], [0.0, 1.0, 2.0, 3.0, 4.0], [0.5, 0.625])
     array([[2. , 2.5]])
     """
-    pdf = np.asarray(pdf, dtype=np.float64)
-    edges = np.asarray(edges, dtype=np.float64)
+    pdf, edges = _check_binned_pdf(pdf, edges)
     quantiles = check_quantiles(quantiles)
-    if pdf.ndim != 2 or edges.shape != (pdf.shape[1] + 1,):
-        raise ValueError(
-            f"pdf must have shape (n_samples, n_bins) and edges shape (n_bins + 1,); got "
-            f"{pdf.shape} and {edges.shape}."
-        )
-    cdf = np.concatenate([np.zeros((len(pdf), 1)), np.cumsum(pdf, axis=1)], axis=1)
+    cdf = _cdf_at_edges(pdf)
     cdf[:, -1] = 1.0
     out = np.empty((len(pdf), len(quantiles)))
     rows = np.arange(len(pdf))
@@ -348,5 +441,7 @@ def pdf_quantiles(pdf, edges, quantiles) -> np.ndarray:
         j = np.clip((cdf < q).sum(axis=1) - 1, 0, pdf.shape[1] - 1)
         mass = pdf[rows, j]
         frac = np.where(mass > 0, (q - cdf[rows, j]) / np.where(mass > 0, mass, 1.0), 0.0)
-        out[:, k] = edges[j] + np.clip(frac, 0.0, 1.0) * (edges[j + 1] - edges[j])
+        with np.errstate(over="ignore"):  # (rounding at edges near the float64 limit)
+            z = edges[j] + np.clip(frac, 0.0, 1.0) * (edges[j + 1] - edges[j])
+        out[:, k] = np.clip(z, edges[j], edges[j + 1])
     return out

@@ -19,10 +19,17 @@ import h5py
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._inputs import check_numeric
+from .._inputs import check_numeric, check_redshifts, unmask
 from .._validation import StrOptions, check_value, integer, validated
 from ._checksum import DATASETS_ATTR, read_rows, structure_errors
-from ._lazy import INCOMPLETE_ATTR, WRITTEN_ATTR, HDF5Images, open_hdf5
+from ._lazy import (
+    INCOMPLETE_ATTR,
+    MAX_EXTINCTION,
+    MIN_EXTINCTION,
+    WRITTEN_ATTR,
+    HDF5Images,
+    open_hdf5,
+)
 
 #: Per-galaxy columns of the HDF5 archive, their dtype and shape after the sample axis.
 ARCHIVE_COLUMNS = {
@@ -328,30 +335,94 @@ def write_archive(
             )
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _as_float_images(images) -> np.ndarray:
-    """Images as float32, refusing what is not real numbers (strings, complex, objects)."""
-    array = np.asarray(images)
+    """Images as float32, refusing what is not real numbers (booleans, strings, complex,
+    objects) and finite values beyond float32, which would be stored as infinity. Masked
+    pixels of a masked array are stored as NaN (missing)."""
+    array = np.asarray(unmask(images))
     if array.dtype == bool or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     ):
         raise TypeError(f"images must be real-valued fluxes; got dtype {array.dtype}.")
+    _check_float32_range(array, "images")
     return array.astype(np.float32, copy=False)
+
+
+def _check_float32_range(array: np.ndarray, name: str) -> None:
+    if array.dtype.itemsize <= 4 and array.dtype.kind == "f":
+        return
+    with np.errstate(invalid="ignore"):
+        big = np.abs(array.astype(np.float64, copy=False)) > _FLOAT32_MAX
+    big &= np.isfinite(array)
+    if big.any():
+        first = int(np.flatnonzero(big.reshape(-1))[0])
+        raise ValueError(
+            f"{name} holds finite values beyond the float32 range in which archives store them "
+            f"(±{_FLOAT32_MAX:.3g}), e.g. {float(array.reshape(-1)[first]):g}; they would be "
+            f"stored as infinity."
+        )
+
+
+# Allowed range of each float column (NaN always means unknown): values outside are
+# missing-value codes such as -9999, or not what the column holds.
+_COLUMN_RANGES = {
+    "redshift_err": (0.0, None),
+    "extinction": (MIN_EXTINCTION, MAX_EXTINCTION),
+    "ra": (0.0, 360.0),
+    "dec": (-90.0, 90.0),
+}
+_INT64_MAX = np.iinfo(np.int64).max
 
 
 def _as_column(values, dtype: np.dtype, name: str) -> np.ndarray:
     """A column converted to its stored dtype; identifiers must be integers (an SDSS ObjID
-    does not survive a trip through float64), floats must be real numbers."""
-    array = np.asarray(values)
+    does not survive a trip through float64) that int64 holds, with -1 for unknown; floats
+    must be real numbers in the column's range (the redshift rule for redshifts), NaN for
+    unknown. Masked entries of a masked array are unknown."""
     if np.issubdtype(dtype, np.integer):
+        array = np.asarray(unmask(values, fill=-1))
         if not np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
             raise TypeError(
                 f"{name} must be integer identifiers; got dtype {array.dtype} (an SDSS ObjID "
                 "needs 64-bit integers: floats lose its last digits)."
             )
-    elif array.dtype == bool or not (
+        if array.size and array.dtype.kind == "u" and int(array.max()) > _INT64_MAX:
+            raise ValueError(
+                f"{name} holds identifiers up to {int(array.max())}, beyond the int64 range in "
+                f"which archives store them (at most {_INT64_MAX})."
+            )
+        if array.size and int(array.min()) < -1:
+            raise ValueError(
+                f"{name} must be identifiers >= 0, or -1 for unknown; got {int(array.min())}."
+            )
+        return array.astype(dtype, copy=False)
+    array = np.asarray(unmask(values))
+    if array.dtype == bool or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     ):
         raise TypeError(f"{name} must be real numbers; got dtype {array.dtype}.")
+    column = array.astype(np.float64, copy=False)
+    if np.isinf(column).any():
+        raise ValueError(f"{name} must be finite, or NaN for unknown; got infinity.")
+    if name == "redshift":
+        check_redshifts(column, "redshift", allow_nan=True)
+    low, high = _COLUMN_RANGES.get(name, (None, None))
+    with np.errstate(invalid="ignore"):
+        outside = np.flatnonzero(
+            ((column < low) if low is not None else False)
+            | ((column > high) if high is not None else False)
+        )
+    if outside.size:
+        bounds = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+        raise ValueError(
+            f"{name} must lie in {bounds}, or be NaN for unknown; {outside.size} value(s) do "
+            f"not, e.g. {column.reshape(-1)[outside[0]]:g} (a missing-value code?)."
+        )
+    if np.dtype(dtype).itemsize <= 4:
+        _check_float32_range(column, name)
     return array.astype(dtype, copy=False)
 
 
@@ -502,6 +573,17 @@ def load_npz_cube(path) -> Bunch:
         raise ValueError(
             f"'cube' in {os.fspath(path)!r} must be 4-D (n, H, W, bands) with no empty axis; got "
             f"shape {cube.shape}."
+        )
+    if cube.shape[1] != cube.shape[2]:
+        hint = (
+            " It looks channels-first (n, bands, H, W); store it channels-last, as "
+            "save_npz_cube does."
+            if cube.shape[2] == cube.shape[3]
+            else ""
+        )
+        raise ValueError(
+            f"'cube' in {os.fspath(path)!r} must be (n, H, W, bands) with square stamps; got "
+            f"shape {cube.shape}.{hint}"
         )
     bunch = Bunch(images=np.ascontiguousarray(cube.transpose(0, 3, 1, 2), dtype=np.float32))
     n = len(cube)

@@ -37,6 +37,12 @@ WRITTEN_ATTR = "skphotoz_n_written"
 #: Lowest per-band extinction (mag) dereddening accepts: a dust map's noise can dip a little
 #: below 0; below this a value is a missing-value code, which would zero the galaxy.
 MIN_EXTINCTION = -0.25
+#: Highest per-band extinction (mag) dereddening accepts. Galaxy surveys look away from the
+#: Galactic plane (SDSS galaxies: E(B-V) mostly below 0.1; dust maps are unreliable above
+#: about 1); 30 mag (E(B-V) near 6 in the u band, A_u/E(B-V) = 5.155, Schlegel et al. 1998)
+#: leaves no galaxy light to correct, and its factor 10^(0.4 A) = 1e12 takes fluxes towards
+#: the float32 limit. Beyond it a value is a missing-value code (99, 9999).
+MAX_EXTINCTION = 30.0
 
 
 def open_hdf5(path) -> h5py.File:
@@ -199,7 +205,16 @@ class HDF5Images:
                 f"deredden=True needs {key!r} of shape (n_samples, n_bands) = {expected} in "
                 f"{self.path}; got shape {f[key].shape}."
             )
-        extinction = f[key][...].astype(np.float64)
+        if not np.issubdtype(f[key].dtype, np.number) or np.issubdtype(
+            f[key].dtype, np.complexfloating
+        ):
+            raise ValueError(
+                f"deredden=True needs real numbers in {key!r} of {self.path} (extinction in "
+                f"magnitudes); got dtype {f[key].dtype}."
+            )
+        extinction = read_rows(
+            f[key], (), path=self.path, what="extinction", first=0, stop=stored[0]
+        ).astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(extinction).all(axis=1))
         if bad.size:
             shown = ", ".join(map(str, bad[:5])) + (", ..." if bad.size > 5 else "")
@@ -207,6 +222,15 @@ class HDF5Images:
                 f"deredden=True needs finite extinction, but {bad.size} of {stored[0]} "
                 f"galaxies of {self.path} have NaN or infinite {key!r} (rows {shown}); fix "
                 "those rows, drop them, or open the archive with deredden=False."
+            )
+        huge = np.flatnonzero((extinction > MAX_EXTINCTION).any(axis=1))
+        if huge.size:
+            shown = ", ".join(map(str, huge[:5])) + (", ..." if huge.size > 5 else "")
+            raise ValueError(
+                f"deredden=True needs extinction <= {MAX_EXTINCTION:g} mag, but {huge.size} of "
+                f"{stored[0]} galaxies of {self.path} have higher {key!r} (rows {shown}; e.g. "
+                f"{extinction[huge[0]].max():g}): a missing-value code? Write NaN there and drop "
+                "those rows, or open the archive with deredden=False."
             )
         negative = np.flatnonzero((extinction < MIN_EXTINCTION).any(axis=1))
         if negative.size:  # a missing-value code such as -9999 would zero the galaxy
@@ -367,7 +391,11 @@ class HDF5Images:
         rows = self._rows(item)
         if isinstance(rows, int):
             return self._read_rows(np.array([rows]))[0][rest]
-        return self._read_rows(rows)[(slice(None),) + rest]
+        images = self._read_rows(rows)[(slice(None),) + rest]
+        shape = np.shape(item) if not isinstance(item, slice) else ()
+        if len(shape) > 1:  # an index array of rows keeps its shape, as in numpy
+            images = images.reshape(shape + images.shape[1:])
+        return images
 
     def __iter__(self):
         for start in range(0, len(self), _READ_BLOCK):

@@ -170,8 +170,15 @@ class _Batches(torch.utils.data.Dataset):
         )
 
 
-def batch_loader(arrays: Sequence, batches: Sequence[np.ndarray], device, num_workers=0):
-    """DataLoader yielding the given index batches of ``arrays`` as float32 tensors."""
+def batch_loader(
+    arrays: Sequence, batches: Sequence[np.ndarray], device, num_workers=0, seed: int = 0
+):
+    """DataLoader yielding the given index batches of ``arrays`` as float32 tensors.
+
+    The loader draws its workers' base seed from a generator of its own, seeded with ``seed``:
+    without one it would draw from torch's global RNG, and every fit would change the
+    caller's random state (an estimator must leave it as it found it).
+    """
     return torch.utils.data.DataLoader(
         _Batches(arrays),
         sampler=batches,
@@ -179,6 +186,7 @@ def batch_loader(arrays: Sequence, batches: Sequence[np.ndarray], device, num_wo
         num_workers=num_workers,
         pin_memory=torch.device(device).type == "cuda",
         persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed),
     )
 
 
@@ -403,7 +411,13 @@ class Trainer:
         generator = torch.Generator(device=device)
         # Rank 0 draws what a single process draws; the other ranks draw their own.
         generator.manual_seed(config.seed * 100_003 + epoch + self.rank * 1_000_003)
-        loader = batch_loader(self.arrays, batches, device, config.num_workers)
+        loader = batch_loader(
+            self.arrays,
+            batches,
+            device,
+            config.num_workers,
+            seed=config.seed * 100_003 + epoch + self.rank * 1_000_003,
+        )
         self._call("on_epoch_begin", epoch, len(batches))
         task.train()
         forward = getattr(self, "_forward", task)

@@ -211,7 +211,11 @@ def test_deredden_refuses_non_finite_extinction_naming_rows(tmp_path):
     extinction = np.full((9, 5), 0.1, np.float32)
     extinction[[1, 2, 3, 4, 6, 8], 2] = np.nan
     extinction[6, 0] = np.inf
-    write_archive(path, np.ones((9, 5, 4, 4)), extinction=extinction)
+    with pytest.raises(ValueError, match="extinction must be finite, or NaN for unknown"):
+        write_archive(path, np.ones((9, 5, 4, 4)), extinction=extinction)
+    with h5py.File(path, "w") as f:  # as another tool writes it
+        f["images"] = np.ones((9, 5, 4, 4), np.float32)
+        f["e_bv"] = extinction
     with pytest.raises(
         ValueError,
         match=r"6 of 9 galaxies of .* have NaN or infinite 'e_bv' \(rows 1, 2, 3, 4, 6, \.\.\.\)",
@@ -229,10 +233,20 @@ def test_deredden_refuses_a_missing_value_code_as_extinction(tmp_path):
     extinction = np.full((4, 5), 0.05)
     extinction[2, 1] = -9999.0
     path = tmp_path / "a.h5"
-    write_archive(path, np.ones((4, 5, 8, 8)), [0.1] * 4, extinction=extinction)
+    with pytest.raises(ValueError, match=r"extinction must lie in \[-0.25, 30\].*e.g. -9999"):
+        write_archive(path, np.ones((4, 5, 8, 8)), [0.1] * 4, extinction=extinction)
+    with h5py.File(path, "w") as f:  # as another tool writes it
+        f["images"] = np.ones((4, 5, 8, 8), np.float32)
+        f["e_bv"] = extinction
     with pytest.raises(ValueError, match=r"extinction >= -0.25 mag, but 1 of 4 .*rows 2; e.g. -9"):
         HDF5Images(path, deredden=True)  # was: galaxy 2 dereddened to all-zero pixels
     assert HDF5Images(path).shape == (4, 5, 8, 8)
+    extinction[2, 1] = 99.0  # a code at the other end: dereddening would overflow float32
+    with h5py.File(path, "w") as f:
+        f["images"] = np.ones((4, 5, 8, 8), np.float32)
+        f["e_bv"] = extinction
+    with pytest.raises(ValueError, match=r"extinction <= 30 mag, but 1 of 4 .*rows 2; e.g. 99"):
+        HDF5Images(path, deredden=True)
 
 
 def test_deredden_refuses_misshapen_extinction(tmp_path):
