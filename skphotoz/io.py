@@ -117,9 +117,11 @@ def load(file, *, trusted=False):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path!r} does not exist or is not a file.")
     if not isinstance(trusted, bool):
-        if isinstance(trusted, str) or not all(isinstance(name, str) for name in trusted):
+        if not isinstance(trusted, list | tuple | set | frozenset) or not all(
+            isinstance(name, str) for name in trusted
+        ):
             raise TypeError(
-                f"trusted must be True, False or a list of type names; got {trusted!r}."
+                f"trusted must be True, False or a list of type names (str); got {trusted!r}."
             )
         trusted = list(trusted)
     kind = _kind(path)

@@ -365,7 +365,8 @@ def pit_calibration(pit_values, method: str = "ks") -> float:
 
 def _segment_square_integral(width, start, stop) -> np.ndarray:
     """∫ f² over a segment where f is linear from ``start`` to ``stop``."""
-    return width * (start**2 + start * stop + stop**2) / 3.0
+    # The factor (at most 1 for a CDF) first: width * 3 can overflow where the result does not.
+    return width * ((start**2 + start * stop + stop**2) / 3.0)
 
 
 def crps(z_spec, pdf, edges) -> float:

@@ -378,7 +378,7 @@ def test_cli_search_reads_hdf5_embeddings_and_names_a_bad_file(tmp_path, capsys)
     capsys.readouterr()
     (tmp_path / "e.csv").write_text("a,b\n1,2\n")
     assert main(["search", archive, "0", "--embeddings", str(tmp_path / "e.csv")]) == 1
-    assert "is neither a .npy array nor an HDF5 file with a dataset 'embeddings'" in (
+    assert "is neither a .npy array of numbers nor an HDF5 file with a dataset 'embeddings'" in (
         capsys.readouterr().err
     )
     with h5py.File(tmp_path / "x.h5", "w") as f:

@@ -251,7 +251,11 @@ def test_fit_photoz_with_photometry_trains_and_predicts_a_hybrid(run, tmp_path, 
 
 def test_cli_fit_photoz_refuses_impossible_redshifts_before_training(tmp_path, capsys):
     z = np.array([0.1, -9999.0, 0.2, 0.3])
-    write_archive(tmp_path / "a.h5", np.ones((4, 5, 8, 8)), z)
+    with pytest.raises(ValueError, match="redshift must be > -1"):  # skphotoz never writes it
+        write_archive(tmp_path / "a.h5", np.ones((4, 5, 8, 8)), z)
+    with h5py.File(tmp_path / "a.h5", "w") as f:  # an archive written by another tool
+        f["images"] = np.ones((4, 5, 8, 8), np.float32)
+        f["specz_redshift"] = z
     argv = ["fit-photoz", str(tmp_path / "a.h5"), "--output", str(tmp_path / "m.skops")]
     assert main([*argv, "--device", "cpu", "--epochs", "1"]) == 1
     err = capsys.readouterr().err  # was: trained, then failed in the score's z_spec check

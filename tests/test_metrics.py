@@ -300,3 +300,159 @@ def test_pit_calibration_refuses_bad_values_and_methods():
         metrics.pit_calibration(["a"])
     with pytest.raises(ValueError, match=r"method must be 'ks' or 'cvm'; got 3"):
         metrics.pit_calibration([0.1, 0.5], method=3)
+
+
+# -- missing-value codes, masked entries and unchecked PDFs -------------------------
+
+EDGES4 = [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_pdf_quantiles_normalises_rows_like_pit_and_crps():
+    # An unnormalised uniform row has its median in the middle, as pit/crps read it.
+    got = metrics.pdf_quantiles([[10, 10, 10, 10]], EDGES4, [0.5])
+    np.testing.assert_allclose(got, [[0.5]], atol=1e-12)
+    assert metrics.pit([0.5], [[10, 10, 10, 10]], EDGES4)[0] == pytest.approx(0.5)
+    # Rows that already sum to 1 (the model's own PDFs) are unchanged to rounding.
+    rng = np.random.default_rng(0)
+    pdf = rng.uniform(size=(50, 180))
+    pdf /= pdf.sum(axis=1, keepdims=True)
+    edges = np.linspace(0, 0.4, 181)
+    cdf = np.concatenate([np.zeros((50, 1)), np.cumsum(pdf, axis=1)], axis=1)
+    got = metrics.pdf_quantiles(pdf, edges, [0.16, 0.5, 0.84])
+    for k, q in enumerate([0.16, 0.5, 0.84]):
+        np.testing.assert_allclose(got[:, k], [np.interp(q, c, edges) for c in cdf], atol=1e-12)
+    # Tiny densities are normalised too, not read as an empty row.
+    np.testing.assert_allclose(metrics.pdf_quantiles([[5e-324, 0.0]], [0, 0.5, 1], [0.5]), 0.25)
+
+
+@pytest.mark.parametrize(
+    "pdf, edges, error, match",
+    [
+        ([[np.nan, 1, 1, 1]], EDGES4, ValueError, r"pdf must be finite; got 1 NaN or infinite"),
+        ([[np.inf, 1, 1, 1]], EDGES4, ValueError, r"pdf must be finite; got 1 NaN or infinite"),
+        ([[0, 0, 0, 0]], EDGES4, ValueError, r"positive sum; rows \[0\] are all zero"),
+        ([[-1, 1, 1, 1]], EDGES4, ValueError, r"pdf must be non-negative .* pdf\[0, 0\]=-1.0"),
+        ([[1, 1, 1, 1]], EDGES4[::-1], ValueError, r"edges must be increasing.*edges\[0\]=1.0"),
+        ([[1, 1, 1, 1]], [0, 0.25, 0.25, 0.75, 1], ValueError, r"edges must be increasing"),
+        ([[1, 1, 1, 1]], [0, np.nan, 0.5, 0.75, 1], ValueError, r"edges must be increasing, fin"),
+        ([[1, 1]], [-1e308, 1e308, 1.5e308], ValueError, r"bin widths within the float64"),
+        (np.array([[1 + 1j, 1, 1, 1]]), EDGES4, TypeError, r"pdf must be an array of numbers"),
+        ([[True, False]], [0, 0.5, 1], TypeError, r"pdf must be an array of numbers; got bool"),
+        (None, EDGES4, TypeError, r"pdf must be an array of numbers; got None"),
+        (np.ones((1, 0)), [0.0], ValueError, r"edges must be 1-D with at least 2 bin edges"),
+        ([[1, 1]], [[0, 0.5, 1]], ValueError, r"edges must be 1-D with at least 2 bin edges"),
+        ([1, 1, 1, 1], EDGES4, ValueError, r"pdf must have shape \(n_samples, 4\) for 5 edges"),
+        (
+            np.ma.masked_array([[5.0, 1, 1, 1]], mask=[[1, 0, 0, 0]]),
+            EDGES4,
+            ValueError,
+            r"pdf must be finite; got 1 NaN or infinite values \(1 of them masked\)",
+        ),
+    ],
+)
+def test_pdf_quantiles_refuses_what_pit_and_crps_refuse(pdf, edges, error, match):
+    with pytest.raises(error, match=match):
+        metrics.pdf_quantiles(pdf, edges, [0.5])
+    z = [0.5] * (len(pdf) if pdf is not None and np.ndim(pdf) == 2 else 1)
+    for measure in (metrics.pit, metrics.crps):
+        with pytest.raises(error):
+            measure(z, pdf, edges)
+
+
+def test_pdf_quantiles_near_the_float64_limit_stays_finite():
+    got = metrics.pdf_quantiles([[1, 1]], [-1e308, 0, 1e308], [0.0, 0.2, 1.0])
+    np.testing.assert_allclose(got, [[-1e308, -6e307, 1e308]])
+
+
+@pytest.mark.parametrize("metric", [*POINT_METRICS, metrics.photoz_report])
+@pytest.mark.parametrize("code", [-9999.0, -99.0, -1.0])
+def test_point_metrics_refuse_missing_value_codes_in_z_phot(metric, code):
+    with pytest.raises(ValueError, match=r"z_phot must be > -1 .*missing-value code or a broken"):
+        metric([0.1, 0.2, 0.3, 0.4], [code, 0.2, 0.3, 0.4])
+
+
+@pytest.mark.parametrize("scorer", [metrics.sigma_mad_scorer, metrics.bias_scorer])
+def test_scorers_refuse_missing_value_codes_in_predictions(scorer):
+    X = np.zeros((3, 2))
+    with pytest.raises(ValueError, match=r"z_phot must be > -1"):
+        scorer(ConstantRegressor([0.1, -9999.0, 0.2]).fit(X, Z), X, Z)
+
+
+@pytest.mark.parametrize("measure", [metrics.pit, metrics.crps])
+@pytest.mark.parametrize("code", [-9999.0, -1.0])
+def test_pdf_measures_refuse_missing_value_codes_in_z_spec(measure, code):
+    with pytest.raises(ValueError, match=r"z_spec must be > -1 .*missing-value code"):
+        measure([code, 0.5], [[1, 1, 1, 1]] * 2, EDGES4)
+
+
+@pytest.mark.parametrize("metric", [*POINT_METRICS, metrics.photoz_report])
+def test_point_metrics_refuse_masked_redshifts(metric):
+    z_spec = np.array([0.2, 0.2, 0.3, 0.4])
+    z_phot = np.ma.masked_array([5.0, 0.19, 0.35, 0.41], mask=[1, 0, 0, 0])
+    match = r"z_phot must be finite; got 1 NaN .*\(1 of them masked\).*remove those galaxies"
+    with pytest.raises(ValueError, match=match):
+        metric(z_spec, z_phot)
+    masked_spec = np.ma.masked_array([-9999.0, 0.2, 0.3, 0.4], mask=[1, 0, 0, 0])
+    with pytest.raises(ValueError, match=r"z_spec must be finite; .*\(1 of them masked\)"):
+        metric(masked_spec, z_phot.data)
+    # A mask with nothing masked is just the data.
+    unmasked = np.ma.masked_array(z_phot.data, mask=False)
+    assert np.all(np.isfinite(metrics.delta_z(z_spec, unmasked)))
+
+
+@pytest.mark.parametrize("measure", [metrics.pit, metrics.crps])
+def test_pdf_measures_refuse_masked_entries(measure):
+    pdf = np.ones((2, 4))
+    masked_spec = np.ma.masked_array([-9999.0, 0.5], mask=[1, 0])
+    with pytest.raises(ValueError, match=r"z_spec must be finite; .*\(1 of them masked\)"):
+        measure(masked_spec, pdf, EDGES4)
+    masked_pdf = np.ma.masked_array([[50.0, 1, 1, 1]] * 2, mask=[[1, 0, 0, 0]] * 2)
+    with pytest.raises(ValueError, match=r"pdf must be finite; .*\(2 of them masked\)"):
+        measure([0.5, 0.5], masked_pdf, EDGES4)
+    masked_edges = np.ma.masked_array(EDGES4, mask=[0, 0, 1, 0, 0])
+    with pytest.raises(ValueError, match=r"edges must be increasing, finite .*\(1 of them mask"):
+        measure([0.5, 0.5], pdf, masked_edges)
+
+
+@pytest.mark.parametrize("measure", [metrics.pit, metrics.crps])
+def test_pdf_measures_refuse_z_spec_of_the_wrong_shape(measure):
+    # Four redshifts in a 2x2 array are not the four galaxies of the pdf rows.
+    with pytest.raises(ValueError, match=r"z_spec must be a 1-D array of redshifts; got shape"):
+        measure(np.full((2, 2), 0.5), np.ones((4, 4)), EDGES4)
+    # A column is one redshift per row.
+    assert np.isfinite(measure(np.full((2, 1), 0.5), np.ones((2, 4)), EDGES4)).all()
+
+
+def test_crps_of_bins_near_the_float64_limit_is_finite():
+    # F = 1 over the second bin, below the truth: CRPS ~ its width + a third of the first.
+    got = metrics.crps([0.5], [[1.0, 0.0]], [-1.7e308, -1.6e308, 1.0])
+    assert got == pytest.approx(1.6e308 + 0.1e308 / 3, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "values, error, match",
+    [
+        (np.full((2, 2), 0.5), ValueError, r"of shape \(n_samples,\) .*got shape \(2, 2\)"),
+        ([], ValueError, r"non-empty array of numbers in \[0, 1\]; got none"),
+        ([0.5, 1.5], ValueError, r"in \[0, 1\]; got 1 outside, from 0.5 to 1.5"),
+        ([0.5, np.inf], ValueError, r"in \[0, 1\]; got 1 NaN or infinite"),
+        (np.ma.masked_array([0.5, 0.2], mask=[0, 1]), ValueError, r"\(1 of them masked\)"),
+        ([True, False], TypeError, r"pit_values must be an array of numbers; got booleans"),
+        (np.array([0.5 + 0j]), TypeError, r"pit_values must be an array of numbers; got .*compl"),
+        (None, TypeError, r"pit_values must be an array of numbers; got None"),
+    ],
+)
+def test_pit_calibration_refuses_bad_pit_values(values, error, match):
+    with pytest.raises(error, match=match):
+        metrics.pit_calibration(values)
+
+
+def test_pit_calibration_takes_a_column():
+    values = np.array([0.1, 0.4, 0.8])
+    assert metrics.pit_calibration(values[:, None]) == metrics.pit_calibration(values)
+
+
+@pytest.mark.parametrize("threshold", [0, -0.1, np.nan, "0.05", True])
+def test_photoz_report_names_itself_for_a_bad_threshold(threshold):
+    with pytest.raises(ValueError, match=r"'threshold' parameter of photoz_report must be"):
+        metrics.photoz_report(Z, Z, threshold=threshold)

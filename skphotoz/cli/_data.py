@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from ._io import check_input_file, check_output_path, progress_bar, say
@@ -12,6 +13,14 @@ def demo(args) -> int:
     """The showcase on the embedded data; every number printed is computed here and now."""
     from .._demo import run_demo
 
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise FileExistsError(
+            f"--out {args.out!r} is a file; the demo writes a folder of outputs: give a folder "
+            f"(new or existing)."
+        )
+    parent = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"--out: the folder {parent!r} does not exist.")
     mode = "quick" if args.quick else "full" if args.full else "default"
     run_demo(mode, out=args.out, threads=args.threads)
     return 0

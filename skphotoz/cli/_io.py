@@ -285,6 +285,11 @@ def atomic_output(path):
     """Write to ``path + '.partial'`` and rename when complete: no half-written outputs."""
     partial = os.fspath(path) + ".partial"
     try:
+        with open(partial, "wb"):  # fails here, naming the output, not deep in a writer
+            pass
+    except OSError as error:
+        raise OSError(f"cannot write {os.fspath(path)!r}: {error.strerror}") from None
+    try:
         yield partial
     except BaseException:
         with contextlib.suppress(OSError):

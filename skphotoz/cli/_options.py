@@ -238,4 +238,4 @@ def add_training_options(parser, *, epochs=None, **help_texts: str) -> None:
     add_nan_policy(parser, "the estimator's")
     add("--checkpoint-dir", dest="checkpoint_dir")
     add("--num-workers", dest="num_workers", type=int_at_least(0))
-    parser.add_argument("--seed", type=int, default=0, help=text["seed"])
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help=text["seed"])

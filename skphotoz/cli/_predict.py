@@ -190,12 +190,21 @@ def _load_embeddings(path):
             dataset = f["embeddings"]
             return read_rows(dataset, (), path=path, what="embeddings", first=0, stop=len(dataset))
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        # (numpy's own text can advise allow_pickle=True, which could run code: not shown)
+        detail = "" if "pickle" in str(exc) else f"; numpy says: {exc}"
         raise ValueError(
-            f"embeddings {os.fspath(path)!r} is neither a .npy array nor an HDF5 file with a "
-            f"dataset 'embeddings' (as `skphotoz embed` writes); numpy says: {exc}"
+            f"embeddings {os.fspath(path)!r} is neither a .npy array of numbers nor an HDF5 "
+            f"file with a dataset 'embeddings' (as `skphotoz embed` writes){detail}"
         ) from exc
+    if not isinstance(loaded, np.ndarray):  # an .npz archive of several arrays
+        loaded.close()
+        raise ValueError(
+            f"embeddings {os.fspath(path)!r} is a .npz archive; give the .npy array or the "
+            f"HDF5 file that `skphotoz embed` writes."
+        )
+    return loaded
 
 
 def run_search_cli(

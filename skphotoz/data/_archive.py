@@ -321,7 +321,8 @@ def write_archive(
         "objid": objid,
         "specobjid": specobjid,
     }
-    columns = {k: np.asarray(v) for k, v in columns.items() if v is not None}
+    # (masks kept: each batch reaches ArchiveWriter.append, which reads them as unknown)
+    columns = {k: np.asanyarray(v) for k, v in columns.items() if v is not None}
     for name, values in columns.items():
         if values.ndim == 0 or values.shape[0] != shape[0]:
             rows = "a scalar" if values.ndim == 0 else values.shape[0]

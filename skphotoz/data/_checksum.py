@@ -284,6 +284,19 @@ def verify_archive(path, *, progress=None) -> Bunch:
 
         f.visititems(collect)
         check_listed_datasets(f, path)
+        dangling = []
+        for name in f:  # links to other files or paths, which a visit does not follow
+            if isinstance(f.get(name, getlink=True), h5py.ExternalLink | h5py.SoftLink):
+                try:
+                    f[name]
+                except (KeyError, OSError, RuntimeError):
+                    dangling.append(name)
+        if dangling:
+            raise DamagedDataError(
+                f"{os.fspath(path)!r}: the links {dangling} point to nothing (a file or "
+                f"object that is missing); restore the file they need, or the archive from a "
+                f"copy."
+            )
         plan = []
         for name, dataset in sorted(datasets.items()):
             if dataset.ndim == 0 or dataset.shape[0] == 0:
