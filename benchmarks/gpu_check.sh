@@ -54,7 +54,7 @@ export PYTHONUNBUFFERED=1
 SMI_PID=
 cleanup() {
     if [[ -n $SMI_PID ]]; then kill "$SMI_PID" 2>/dev/null; fi
-    rm -rf "$WORK/archive.h5" "$WORK/embedder.joblib"
+    rm -rf "$WORK/archive.h5" "$WORK/embedder.skops"
 }
 trap cleanup EXIT
 
@@ -145,15 +145,17 @@ EOF
 }
 # A machine that cannot reach a package index but whose python3 already holds the
 # dependencies (a GPU image with torch): use it as it is, with the source tree on its path.
-# A scikit-learn older than 1.6 there is replaced from wheels carried in .whl/, if any.
+# A scikit-learn older than 1.6, or a missing skops (pure Python), is installed from wheels
+# carried in .whl/, if any (pip download skops scikit-learn --no-deps -d .whl).
 SKLEARN_OK='import sys, sklearn; sys.exit(tuple(map(int, sklearn.__version__.split(".")[:2])) < (1, 6))'
 USE_IMAGE=0
 if [[ $MODE == gpu && ! -x .venv/bin/python ]] && python3 -c "import torch" 2>/dev/null; then
-    if ! python3 -c "$SKLEARN_OK" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+    if { ! python3 -c "$SKLEARN_OK" || ! python3 -c "import skops"; } 2>/dev/null &&
+        ls .whl/*.whl >/dev/null 2>&1; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
             --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
     fi
-    if python3 -c "import h5py, joblib, tqdm, scipy, torchvision" 2>/dev/null &&
+    if python3 -c "import h5py, joblib, skops, tqdm, scipy, torchvision" 2>/dev/null &&
         python3 -c "$SKLEARN_OK" 2>/dev/null; then
         USE_IMAGE=1
         echo "setup: python3 holds torch and every dependency; no virtual environment"
@@ -238,9 +240,9 @@ else
 fi
 step "torchrun 1 GPU: skphotoz pretrain" "$(left 60)" \
     "${TORCHRUN[@]}" --standalone --nproc_per_node=1 "$SKPHOTOZ" pretrain "$WORK/archive.h5" \
-    --output "$WORK/embedder.joblib" --device "$DEVICE" --epochs 1
-if [[ -f $WORK/embedder.joblib ]]; then
-    echo "torchrun: wrote $(du -h "$WORK/embedder.joblib" | cut -f1) embedder"
+    --output "$WORK/embedder.skops" --device "$DEVICE" --epochs 1
+if [[ -f $WORK/embedder.skops ]]; then
+    echo "torchrun: wrote $(du -h "$WORK/embedder.skops" | cut -f1) embedder"
 fi
 
 # ------------------------------------------------- 4-5. grid and fp32, time permitting

@@ -63,6 +63,10 @@ def test_overwritten_image_bytes_are_refused_with_their_rows(archive, tmp_path, 
     # Training and inference stop on it too, naming the rows.
     with pytest.raises(DamagedDataError, match="rows 8-9"):
         MoCoEmbedder(**TINY).fit(images)
+    embedder = MoCoEmbedder(**TINY).fit(clean)
+    with pytest.raises(DamagedDataError, match="rows 8-9"):
+        embedder.transform(images)
+    np.testing.assert_array_equal(embedder.transform(images[:8]), embedder.transform(clean[:8]))
     assert main(["pretrain", str(archive), "--output", str(tmp_path / "m.skops")]) == 1
     assert "rows 8-9 are damaged" in capsys.readouterr().err
     assert not (tmp_path / "m.skops").exists()
