@@ -12,13 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .._inputs import check_redshifts
+from .._inputs import check_numeric, check_redshifts
 from .._validation import validated
 from ._archive import COLUMNS
 from ._fits import astropy_fits, is_fits
+from ._lazy import MIN_EXTINCTION
 from ._photometry import (
     BANDS,
     EXTINCTION_COEFFICIENTS,
+    MAX_EBV,
+    MAX_EXTINCTION,
+    MIN_EBV,
     SFD98_EXTINCTION_COEFFICIENTS,
     extinction_from_ebv,
 )
@@ -51,10 +55,30 @@ _MISSING = {"", "nan", "na", "n/a", "null", "none", "--"}
 _EBV_COEFFICIENTS = {"sfd98": SFD98_EXTINCTION_COEFFICIENTS, "sf11": EXTINCTION_COEFFICIENTS}
 
 
+def _content_lines(f, where: dict):
+    """The lines of ``f`` that hold data (not blank, not ``#`` comments), recording the
+    number of the last one read in ``where["line"]`` (for errors)."""
+    for number, line in enumerate(f, start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            where["line"] = number
+            yield line
+
+
+def _csv_error(path: Path, where: dict, error: csv.Error) -> ValueError:
+    """The csv module's error (e.g. a field over its 131,072-character limit) naming the file
+    and the line."""
+    return ValueError(
+        f"catalogue {str(path)!r} could not be read as delimited text at line "
+        f"{where.get('line', 1)}: {error}. A catalogue holds one galaxy per line, with short "
+        f"fields; check that the file is the catalogue (not an image or a binary file)."
+    )
+
+
 def _read_csv(path: Path) -> tuple[list[str], callable]:
     """Header and a reader of named columns (as string arrays) of a delimited text file."""
+    where = {}
     with open(path, newline="", encoding="utf-8-sig") as f:
-        lines = (line for line in f if line.strip() and not line.lstrip().startswith("#"))
+        lines = _content_lines(f, where)
         header_line = next(lines, None)
         if header_line is None:
             raise ValueError(f"catalogue {str(path)!r} is empty: expected a header row.")
@@ -62,7 +86,10 @@ def _read_csv(path: Path) -> tuple[list[str], callable]:
             dialect = csv.Sniffer().sniff(header_line, delimiters=",;\t|")
         except csv.Error:
             dialect = csv.excel
-        header = [name.strip() for name in next(csv.reader([header_line], dialect))]
+        try:
+            header = [name.strip() for name in next(csv.reader([header_line], dialect))]
+        except csv.Error as error:
+            raise _csv_error(path, where, error) from None
     repeated = sorted({name for name in header if name and header.count(name) > 1})
     if repeated:  # columns= could not say which one is meant
         raise ValueError(
@@ -73,20 +100,21 @@ def _read_csv(path: Path) -> tuple[list[str], callable]:
     def columns(names: list[str]) -> dict[str, np.ndarray]:
         index = [header.index(name) for name in names]
         values = [[] for _ in names]
+        where = {}
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = csv.reader(
-                (line for line in f if line.strip() and not line.lstrip().startswith("#")),
-                dialect,
-            )
-            next(rows)
-            for number, row in enumerate(rows, start=2):
-                if len(row) != len(header):
-                    raise ValueError(
-                        f"catalogue {str(path)!r}: data row {number - 1} has {len(row)} fields "
-                        f"but the header has {len(header)}."
-                    )
-                for out, i in zip(values, index, strict=True):
-                    out.append(row[i].strip())
+            rows = csv.reader(_content_lines(f, where), dialect)
+            try:
+                next(rows)
+                for number, row in enumerate(rows, start=2):
+                    if len(row) != len(header):
+                        raise ValueError(
+                            f"catalogue {str(path)!r}: data row {number - 1} has {len(row)} "
+                            f"fields but the header has {len(header)}."
+                        )
+                    for out, i in zip(values, index, strict=True):
+                        out.append(row[i].strip())
+            except csv.Error as error:
+                raise _csv_error(path, where, error) from None
         return {name: np.array(v, dtype=str) for name, v in zip(names, values, strict=True)}
 
     return header, columns
@@ -107,24 +135,35 @@ def _read_fits_table(path: Path) -> tuple[list[str], callable]:
     return header, lambda names: {name: arrays[name] for name in names}
 
 
-#: The lowest value a catalogue column can hold: below it, a value is a missing-value code
-#: (SDSS writes -9999), not a measurement. E(B-V) and extinction are positive (a dust map's
+#: The range of values a catalogue column can hold. Below it, a value is a missing-value code
+#: (SDSS writes -9999), not a measurement: E(B-V) and extinction are positive (a dust map's
 #: noise can dip slightly below 0); the redshift follows the package's rule
-#: (:func:`skphotoz._inputs.check_redshifts`: 1 + z must be positive).
-_LOWEST = {"ebv": -0.05, "extinction": -0.25}
+#: (:func:`skphotoz._inputs.check_redshifts`: 1 + z must be positive). Above it, no galaxy is
+#: seen through the dust (E(B-V) = 10 is A_V = 31 mag; see ``MAX_EBV`` and ``MAX_EXTINCTION``
+#: in :mod:`skphotoz.data._photometry`), and dereddening would refuse the value.
+_RANGES = {"ebv": (MIN_EBV, MAX_EBV), "extinction": (MIN_EXTINCTION, MAX_EXTINCTION)}
+#: Largest R_b = A_b / E(B-V) accepted in ``ebv_coefficients``: the ugriz values of every
+#: published calibration lie within 1.2-5.2 (SFD98: 5.155 in u); with E(B-V) <= MAX_EBV it
+#: keeps the extinction within MAX_EXTINCTION.
+MAX_EBV_COEFFICIENT = MAX_EXTINCTION / MAX_EBV
 _UNKNOWN_ADVICE = "Leave those cells empty (or NaN) to mark the value unknown."
 
 
-def _check_lowest(values: np.ndarray, name: str, source, low: float) -> None:
+def _check_range(values: np.ndarray, name: str, source, low: float, high: float) -> None:
+    """Every value of the column within [low, high] (NaN, an unknown value, passes): the
+    error names the column, how many rows break the rule and the first of them."""
+    per_row = values.reshape(len(values), -1)
     with np.errstate(invalid="ignore"):
-        bad = np.flatnonzero((values < low).reshape(len(values), -1).any(axis=1))
-    if bad.size:
-        row = int(bad[0])
-        shown = np.asarray(values[row]).reshape(-1)
-        raise ValueError(
-            f"catalogue column {source!r} ({name}) must be >= {low:g}; {bad.size} row(s) are "
-            f"not, e.g. row {row} is {shown.min():g}: a missing-value code? {_UNKNOWN_ADVICE}"
-        )
+        below, above = per_row < low, per_row > high
+    for bad, rule in ((below, f">= {low:g}"), (above, f"<= {high:g}")):
+        rows = np.flatnonzero(bad.any(axis=1))
+        if rows.size:
+            row = int(rows[0])
+            value = float(per_row[row][bad[row]][0])
+            raise ValueError(
+                f"catalogue column {source!r} ({name}) must be {rule}; {rows.size} row(s) are "
+                f"not, e.g. row {row} is {value:g}: a missing-value code? {_UNKNOWN_ADVICE}"
+            )
 
 
 def _to_float(values: np.ndarray, name: str, source: str) -> np.ndarray:
@@ -298,10 +337,10 @@ def recognise(header, read, columns, ebv_coefficients, source: str) -> dict[str,
             allow_nan=True,
             advice=_UNKNOWN_ADVICE,
         )
-    for key, low in _LOWEST.items():
+    for key, (low, high) in _RANGES.items():
         if key in out:
             # (a per-band ``ebv`` vector column is read as the extinction)
-            _check_lowest(out[key], key, chosen.get(key, chosen.get("ebv")), low)
+            _check_range(out[key], key, chosen.get(key, chosen.get("ebv")), low, high)
     if "ebv" in out:
         ebv = out.pop("ebv")
         extinction = np.full((len(ebv), len(BANDS)), np.nan)
@@ -323,10 +362,21 @@ def _ebv_coefficients(value) -> np.ndarray:
                 f"{len(BANDS)} values; got {value!r}."
             )
         return _EBV_COEFFICIENTS[value]
-    coefficients = np.asarray(value, dtype=np.float64)
-    if coefficients.shape != (len(BANDS),) or not np.isfinite(coefficients).all():
+    try:
+        check_numeric(np.asarray(value), "ebv_coefficients")
+        coefficients = np.asarray(value, dtype=np.float64)
+    except TypeError:
+        coefficients = None
+    if (
+        coefficients is None
+        or coefficients.shape != (len(BANDS),)
+        or not np.isfinite(coefficients).all()
+        or not ((coefficients > 0) & (coefficients <= MAX_EBV_COEFFICIENT)).all()
+    ):
         raise ValueError(
-            f"ebv_coefficients must hold {len(BANDS)} finite values (ugriz); got {value!r}."
+            f"ebv_coefficients must hold {len(BANDS)} finite values (ugriz) in (0, "
+            f"{MAX_EBV_COEFFICIENT:g}]: R_b = A_b / E(B-V) is positive (dust dims every band) "
+            f"and at most 5.2 for ugriz in published calibrations; got {value!r}."
         )
     return coefficients
 
@@ -351,7 +401,9 @@ def read_catalog(path, columns=None, *, ebv_coefficients="sfd98") -> dict[str, n
         R_b = A_b / E(B-V) that turn an E(B-V) column into per-band extinction:
         ``"sfd98"`` gives the values of SDSS's own ``extinction_*`` columns and of the
         published archive (Schlegel, Finkbeiner & Davis 1998), so archives from either
-        source agree; ``"sf11"`` the recalibration of Schlafly & Finkbeiner (2011).
+        source agree; ``"sf11"`` the recalibration of Schlafly & Finkbeiner (2011). Given
+        as numbers, each must lie in (0, 6]: R_b is positive and at most 5.2 for ugriz, and
+        the bound keeps the extinction of E(B-V) <= 10 within 60 mag.
 
     Returns
     -------
@@ -385,6 +437,11 @@ def read_catalog(path, columns=None, *, ebv_coefficients="sfd98") -> dict[str, n
 
     Two columns that both match one quantity (``z`` and ``redshift``) are refused; name the
     one to use in ``columns``.
+
+    Values that no measurement takes are refused, naming the column, the row and the value:
+    a redshift <= -1, E(B-V) outside [-0.05, 10] and extinction outside [-0.25, 60] mag
+    (missing-value codes such as -9999, or no galaxy seen through the dust). An empty or NaN
+    cell is an unknown value and passes.
     """
     coefficients = _ebv_coefficients(ebv_coefficients)
     path = Path(path)

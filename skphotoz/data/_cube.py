@@ -4,6 +4,9 @@ loading a ``.npy``."""
 
 from __future__ import annotations
 
+import tokenize
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,12 @@ LAYOUTS = ("auto", "channels_first", "channels_last")
 
 
 def _check_real(dtype: np.dtype, what: str) -> None:
+    """Real fluxes only: a complex cube is refused (not cast, which would drop the imaginary
+    part with a mere ComplexWarning), as :func:`skphotoz._inputs.check_numeric` rules."""
+    if dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported: {what} must hold real-valued fluxes; got dtype {dtype}."
+        )
     if dtype.kind not in "iuf":
         raise TypeError(f"{what} must hold real-valued fluxes; got dtype {dtype}.")
 
@@ -51,29 +60,116 @@ def channels_first(cube, layout: str, what: str) -> tuple[np.ndarray, str]:
     return out, layout
 
 
+#: The first bytes of a .npy file (np.save) and of a zip archive such as a .npz (np.savez).
+_NPY_MAGIC = b"\x93NUMPY"
+#: What numpy raises for a damaged .npy header (parsed as a Python literal), besides
+#: ValueError and the EOFError or OSError of a truncated file.
+_BAD_HEADER = (SyntaxError, TypeError, KeyError, tokenize.TokenError)
+_PICKLES = (
+    "holds arrays of Python objects (pickles), which skphotoz never loads since unpickling "
+    "can run code; save the cube as numbers"
+)
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(len(_NPY_MAGIC))
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """A memory map of the .npy cube at ``path``; a ValueError naming the file for what is
+    not one (empty, not a .npy, a .npz, truncated, pickled objects)."""
+    head = _head(path)
+    if not head:
+        reason = "the file is empty (0 bytes)"
+    elif zipfile.is_zipfile(path):
+        reason = "it is a zip archive (a .npz?); rename it .npz"
+    elif head != _NPY_MAGIC:
+        reason = f"it does not start with the .npy signature {_NPY_MAGIC!r} that np.save writes"
+    else:
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            if "allow_pickle" in str(exc) or "Python objects" in str(exc):
+                reason = f"it {_PICKLES}"
+            elif "mmap length" in str(exc):
+                reason = "the file is shorter than its header says (truncated?)"
+            else:
+                reason = str(exc)
+        except (EOFError, OSError, *_BAD_HEADER) as exc:
+            reason = f"its header is damaged or truncated ({type(exc).__name__}: {exc})"
+    raise ValueError(f"{str(path)!r} is not a numeric .npy cube: {reason}.")
+
+
+def _npz_member(data, key: str, path: Path) -> np.ndarray:
+    """Member ``key`` of an open .npz, which must be a numeric .npy array."""
+    try:
+        value = data[key]
+    except (ValueError, *_BAD_HEADER) as exc:
+        if "allow_pickle" in str(exc):
+            raise ValueError(f"{str(path)!r}: member {key!r} {_PICKLES}.") from None
+        raise ValueError(f"{str(path)!r}: member {key!r} is not a readable array: {exc}") from None
+    if not isinstance(value, np.ndarray):  # (np.load returns other members as raw bytes)
+        raise ValueError(
+            f"{str(path)!r}: member {key!r} is not a .npy array; a .npz cube is a zip of "
+            f"arrays saved with np.savez."
+        )
+    return value
+
+
+def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The cube and ``labels`` of the .npz at ``path``; a ValueError naming the file for what
+    is not a readable .npz cube (empty, truncated, damaged, not a zip of .npy arrays)."""
+    if not zipfile.is_zipfile(path):
+        if not _head(path):
+            reason = "the file is empty (0 bytes)"
+        elif _head(path) == _NPY_MAGIC:
+            reason = "it is a single .npy array; rename it .npy"
+        else:
+            reason = "it is not a zip archive (truncated or damaged?)"
+        raise ValueError(
+            f"{str(path)!r} is not a .npz cube: {reason}; expected a zip of .npy arrays, as "
+            f"np.savez writes."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = list(data)
+            if "cube" in keys:
+                key = "cube"
+            elif len([k for k in keys if k != "labels"]) == 1:
+                key = next(k for k in keys if k != "labels")
+            else:
+                raise ValueError(
+                    f"{str(path)!r} holds {keys}; expected the key 'cube' or a single array."
+                )
+            cube = _npz_member(data, key, path)
+            has_labels = "labels" in keys and key != "labels"
+            labels = _npz_member(data, "labels", path) if has_labels else None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(
+            f"{str(path)!r} could not be read as a .npz cube (damaged: "
+            f"{type(exc).__name__}: {exc})."
+        ) from None
+    return cube, labels
+
+
 def load_cube(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """The raw cube of a .npy (memory-mapped) or .npz file, and the .npz ``labels``."""
+    """The raw cube of a .npy (memory-mapped) or .npz file, and the .npz ``labels``.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, for any that is not a readable cube of numbers: empty, truncated,
+        damaged, of the other format, or holding Python objects (never unpickled: that could
+        run code).
+    """
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            return np.load(path, mmap_mode="r", allow_pickle=False), None
-        except ValueError as exc:
-            raise ValueError(f"{str(path)!r} is not a numeric .npy cube: {exc}") from exc
+        return _load_npy(path), None
     if suffix != ".npz":
         hint = " (an HDF5 file is already an archive)" if suffix in (".h5", ".hdf5") else ""
         raise ValueError(f"a cube must be a .npy or .npz file; got {str(path)!r}{hint}.")
-    with np.load(path, allow_pickle=False) as data:
-        keys = list(data)
-        if "cube" in keys:
-            key = "cube"
-        elif len([k for k in keys if k != "labels"]) == 1:
-            key = next(k for k in keys if k != "labels")
-        else:
-            raise ValueError(
-                f"{str(path)!r} holds {keys}; expected the key 'cube' or a single array."
-            )
-        labels = data["labels"] if "labels" in keys and key != "labels" else None
-        return data[key], labels
+    return _load_npz(path)
 
 
 @validated({"layout": [StrOptions(set(LAYOUTS))]})
@@ -96,6 +192,18 @@ def read_cube(path, layout="auto") -> np.ndarray:
     images : ndarray of shape (n_samples, n_bands, height, width)
         A view of the stored cube (a transposed memory map for ``.npy``), in its own dtype;
         slice it to read galaxies.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is at ``path``.
+    ValueError
+        Naming the file: it is not a readable cube (empty, truncated, damaged, a ``.npz``
+        named ``.npy`` or the reverse, a zip member that is not a ``.npy`` array, arrays of
+        Python objects, which are never unpickled since that could run code), or its cube is
+        complex, misshapen or empty.
+    TypeError
+        The cube holds something other than numbers (text, booleans).
     """
     path = Path(path)
     if not path.is_file():

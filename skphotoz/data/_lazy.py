@@ -37,12 +37,12 @@ WRITTEN_ATTR = "skphotoz_n_written"
 #: Lowest per-band extinction (mag) dereddening accepts: a dust map's noise can dip a little
 #: below 0; below this a value is a missing-value code, which would zero the galaxy.
 MIN_EXTINCTION = -0.25
-#: Highest per-band extinction (mag) dereddening accepts. Galaxy surveys look away from the
-#: Galactic plane (SDSS galaxies: E(B-V) mostly below 0.1; dust maps are unreliable above
-#: about 1); 30 mag (E(B-V) near 6 in the u band, A_u/E(B-V) = 5.155, Schlegel et al. 1998)
-#: leaves no galaxy light to correct, and its factor 10^(0.4 A) = 1e12 takes fluxes towards
-#: the float32 limit. Beyond it a value is a missing-value code (99, 9999).
-MAX_EXTINCTION = 30.0
+#: Largest per-band extinction (mag) skphotoz accepts anywhere (archives, catalogues,
+#: dereddening): above 10 times the largest R_b in use (E(B-V) <= 10, A_u/E(B-V) = 5.155 in
+#: SFD98: 51.6 mag), so every E(B-V) accepted gives an extinction accepted here, and beyond the
+#: ~50 mag of u-band extinction toward the Galactic centre, the most extincted sight line.
+#: Beyond it a value is a missing-value code (99, 9999).
+MAX_EXTINCTION = 60.0
 
 
 def open_hdf5(path) -> h5py.File:

@@ -233,7 +233,7 @@ def test_deredden_refuses_a_missing_value_code_as_extinction(tmp_path):
     extinction = np.full((4, 5), 0.05)
     extinction[2, 1] = -9999.0
     path = tmp_path / "a.h5"
-    with pytest.raises(ValueError, match=r"extinction must lie in \[-0.25, 30\].*e.g. -9999"):
+    with pytest.raises(ValueError, match=r"extinction must lie in \[-0.25, 60\].*e.g. -9999"):
         write_archive(path, np.ones((4, 5, 8, 8)), [0.1] * 4, extinction=extinction)
     with h5py.File(path, "w") as f:  # as another tool writes it
         f["images"] = np.ones((4, 5, 8, 8), np.float32)
@@ -245,7 +245,7 @@ def test_deredden_refuses_a_missing_value_code_as_extinction(tmp_path):
     with h5py.File(path, "w") as f:
         f["images"] = np.ones((4, 5, 8, 8), np.float32)
         f["e_bv"] = extinction
-    with pytest.raises(ValueError, match=r"extinction <= 30 mag, but 1 of 4 .*rows 2; e.g. 99"):
+    with pytest.raises(ValueError, match=r"extinction <= 60 mag, but 1 of 4 .*rows 2; e.g. 99"):
         HDF5Images(path, deredden=True)
 
 
