@@ -521,7 +521,7 @@ def check_redshifts(z, name: str = "y", *, allow_nan: bool = False, advice: str 
     if n_missing:
         raise ValueError(f"{name} must be finite; got {n_missing} NaN or infinite values.")
     with np.errstate(invalid="ignore"):
-        huge = np.flatnonzero(values > MAX_INPUT)
+        huge = np.flatnonzero(np.isfinite(values) & (values > MAX_INPUT))
         if huge.size:
             raise ValueError(
                 f"{name} must be redshifts below 1e30; {huge.size} row(s) are not, e.g. row "

@@ -131,12 +131,15 @@ def test_exceptions_module_holds_every_exception_class():
 
     assert set(exceptions.__all__) == {
         "CheckpointMismatchError",
+        "DamagedDataError",
         "InvalidParameterError",
         "NonFiniteError",
+        "UntrustedFileError",
     }
     for name in exceptions.__all__:
         assert issubclass(getattr(exceptions, name), ValueError), name
     assert issubclass(exceptions.NonFiniteError, FloatingPointError)
+    assert issubclass(exceptions.DamagedDataError, OSError)  # what h5py raises for it
     assert nn.NonFiniteError is exceptions.NonFiniteError
     assert nn.CheckpointMismatchError is exceptions.CheckpointMismatchError
     assert {"NonFiniteError", "CheckpointMismatchError"} <= set(nn.__all__)

@@ -118,7 +118,7 @@ def check_fill_rows(dataset: h5py.Dataset, block: np.ndarray, first: int, *, pat
     as the fill value (all zeros) because their chunk cannot be found: a blank stamp whose
     chunk exists is returned as it is. Costs one comparison per pixel, and a look-up only
     for all-zero rows."""
-    if not dataset.fletcher32 or dataset.chunks is None or block.size == 0:
+    if not getattr(dataset, "fletcher32", False) or dataset.chunks is None or block.size == 0:
         return
     blank = np.flatnonzero(~block.reshape(len(block), -1).any(axis=1))
     if blank.size == 0:
@@ -149,7 +149,7 @@ def unchecked_chunks(dataset: h5py.Dataset, chunks, *, allocated: bool) -> list[
     every chunk was written, as for an archive's images) missing, which HDF5 reads as the
     fill value. Damage to the chunk index is not caught by the checksums
     of the chunks themselves."""
-    if not dataset.fletcher32 or dataset.chunks is None:
+    if not getattr(dataset, "fletcher32", False) or dataset.chunks is None:
         return []
     step = dataset.chunks[0]
     tail = (0,) * (dataset.ndim - 1)

@@ -305,7 +305,8 @@ class HDF5Images:
         out = np.empty((len(rows),) + self.shape[1:], dtype=self._stored_dtype)
         if len(rows) == 0:
             return out
-        gap = min(_MAX_GAP, dataset.chunks[0]) if dataset.chunks else _MAX_GAP
+        chunks = getattr(dataset, "chunks", None)
+        gap = min(_MAX_GAP, chunks[0]) if chunks else _MAX_GAP
         breaks = np.flatnonzero(np.diff(rows) > gap) + 1
         starts = np.concatenate(([0], breaks))
         stops = np.concatenate((breaks, [len(rows)]))
@@ -327,7 +328,7 @@ class HDF5Images:
     def _check_chunk_index(self, dataset: h5py.Dataset, rows: np.ndarray) -> None:
         """Refuse rows whose chunk the file's index says is missing or stored without its
         checksum (damage the checksums cannot see); each chunk is looked up once."""
-        if not dataset.fletcher32 or dataset.chunks is None:
+        if not getattr(dataset, "fletcher32", False) or dataset.chunks is None:
             return
         step = dataset.chunks[0]
         if getattr(self, "_index_checked", None) is None:
