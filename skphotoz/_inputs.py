@@ -489,6 +489,30 @@ def resolve_crop_size(crop_size, X) -> int | None:
     return int(crop_size)
 
 
+#: Above the highest spectroscopic redshift of any galaxy (JADES-GS-z14-0, z = 14.32;
+#: Carniani et al. 2024, Nature 633, 318), a training label is more likely a missing-value
+#: code (99, 999) than a galaxy: fits warn about such labels (they are used as given).
+MAX_PLAUSIBLE_REDSHIFT = 15.0
+
+
+def warn_implausible_redshifts(z, caller: str, name: str = "y") -> None:
+    """A UserWarning naming the labels of ``z`` above :data:`MAX_PLAUSIBLE_REDSHIFT`."""
+    values = np.asarray(z, dtype=np.float64).reshape(-1)
+    with np.errstate(invalid="ignore"):
+        high = np.flatnonzero(values > MAX_PLAUSIBLE_REDSHIFT)
+    if high.size:
+        import warnings
+
+        warnings.warn(
+            f"{caller}: {high.size} label(s) of {name} lie above z = "
+            f"{MAX_PLAUSIBLE_REDSHIFT:g}, beyond any galaxy measured (e.g. row {int(high[0])} "
+            f"is {values[high[0]]:g}): a missing-value code such as 99? They are used as "
+            f"given; mark unknown redshifts NaN.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 def check_redshifts(z, name: str = "y", *, allow_nan: bool = False, advice: str | None = None):
     """The redshift rule: every value finite and > -1 (so that 1 + z > 0).
 

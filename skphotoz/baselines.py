@@ -27,7 +27,7 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._inputs import check_redshifts, unmask
+from ._inputs import check_redshifts, unmask, warn_implausible_redshifts
 from ._validation import fit_context, integer, random_state
 
 __all__ = ["GaussianProcessPhotoZ", "RedshiftForest", "photometry_baseline"]
@@ -134,8 +134,11 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
         self
         """
         # Masked entries are missing (NaN): refused below, never used as numbers.
+        if np.asarray(y).dtype == bool:
+            raise TypeError("y must be an array of redshifts; got booleans.")
         X, y = validate_data(self, unmask(X), unmask(y), dtype=np.float64, y_numeric=True)
         check_redshifts(y)
+        warn_implausible_redshifts(y, type(self).__name__)
         if len(X) < 2:
             raise ValueError(
                 f"GaussianProcessPhotoZ needs at least 2 samples; got n_samples={len(X)}."
@@ -241,8 +244,11 @@ class RedshiftForest(RandomForestRegressor):
 
     def fit(self, X, y, sample_weight=None):
         y = np.asarray(unmask(y))
+        if y.dtype == bool:
+            raise TypeError("y must be an array of redshifts; got booleans.")
         if y.dtype.kind in "iuf":
             check_redshifts(np.asarray(y, dtype=np.float64).reshape(-1), "y")
+            warn_implausible_redshifts(y, type(self).__name__)
         return super().fit(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):

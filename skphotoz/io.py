@@ -19,6 +19,7 @@ The trust model and what each file is safe for: ``docs/reliability.md``.
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from .exceptions import UntrustedFileError
@@ -74,7 +75,7 @@ def dump(model, file) -> None:
 
 def is_pickle(file) -> bool:
     """Whether ``file`` is a pickle or joblib file (by its first bytes, not its name)."""
-    return _kind(file) == "pickle"
+    return _kind(_existing_file(file)) == "pickle"
 
 
 def get_untrusted_types(file) -> list[str]:
@@ -82,7 +83,25 @@ def get_untrusted_types(file) -> list[str]:
     ``trusted``: those outside skphotoz, scikit-learn and skops's own defaults."""
     import skops.io
 
-    return [name for name in skops.io.get_untrusted_types(file=file) if not _trusted(name)]
+    path = _existing_file(file)
+    if _kind(path) != "skops":
+        raise ValueError(f"{path!r} is not a skops file (written by skphotoz.io.dump).")
+    try:
+        names = skops.io.get_untrusted_types(file=path)
+    except Exception as error:  # noqa: BLE001 - a damaged zip or schema fails in many ways
+        raise ValueError(
+            f"{path!r} could not be read as a skops model file ({type(error).__name__}: {error})."
+        ) from error
+    return [name for name in names if not _trusted(name)]
+
+
+def _existing_file(file) -> str:
+    if not isinstance(file, str | os.PathLike):
+        raise TypeError(f"file must be a path (str or path-like); got {type(file).__name__}.")
+    path = os.fspath(file)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist or is not a file.")
+    return path
 
 
 def load(file, *, trusted=False):
@@ -113,9 +132,7 @@ def load(file, *, trusted=False):
     ValueError
         The file is neither a skops nor a pickle file, or is damaged.
     """
-    path = os.fspath(file)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {path!r} does not exist or is not a file.")
+    path = _existing_file(file)
     if not isinstance(trusted, bool):
         if not isinstance(trusted, list | tuple | set | frozenset) or not all(
             isinstance(name, str) for name in trusted
@@ -179,7 +196,25 @@ def load(file, *, trusted=False):
 
 
 def _trusted(name: str) -> bool:
-    return name.split(".", 1)[0] in _TRUSTED_PACKAGES
+    """Whether ``name`` (``module.qualname``, as skops lists it) is a class that skphotoz or
+    scikit-learn defines. By what the name resolves to, not by its prefix: a module of a
+    trusted package also holds what it imported (``sklearn.datasets._rcv1.remove`` is
+    ``os.remove``), and a function, unlike a class, is stored to be called later
+    (``FunctionTransformer(func=...)``), so no function is trusted without ``trusted``."""
+    if name.split(".", 1)[0] not in _TRUSTED_PACKAGES:
+        return False
+    module_name, _, qualname = name.rpartition(".")
+    try:  # importing a module of skphotoz or scikit-learn runs only their own code
+        found = importlib.import_module(module_name)
+    except ImportError:
+        return False
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return (
+        isinstance(found, type)
+        and found.__module__.split(".", 1)[0] in _TRUSTED_PACKAGES
+        and f"{found.__module__}.{found.__qualname__}" == name
+    )
 
 
 def _kind(file) -> str:

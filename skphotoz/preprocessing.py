@@ -13,7 +13,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import finite, fit_context, integer, positive, validated
+from ._inputs import rows_text, unmask
+from ._validation import check_value, finite, fit_context, integer, positive, validated
 
 #: SDSS pixel scale, arcsec per pixel.
 SDSS_PIXEL_SCALE = 0.396
@@ -25,6 +26,8 @@ _MAX_PIXEL_SCALE = 3600.0
 _MAX_RADIUS = 10_800.0
 _MAX_RADII = 100
 _MAX_BATCH = 2**20
+# Largest stamp side: the archives' limit (a 2048 x 2048 stamp is 4 million pixels).
+_MAX_SIDE = 2048
 
 
 def _check_radii(radii) -> np.ndarray:
@@ -42,6 +45,11 @@ def _check_radii(radii) -> np.ndarray:
             f"radii must be 1 to {_MAX_RADII} finite radii in (0, {_MAX_RADIUS:g}] arcsec; "
             f"got {radii!r}."
         )
+    if np.any(np.diff(array) <= 0):
+        raise ValueError(
+            f"radii must increase (each aperture larger than the last: the features name "
+            f"them in that order); got {radii!r}."
+        )
     return array
 
 
@@ -53,6 +61,8 @@ def aperture_masks(shape, radii=(1.5, 3.0, 6.0), pixel_scale=SDSS_PIXEL_SCALE) -
     """
     radii = _check_radii(radii)
     height, width = shape
+    check_value("aperture_masks", "shape", height, [integer(1, _MAX_SIDE)])
+    check_value("aperture_masks", "shape", width, [integer(1, _MAX_SIDE)])
     yy, xx = np.mgrid[:height, :width]
     radius = np.hypot(yy - height // 2, xx - width // 2) * pixel_scale
     return np.stack([(radius < r).astype(np.float64) for r in radii])
@@ -72,13 +82,20 @@ def aperture_fluxes(images, radii=(1.5, 3.0, 6.0), pixel_scale=SDSS_PIXEL_SCALE)
         Arcsec per pixel (SDSS).
     """
     radii = _check_radii(radii)
-    images = np.asarray(images)
-    if images.dtype.kind not in "biuf":
+    images = np.asarray(unmask(images))  # masked pixels are missing: NaN, refused below
+    if images.dtype.kind not in "iuf":
         raise TypeError(f"images must be an array of numbers; got dtype {images.dtype}.")
     images = images.astype(np.float64, copy=False)
     if images.ndim != 4:
         raise ValueError(
             f"images must be 4-D (n_samples, n_bands, height, width); got shape {images.shape}."
+        )
+    bad = np.flatnonzero(~np.isfinite(images).reshape(len(images), -1).all(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"images hold NaN or infinite (or masked) pixels in stamps {rows_text(bad)}: their "
+            f"aperture fluxes would be NaN. Repair or drop those stamps (e.g. fill masked "
+            f"pixels with the sky level, 0 for sky-subtracted images)."
         )
     masks = aperture_masks(images.shape[-2:], radii, pixel_scale)
     return np.einsum("nbij,aij->nab", images, masks, optimize=True)
@@ -199,16 +216,17 @@ class AperturePhotometry(TransformerMixin, BaseEstimator):
         out = []
         for start in range(0, shape[0], self.batch_size):
             with np.errstate(over="ignore"):  # values beyond float32 become inf: reported
-                images = np.asarray(X[start : start + self.batch_size], dtype=np.float32)
+                block = unmask(X[start : start + self.batch_size])  # masked: NaN, reported
+                images = np.asarray(block, dtype=np.float32)
             bad = np.flatnonzero(~np.isfinite(images).reshape(len(images), -1).all(axis=1))
             if bad.size:
                 rows = ", ".join(str(start + i) for i in bad[:5]) + (
                     ", ..." if bad.size > 5 else ""
                 )
                 raise ValueError(
-                    f"X holds NaN or infinite pixels (or values beyond float32) in stamps "
-                    f"{rows}: aperture fluxes would be NaN. Repair or drop those stamps (e.g. "
-                    f"fill masked pixels with the sky level, 0 for sky-subtracted images)."
+                    f"X holds NaN or infinite pixels (or masked ones, or values beyond float32) "
+                    f"in stamps {rows}: aperture fluxes would be NaN. Repair or drop those stamps "
+                    f"(e.g. fill masked pixels with the sky level, 0 for sky-subtracted images)."
                 )
             out.append(self._features(images))
         return np.concatenate(out) if out else np.empty((0, self.n_features_out_))

@@ -28,6 +28,7 @@ from ._inputs import (
     rows_text,
     take_rows,
     unmask,
+    warn_implausible_redshifts,
 )
 from ._validation import (
     HasMethods,
@@ -524,6 +525,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         # The one redshift rule (> -1): -9999 and the like are missing-value codes, which
         # would train the network on nonsense (the regression head follows them anywhere).
         check_redshifts(y, "y", allow_nan=True)
+        warn_implausible_redshifts(y, type(self).__name__)
         n_labelled = int(np.count_nonzero(~np.isnan(y)))
         if n_labelled < 2:
             plural = "" if n_labelled == 1 else "s"

@@ -283,3 +283,32 @@ def test_frozen_encoder_round_trip(tmp_path, features, embedder):
     loaded = skio.load(tmp_path / "m.skops")
     assert loaded.embedder_ is loaded.encoder.estimator
     _same(model, loaded, X)
+
+
+def test_trust_follows_what_a_name_is_not_its_prefix(tmp_path):
+    """A module of scikit-learn also holds what it imported (``sklearn.datasets._rcv1.remove``
+    is ``os.remove``), and a stored function is called later (``FunctionTransformer``): such
+    names are refused, as is any function, even one scikit-learn defines."""
+    from sklearn.datasets import dump_svmlight_file
+    from sklearn.preprocessing import FunctionTransformer
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    skops.io.dump(FunctionTransformer(func=os.remove), tmp_path / "ft.skops")
+    with zipfile.ZipFile(tmp_path / "ft.skops") as source:
+        files = {name: source.read(name) for name in source.namelist()}
+    schema = files.pop("schema.json").decode()
+    with zipfile.ZipFile(tmp_path / "evil.skops", "w") as out:
+        out.writestr("schema.json", schema.replace('"posix"', '"sklearn.datasets._rcv1"'))
+        for name, data in files.items():
+            out.writestr(name, data)
+    assert skio.get_untrusted_types(tmp_path / "evil.skops") == ["sklearn.datasets._rcv1.remove"]
+    with pytest.raises(UntrustedFileError, match=r"sklearn\.datasets\._rcv1\.remove"):
+        skio.load(tmp_path / "evil.skops")
+    skops.io.dump(FunctionTransformer(func=dump_svmlight_file), tmp_path / "writer.skops")
+    with pytest.raises(UntrustedFileError, match="dump_svmlight_file"):
+        skio.load(tmp_path / "writer.skops")
+    assert victim.read_text() == "keep me"
+    for bad in (5, None):
+        with pytest.raises(TypeError, match="file must be a path"):
+            skio.get_untrusted_types(bad)

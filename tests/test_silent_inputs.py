@@ -13,9 +13,19 @@ from skphotoz import MoCoEmbedder, PhotoZRegressor
 from skphotoz import io as skio
 from skphotoz.baselines import GaussianProcessPhotoZ, photometry_baseline
 from skphotoz.cli import main
-from skphotoz.data import HDF5Images, load_npz_cube, verify_archive, write_archive
+from skphotoz.data import (
+    ArchiveWriter,
+    HDF5Images,
+    load_npz_cube,
+    open_archive,
+    save_npz_cube,
+    verify_archive,
+    write_archive,
+)
 from skphotoz.exceptions import DamagedDataError
 from skphotoz.metrics import bias, photoz_report, sigma_mad
+from skphotoz.preprocessing import aperture_fluxes, aperture_masks
+from skphotoz.search import SimilaritySearch
 from tests.helpers import TINY, make_features, make_images
 
 
@@ -183,3 +193,90 @@ def test_io_trusted_must_be_a_bool_or_names(tmp_path):
     for trusted in (3, None, "yes"):
         with pytest.raises(TypeError, match="trusted must be True, False or a list"):
             skio.load(path, trusted=trusted)
+
+
+# ------------------------------------------------------------ second review round
+def test_an_archive_is_never_written_over_its_own_images(tmp_path):
+    path = tmp_path / "a.h5"
+    write_archive(path, np.ones((3, 5, 8, 8), np.float32), [0.1, 0.2, 0.3])
+    bunch = open_archive(path)
+    with pytest.raises(ValueError, match="is the archive the images are read from"):
+        write_archive(path, bunch.images, bunch.redshift)
+    np.testing.assert_array_equal(open_archive(path).images[:], np.ones((3, 5, 8, 8)))
+    writer = ArchiveWriter(tmp_path / "b.h5", 2, stamp_size=8)
+    with writer:
+        writer.append(np.ones((2, 5, 8, 8)))
+    with pytest.raises(ValueError, match="writes one archive, once"):
+        with writer:  # was: emptied the archive and marked it complete
+            pass
+    assert open_archive(tmp_path / "b.h5").images[:].shape == (2, 5, 8, 8)
+
+
+def test_npz_cubes_refuse_what_they_would_store_wrongly(tmp_path):
+    path = tmp_path / "c.npz"
+    images = np.ones((3, 5, 8, 8))
+    with pytest.raises(TypeError, match="got an array of dtype complex"):
+        save_npz_cube(path, images, np.array([0.1, 0.2, 0.3]) + 0.5j)
+    with pytest.raises(ValueError, match="redshift must be > -1"):
+        save_npz_cube(path, images, [-9999.0, 0.2, 0.3])
+    with pytest.raises(ValueError, match="beyond the float32 range"):
+        save_npz_cube(path, np.full((3, 5, 8, 8), 1e39), [0.1, 0.2, 0.3])
+    with pytest.raises(TypeError, match="label named 'z'"):
+        save_npz_cube(path, images, [0.1, 0.2, 0.3], z=[1.0, 2.0, 3.0])
+    save_npz_cube(path, images, np.ma.masked_equal([0.1, -9999.0, 0.3], -9999.0))
+    assert np.isnan(load_npz_cube(path).redshift[1])  # the mask kept: unknown
+
+
+def test_masks_are_missing_values_in_search_and_photometry():
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(12, 4))
+    query = np.ma.masked_array(E[:1].copy(), mask=[[True, False, False, False]])
+    query.data[0, 0] = 1e6  # under the mask: must not be used
+    search = SimilaritySearch(n_neighbors=2, metric="dot", device="cpu").fit(E)
+    with pytest.raises(ValueError, match="NaN"):
+        search.kneighbors(query)
+    images = rng.normal(size=(2, 5, 8, 8))
+    masked = np.ma.masked_array(images, mask=np.zeros(images.shape, bool))
+    masked.mask[1, 0, 4, 4] = True
+    with pytest.raises(ValueError, match=r"masked\) pixels in stamps \[1\]"):
+        aperture_fluxes(masked)
+    with pytest.raises(ValueError, match=r"in stamps \[0\]"):
+        aperture_fluxes(np.where(np.arange(2)[:, None, None, None] == 0, np.nan, images))
+    with pytest.raises(ValueError, match="radii must increase"):
+        aperture_fluxes(images, radii=(3.0, 1.0))
+    with pytest.raises(ValueError, match="'shape' parameter of aperture_masks"):
+        aperture_masks((10**6, 10**6))
+
+
+def test_hdf5_images_index_like_numpy(tmp_path):
+    images = np.random.default_rng(0).random((6, 5, 8, 8)).astype(np.float32)
+    write_archive(tmp_path / "a.h5", images)
+    lazy = HDF5Images(tmp_path / "a.h5")
+    keys = [np.array(3), ([0, 1], [0, 1]), ([3, 1, 3], slice(None), 0), ([2, 0], [1, 3], 4)]
+    for key in keys:
+        np.testing.assert_array_equal(lazy[key], images[key], err_msg=repr(key))
+        assert lazy[key].shape == images[key].shape
+
+
+def test_simulate_does_not_replace_a_file_unasked(tmp_path, capsys):
+    path = tmp_path / "a.h5"
+    path.write_text("precious")
+    assert main(["simulate", str(path), "--n", "2", "--stamp-size", "8"]) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert path.read_text() == "precious"
+    assert main(["simulate", str(tmp_path / "a.csv"), "--n", "2", "--stamp-size", "8"]) == 1
+    assert "name it .h5" in capsys.readouterr().err
+    assert main(["simulate", str(path), "--n", "2", "--stamp-size", "8", "--overwrite"]) == 0
+
+
+def test_labels_beyond_any_galaxy_are_warned_about_and_booleans_refused():
+    X, y = make_features(n=12)
+    y = y.copy()
+    y[2] = 99.0
+    with pytest.warns(UserWarning, match="above z = 15, beyond any galaxy measured"):
+        PhotoZRegressor(head="regression", **TINY).fit(X, y)
+    with pytest.warns(UserWarning, match="above z = 15"):
+        photometry_baseline("forest", random_state=0).fit(make_images(12, 8), y)
+    for model in ("forest", "gp"):
+        with pytest.raises(TypeError, match="booleans"):
+            photometry_baseline(model, random_state=0).fit(make_images(12, 8), y > 0.2)

@@ -26,10 +26,20 @@ def demo(args) -> int:
     return 0
 
 
+# Suffixes of other formats: an archive written under one of them would be misread later.
+_NOT_HDF5 = (".csv", ".txt", ".npy", ".npz", ".fits", ".fit", ".skops", ".joblib", ".pkl", ".json")
+
+
 def simulate(args) -> int:
     from ..datasets import write_sdss_galaxies
 
     check_output_path(args.output, "OUTPUT")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise FileExistsError(f"OUTPUT {args.output!r} exists; pass --overwrite to replace it.")
+    if os.path.splitext(args.output)[1].lower() in _NOT_HDF5:
+        raise ValueError(
+            f"OUTPUT {args.output!r}: simulate writes an HDF5 archive; name it .h5 or .hdf5."
+        )
     tick = time.perf_counter()
     write_sdss_galaxies(
         args.output, args.n, random_state=args.seed, stamp_size=args.stamp_size,

@@ -105,11 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("simulate", "write simulated SDSS-like galaxies to an HDF5 archive")
     p.add_argument("output", metavar="OUTPUT", help="HDF5 archive to write")
     p.add_argument("--n", type=int_at_least(1), required=True, help="galaxies (required)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed")
     p.add_argument("--stamp-size", type=int_at_least(8), default=64, help="stamp side in px")
     p.add_argument(
         "--chunk-size", type=int_at_least(1), default=1024, help="galaxies written at a time"
     )
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
 
     # -- verify
     p = command(

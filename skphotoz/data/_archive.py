@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._inputs import check_numeric, check_redshifts, unmask
+from .._inputs import as_numbers, check_numeric, check_redshifts, unmask
 from .._validation import StrOptions, check_value, integer, validated
 from ._checksum import DATASETS_ATTR, read_rows, structure_errors
 from ._lazy import (
@@ -117,8 +117,15 @@ class ArchiveWriter:
         self.compression = compression
         self._file = None
         self._n_written = 0
+        self._used = False
 
     def __enter__(self) -> ArchiveWriter:
+        if self._used:
+            raise ValueError(
+                "an ArchiveWriter writes one archive, once: entering it again would empty "
+                f"{os.fspath(self.path)!r}; create a new ArchiveWriter to write another."
+            )
+        self._used = True
         folder = os.path.dirname(os.path.abspath(os.fspath(self.path)))
         if not os.path.isdir(folder):
             raise FileNotFoundError(
@@ -312,6 +319,17 @@ def write_archive(
             f"got {tuple(shape)}."
         )
     check_value("write_archive", "chunk_size", chunk_size, [integer(1, MAX_CHUNK)])
+    source = getattr(images, "path", None)  # a lazy array-like reading a file (HDF5Images)
+    if isinstance(source, str | os.PathLike) and os.path.exists(path):
+        try:
+            same = os.path.samefile(path, source)
+        except OSError:
+            same = False
+        if same:
+            raise ValueError(
+                f"path {os.fspath(path)!r} is the archive the images are read from; writing it "
+                f"would destroy them before they are copied. Write to another file."
+            )
     columns = {
         "redshift": redshift,
         "redshift_err": redshift_err,
@@ -500,13 +518,23 @@ def save_npz_cube(path, images, redshift, **labels) -> None:
     **labels : array-like of shape (n_samples,)
         Further per-galaxy fields of ``labels`` (e.g. ``ebv``).
     """
-    images = np.asarray(images, dtype=np.float32)
+    images = _as_float_images(images)  # real, within float32; masked pixels as NaN
     if images.ndim != 4:
         raise ValueError(
             f"images must have shape (n_samples, n_bands, height, width); got {images.shape}."
         )
-    fields = {"z": np.asarray(redshift, dtype=np.float64), **labels}
-    fields = {k: np.asarray(v) for k, v in fields.items()}
+    if "z" in labels:
+        raise TypeError(
+            "save_npz_cube got a label named 'z', which is where redshift is stored; pass the "
+            "redshifts as redshift= (or rename the label)."
+        )
+    z = as_numbers("redshift", redshift)
+    check_redshifts(z.reshape(-1), "redshift", allow_nan=True)
+    fields = {"z": z}
+    for name, values in labels.items():
+        values = np.asarray(unmask(values))
+        check_numeric(values, f"label {name!r}")
+        fields[name] = values
     for name, values in fields.items():
         if values.shape[:1] != (images.shape[0],):
             raise ValueError(

@@ -392,11 +392,14 @@ class HDF5Images:
         rows = self._rows(item)
         if isinstance(rows, int):
             return self._read_rows(np.array([rows]))[0][rest]
-        images = self._read_rows(rows)[(slice(None),) + rest]
-        shape = np.shape(item) if not isinstance(item, slice) else ()
-        if len(shape) > 1:  # an index array of rows keeps its shape, as in numpy
-            images = images.reshape(shape + images.shape[1:])
-        return images
+        block = self._read_rows(rows)
+        if isinstance(item, slice) or np.asarray(item).dtype == bool:
+            return block[(slice(None),) + rest]
+        # An integer index array: the rows read are indexed by their positions, shaped like
+        # the index, so that numpy's rules apply to the whole key (a 0-d index drops the
+        # axis; index arrays among the other axes pair with it).
+        positions = np.arange(len(rows)).reshape(np.shape(item))
+        return block[(positions,) + rest]
 
     def __iter__(self):
         for start in range(0, len(self), _READ_BLOCK):

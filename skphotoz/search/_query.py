@@ -15,7 +15,7 @@ from numbers import Number
 import numpy as np
 import torch
 
-from .._inputs import as_array
+from .._inputs import as_array, unmask
 from ._topk import (
     BF16_MIN_QUERIES,
     CPU_BUFFER,
@@ -37,6 +37,8 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def as_array_like(X, name: str):
     """Arrays and lazy array-likes (``shape`` and row slicing) pass through; sequences become
     ndarrays; anything else (None, a number, a string or path, a mapping) is refused."""
+    if isinstance(X, np.ma.MaskedArray):  # masked entries are missing: NaN, refused later
+        X = unmask(X)
     if hasattr(X, "shape") and hasattr(X, "__getitem__"):
         shape = X.shape
         if isinstance(shape, tuple) and len(shape) >= 1:
