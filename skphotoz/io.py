@@ -6,9 +6,10 @@ models that come from someone else. skphotoz saves models with skops by default:
 
 - :func:`dump` writes a skops file (a zip archive of plain arrays and a description of the
   objects, written to ``FILE.partial`` and renamed when complete);
-- :func:`load` reads it, building exactly the types of skphotoz, scikit-learn and the standard
-  ones that skops trusts (numpy arrays, containers). A file that names any other type is
-  refused with :class:`~skphotoz.exceptions.UntrustedFileError`, which lists them; the torch
+- :func:`load` reads it, building only the classes that skphotoz and scikit-learn define and
+  the standard types that skops trusts (numpy arrays, containers); a name is judged by what it
+  resolves to, and no function is trusted. A file that names anything else is refused with
+  :class:`~skphotoz.exceptions.UntrustedFileError`, which lists the names; the torch
   networks inside are read with ``torch.load(weights_only=True)`` and may hold only network
   layers of torch, torchvision and skphotoz (:mod:`skphotoz.nn.portable`);
 - a pickle or joblib file (what skphotoz wrote before, or ``joblib.dump``) loads only with
@@ -26,7 +27,7 @@ from .exceptions import UntrustedFileError
 
 __all__ = ["PICKLE_SUFFIXES", "dump", "get_untrusted_types", "is_pickle", "load"]
 
-# The packages whose types a skphotoz model file may name without ``trusted=True``.
+# The packages whose classes a skphotoz model file may name without ``trusted=True``.
 _TRUSTED_PACKAGES = ("skphotoz", "sklearn")
 # File names that say "pickle": commands write joblib for them, skops otherwise.
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
