@@ -262,6 +262,8 @@ def unmask(values, fill=np.nan):
     (``fill``: NaN, cast to float64 when needed; identifiers take their own code, e.g. -1);
     anything else as it is. Every entry point reads masks through this: a mask must never be
     dropped, leaving the masked values (often -9999) to be used as numbers."""
+    if isinstance(values, list | tuple) and _holds_masked(values):
+        values = _stack_masked(values)  # np.asarray would drop the masks of the items
     if not isinstance(values, np.ma.MaskedArray):
         return values
     if not np.ma.is_masked(values):
@@ -270,6 +272,23 @@ def unmask(values, fill=np.nan):
     if isinstance(fill, float) and np.isnan(fill) and dtype.kind not in "fc":
         dtype = np.float64
     return np.ma.filled(values.astype(dtype), fill)
+
+
+def _holds_masked(values) -> bool:
+    return any(
+        isinstance(item, np.ma.MaskedArray)
+        or (isinstance(item, list | tuple) and _holds_masked(item))
+        for item in values
+    )
+
+
+def _stack_masked(values) -> np.ma.MaskedArray:
+    """A list (of lists) of arrays, some masked, as one masked array keeping every mask."""
+    items = [
+        _stack_masked(item) if isinstance(item, list | tuple) else np.ma.asanyarray(item)
+        for item in values
+    ]
+    return np.ma.stack(items) if items else np.ma.masked_array([])
 
 
 def as_array(X, name: str) -> np.ndarray:
@@ -295,10 +314,10 @@ def check_input(estimator, X, *, reset: bool):
     is read.
     """
     _reject_non_arrays(X)
-    masked = isinstance(X, np.ma.MaskedArray)
+    masked = isinstance(X, np.ma.MaskedArray) or (isinstance(X, list | tuple) and _holds_masked(X))
     if masked:
         # Masked values are missing values: NaN, for the nan_policy to raise on or fill.
-        X = np.ma.filled(np.ma.asarray(X, dtype=np.float64), np.nan)
+        X = unmask(X)
     if is_lazy_images(X):
         check_numeric(X)
         _check_image_shape(X.shape)

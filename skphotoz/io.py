@@ -202,20 +202,34 @@ def _trusted(name: str) -> bool:
     trusted package also holds what it imported (``sklearn.datasets._rcv1.remove`` is
     ``os.remove``), and a function, unlike a class, is stored to be called later
     (``FunctionTransformer(func=...)``), so no function is trusted without ``trusted``."""
-    if name.split(".", 1)[0] not in _TRUSTED_PACKAGES:
-        return False
-    module_name, _, qualname = name.rpartition(".")
-    try:  # importing a module of skphotoz or scikit-learn runs only their own code
-        found = importlib.import_module(module_name)
-    except ImportError:
-        return False
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
+    found = find_class(name, _TRUSTED_PACKAGES)
     return (
         isinstance(found, type)
         and found.__module__.split(".", 1)[0] in _TRUSTED_PACKAGES
         and f"{found.__module__}.{found.__qualname__}" == name
     )
+
+
+def find_class(name: str, packages: tuple[str, ...]):
+    """What ``name`` (``module.qualname``) is, looked up in ``packages`` only, else None.
+
+    Only modules of those packages are imported, and never a ``__main__`` or test module
+    (importing a command's ``__main__`` would run it); an import that fails in any way,
+    even by exiting, gives None.
+    """
+    module_name, _, qualname = name.rpartition(".")
+    parts = module_name.split(".")
+    if parts[0] not in packages or any(
+        part == "__main__" or part.startswith("test") or part == "conftest" for part in parts
+    ):
+        return None
+    try:  # importing a module of these packages runs only their own code
+        found = importlib.import_module(module_name)
+    except (Exception, SystemExit):  # noqa: BLE001 - a failed import means "not trusted"
+        return None
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found
 
 
 def _kind(file) -> str:

@@ -312,3 +312,43 @@ def test_trust_follows_what_a_name_is_not_its_prefix(tmp_path):
     for bad in (5, None):
         with pytest.raises(TypeError, match="file must be a path"):
             skio.get_untrusted_types(bad)
+
+
+class _HugeLayer:
+    """Pickles to a call of an allowed layer class with arguments of the file's choosing."""
+
+    def __reduce__(self):
+        return (torch.nn.Linear, (8000, 8000))
+
+
+def test_stored_networks_that_call_a_layer_class_are_refused(embedder):
+    buffer = io.BytesIO()
+    torch.save({"moco_": _HugeLayer()}, buffer)
+    blob = np.frombuffer(buffer.getvalue(), dtype=np.uint8).copy()
+    state = {MODULES_KEY: blob, CHECKSUM_KEY: zlib.crc32(blob)}
+    with pytest.raises(UntrustedFileError, match=r"call 'torch\.nn\.modules\.linear\.Linear'"):
+        unpack_modules(state, "MoCoEmbedder")  # was: built a 256 MB layer (any size allowed)
+    # A genuine model restores its layers without a call.
+    restored = unpack_modules(pack_modules(dict(embedder.__dict__)), "MoCoEmbedder")
+    assert isinstance(restored["moco_"], torch.nn.Module)
+
+
+def test_importing_a_name_never_runs_a_command(tmp_path, monkeypatch):
+    """A name in ``skphotoz.__main__`` would run the command line if its module were imported
+    to look the name up (and exit the caller)."""
+    import sys
+
+    skops.io.dump({"x": Foreign()}, tmp_path / "f.skops")
+    with zipfile.ZipFile(tmp_path / "f.skops") as source:
+        files = {name: source.read(name) for name in source.namelist()}
+    schema = files.pop("schema.json").decode().replace(Foreign.__module__, "skphotoz.__main__")
+    with zipfile.ZipFile(tmp_path / "main.skops", "w") as out:
+        out.writestr("schema.json", schema)
+        for name, data in files.items():
+            out.writestr(name, data)
+    marker = tmp_path / "SIM.h5"
+    monkeypatch.setattr(sys, "argv", ["x", "simulate", str(marker), "--n", "2"])
+    with pytest.raises(UntrustedFileError, match=r"skphotoz\.__main__\.Foreign"):
+        skio.load(tmp_path / "main.skops")
+    assert skio.get_untrusted_types(tmp_path / "main.skops") == ["skphotoz.__main__.Foreign"]
+    assert not marker.exists()

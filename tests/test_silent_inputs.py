@@ -280,3 +280,39 @@ def test_labels_beyond_any_galaxy_are_warned_about_and_booleans_refused():
     for model in ("forest", "gp"):
         with pytest.raises(TypeError, match="booleans"):
             photometry_baseline(model, random_state=0).fit(make_images(12, 8), y > 0.2)
+
+
+# ------------------------------------------------------------- third review round
+def test_masks_inside_lists_are_kept():
+    X, y = make_features()
+    model = PhotoZRegressor(**TINY).fit(X, y)
+    mask = np.zeros(X.shape, bool)
+    mask[2, 1] = True
+    rows = list(np.ma.masked_array(X, mask))  # np.asarray(rows) would drop the masks
+    with pytest.raises(ValueError, match=r"masked, NaN or infinite value\(s\) .* \(rows \[2\]\)"):
+        model.predict(rows)
+    images = np.ones((2, 5, 8, 8))
+    stamps = [np.ma.masked_array(images[0], images[0] > 2), np.ma.masked_array(images[1])]
+    stamps[1].mask = np.zeros(stamps[1].shape, bool)
+    stamps[1].mask[0, 4, 4] = True
+    with pytest.raises(ValueError, match=r"stamps \[1\]"):
+        aperture_fluxes(stamps)
+
+
+def test_an_archive_writer_never_empties_its_source(tmp_path):
+    path = tmp_path / "src.h5"
+    images = np.random.default_rng(0).random((4, 5, 8, 8)).astype(np.float32)
+    write_archive(path, images)
+    source = HDF5Images(path)
+    with ArchiveWriter(path, 4, stamp_size=8) as writer:  # written beside, then renamed
+        writer.append(source[:4])
+    np.testing.assert_array_equal(open_archive(path).images[:], images)
+
+
+def test_hdf5_images_take_numpy_s_other_index_forms(tmp_path):
+    images = np.random.default_rng(0).random((3, 5, 8, 8)).astype(np.float32)
+    write_archive(tmp_path / "a.h5", images)
+    lazy = HDF5Images(tmp_path / "a.h5")
+    for key in (Ellipsis, None, (), (None, 0), (0, Ellipsis), (Ellipsis, 1)):
+        np.testing.assert_array_equal(lazy[key], images[key], err_msg=repr(key))
+        assert lazy[key].shape == images[key].shape

@@ -11,8 +11,10 @@ Two formats are in use for SDSS photo-z images:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import h5py
@@ -21,7 +23,14 @@ from sklearn.utils import Bunch
 
 from .._inputs import as_numbers, check_numeric, check_redshifts, unmask
 from .._validation import StrOptions, check_value, integer, validated
-from ._checksum import DATASETS_ATTR, read_rows, structure_errors
+from ._checksum import (
+    CRC_ATTR,
+    CRC_KEY,
+    DATASETS_ATTR,
+    read_column,
+    row_crcs,
+    structure_errors,
+)
 from ._lazy import (
     INCOMPLETE_ATTR,
     MAX_EXTINCTION,
@@ -79,7 +88,10 @@ class ArchiveWriter:
     Parameters
     ----------
     path : str or path-like
-        File to create (overwritten if present).
+        File to create (replaced if present). It is written as ``path + ".partial"`` and
+        renamed when the last galaxy is written, so a file at ``path`` (even the archive being
+        copied) stays whole until then, and a failed write leaves it as it was; a partial file
+        left by a killed process is marked incomplete and refused on open.
     n_samples : int
         Number of galaxies the archive will hold.
     stamp_size : int, default=107
@@ -132,7 +144,10 @@ class ArchiveWriter:
                 f"cannot write the archive {os.fspath(self.path)!r}: the folder {folder!r} "
                 f"does not exist."
             )
-        self._file = h5py.File(self.path, "w")
+        # Written beside the target and renamed when complete: the file at ``path`` (perhaps
+        # the archive the images are read from) stays whole until the new one is.
+        self._partial = os.fspath(self.path) + ".partial"
+        self._file = h5py.File(self._partial, "w")
         shape = (self.n_samples, self.n_bands, self.stamp_size, self.stamp_size)
         self._file.create_dataset(
             _IMAGES_KEY,
@@ -155,6 +170,15 @@ class ArchiveWriter:
                 chunks=(min(_ROWS_PER_COLUMN_CHUNK, self.n_samples),) + tail,
                 fletcher32=True,
             )
+        # A CRC-32 of each stored stamp: Fletcher-32 takes a chunk overwritten with zeros
+        # (or 0xFF) for a valid one, since such a chunk sums to 0; the CRC does not.
+        self._file.create_dataset(
+            CRC_KEY,
+            shape=(self.n_samples,),
+            dtype=np.uint32,
+            chunks=(min(_ROWS_PER_COLUMN_CHUNK, self.n_samples),),
+            fletcher32=True,
+        )
         self._file.attrs[DATASETS_ATTR] = ",".join(sorted(self._file))
         self._file.attrs["bands"] = "ugriz"
         self._file.attrs["flux_unit"] = "nanomaggies"
@@ -234,6 +258,7 @@ class ArchiveWriter:
                     f"images; got {arrays[dataset.name].shape}."
                 )
         self._file[_IMAGES_KEY][start:stop] = images
+        self._file[CRC_KEY][start:stop] = row_crcs(images)
         for key, values in arrays.items():
             self._file[key][start:stop] = values
         self._n_written = stop
@@ -247,10 +272,23 @@ class ArchiveWriter:
                     f"{self._n_written} galaxies were written."
                 )
             if exc_type is None:
+                for key in ARCHIVE_COLUMNS:  # their CRC-32, as stored (see CRC_KEY)
+                    column = np.ascontiguousarray(self._file[key][...])
+                    self._file[key].attrs[CRC_ATTR] = np.uint32(zlib.crc32(column))
                 del self._file.attrs[INCOMPLETE_ATTR]
-        finally:
+        except BaseException:
             self._file.close()
             self._file = None
+            with contextlib.suppress(OSError):
+                os.remove(self._partial)
+            raise
+        self._file.close()
+        self._file = None
+        if exc_type is None:
+            os.replace(self._partial, self.path)
+        else:  # the archive at ``path``, if any, is left as it was
+            with contextlib.suppress(OSError):
+                os.remove(self._partial)
 
 
 def _refuse_unknown_columns(caller: str, unexpected: dict) -> None:
@@ -499,9 +537,7 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
                     f"{os.fspath(path)!r}: column 'extinction' (key 'e_bv') must have shape "
                     f"(n_samples, n_bands) = {(n_samples, n_bands)}; got {column.shape}."
                 )
-            bunch[alias] = read_rows(
-                column, (), path=path, what=f"column {alias!r}", first=0, stop=n_samples
-            )
+            bunch[alias] = read_column(column, path=path, what=f"column {alias!r}")
     return bunch
 
 

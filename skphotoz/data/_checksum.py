@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import zlib
 
 import h5py
 import numpy as np
@@ -28,7 +29,11 @@ from ..exceptions import DamagedDataError
 __all__ = [
     "DATASETS_ATTR",
     "check_listed_datasets",
-    "check_fill_rows",
+    "CRC_ATTR",
+    "CRC_KEY",
+    "check_uniform_rows",
+    "read_column",
+    "row_crcs",
     "chunk_exists",
     "chunk_rows",
     "damaged_index_error",
@@ -73,6 +78,79 @@ def structure_errors(path):
         ) from error
 
 
+#: The dataset of an archive's per-stamp CRC-32s, and the attribute holding a column's
+#: CRC-32: Fletcher-32 sums a chunk overwritten with zeros (or 0xFF bytes, 0 modulo 65535)
+#: to a matching 0, so such a chunk would read back as zeros (or NaN, -1: "unknown").
+CRC_KEY = "images_crc32"
+CRC_ATTR = "skphotoz_crc32"
+
+
+def row_crcs(block: np.ndarray) -> np.ndarray:
+    """The CRC-32 of each row of ``block`` as stored (C order), uint32 (n,)."""
+    block = np.ascontiguousarray(block)
+    return np.fromiter((zlib.crc32(row) for row in block), dtype=np.uint32, count=len(block))
+
+
+def read_column(dataset: h5py.Dataset, *, path, what: str) -> np.ndarray:
+    """A whole column, checked by Fletcher-32 (:func:`read_rows`) and, where the writer
+    recorded one, by its CRC-32."""
+    values = read_rows(dataset, (), path=path, what=what, first=0, stop=len(dataset))
+    expected = dataset.attrs.get(CRC_ATTR)
+    if expected is not None and zlib.crc32(np.ascontiguousarray(values)) != int(expected):
+        raise DamagedDataError(
+            f"{os.fspath(path)!r}: {what} (dataset {dataset.name!r}) is damaged: its CRC-32 "
+            f"does not match the one written with it (its bytes were overwritten, e.g. with "
+            f"zeros, which Fletcher-32 cannot see). Restore the file from a copy."
+        )
+    return values
+
+
+def check_uniform_rows(
+    dataset: h5py.Dataset, block: np.ndarray, first: int, *, path, what: str
+) -> None:
+    """Refuse rows of ``block`` (rows ``first``.. of an archive's images, as stored) that read
+    as one repeated byte, 0x00 or 0xFF, and are not what was written: a chunk overwritten
+    so passes Fletcher-32. Checked against the per-stamp CRC-32s where the archive has them,
+    else by whether the chunk is stored at all (a lost index entry reads as zeros). Costs a
+    look at three bytes per row, and a full check only for such rows."""
+    if not getattr(dataset, "fletcher32", False) or dataset.chunks is None or block.size == 0:
+        return
+    raw = np.ascontiguousarray(block).view(np.uint8).reshape(len(block), -1)
+    head = raw[:, 0]
+    maybe = ((head == 0) | (head == 255)) & (raw[:, -1] == head)
+    maybe &= raw[:, raw.shape[1] // 2] == head
+    candidates = np.flatnonzero(maybe)
+    candidates = candidates[(raw[candidates] == head[candidates, None]).all(axis=1)]
+    if candidates.size == 0:
+        return
+    rows = first + candidates
+    table = dataset.file.get(CRC_KEY) if dataset.name == "/images" else None
+    if isinstance(table, h5py.Dataset) and len(table) == dataset.shape[0]:
+        bad = []
+        for row in rows:
+            stored = read_rows(dataset, int(row), path=path, what=what, first=row, stop=row + 1)
+            crc = read_rows(table, int(row), path=path, what="stamp CRC-32s", first=row,
+                            stop=row + 1)  # fmt: skip
+            if zlib.crc32(np.ascontiguousarray(stored)) != int(crc):
+                bad.append(int(row))
+        if bad:
+            one = len(bad) == 1
+            raise DamagedDataError(
+                f"{os.fspath(path)!r}: {what} (dataset {dataset.name!r}): {rows_word(bad)} "
+                f"{row_ranges(np.array(bad))} {'is' if one else 'are'} damaged: "
+                f"{'it reads' if one else 'they read'} as repeated 0x00/0xFF bytes that do not "
+                f"match the CRC-32 written with {'it' if one else 'them'} (a chunk overwritten "
+                f"so passes Fletcher-32). Run `skphotoz verify {os.fspath(path)}` to list every "
+                f"damaged row, then restore the file or leave those galaxies out."
+            )
+        return
+    zero = rows[head[candidates] == 0]
+    step = dataset.chunks[0]
+    missing = sorted({int(r) // step for r in zero if not chunk_exists(dataset, int(r) // step)})
+    if missing:
+        raise damaged_index_error(dataset, path, what, missing)
+
+
 #: File attribute of an archive written by skphotoz: the names of the datasets it holds, so
 #: that a dataset whose link was damaged is missed loudly, not silently.
 DATASETS_ATTR = "skphotoz_datasets"
@@ -111,23 +189,6 @@ def chunk_exists(dataset: h5py.Dataset, chunk: int) -> bool:
     except _READ_ERRORS:
         return False
     return True
-
-
-def check_fill_rows(dataset: h5py.Dataset, block: np.ndarray, first: int, *, path, what: str):
-    """Refuse rows of ``block`` (rows ``first``.. of an archive's checksummed images) that read
-    as the fill value (all zeros) because their chunk cannot be found: a blank stamp whose
-    chunk exists is returned as it is. Costs one comparison per pixel, and a look-up only
-    for all-zero rows."""
-    if not getattr(dataset, "fletcher32", False) or dataset.chunks is None or block.size == 0:
-        return
-    blank = np.flatnonzero(~block.reshape(len(block), -1).any(axis=1))
-    if blank.size == 0:
-        return
-    step = dataset.chunks[0]
-    chunks = np.unique((first + blank) // step)
-    missing = [int(c) for c in chunks if not chunk_exists(dataset, c)]
-    if missing:
-        raise damaged_index_error(dataset, path, what, missing)
 
 
 def read_rows(dataset: h5py.Dataset, selection, *, path, what: str, first: int, stop: int):
@@ -314,6 +375,26 @@ def verify_archive(path, *, progress=None) -> Bunch:
                 if bad:
                     damaged[name] = [chunk_rows(dataset, bad)]
         nonfinite = []
+        crcs, column_crc = None, {}
+        table = datasets.get(CRC_KEY)
+        if (
+            "images" in datasets
+            and table is not None
+            and table.shape[:1] == datasets["images"].shape[:1]
+        ):
+            try:  # (damage to the table itself is found in its own chunks below)
+                crcs = table[()].astype(np.int64)
+            except _READ_ERRORS:
+                crcs = None
+        if crcs is not None:
+            # A chunk of the table overwritten with 0x00 or 0xFF bytes passes Fletcher-32 too;
+            # real CRCs are all equal to 0 or 0xFFFFFFFF with odds of 2^-32 per stamp.
+            step = table.chunks[0] if table.chunks else len(crcs)
+            for a in range(0, len(crcs), step):
+                part = crcs[a : a + step]
+                if part.size and ((part == 0).all() or (part == 0xFFFFFFFF).all()):
+                    damaged.setdefault(CRC_KEY, []).append(np.arange(a, a + part.size))
+                    crcs[a : a + part.size] = -1  # not a CRC: those stamps checked otherwise
         steps = plan if progress is None else progress(plan, len(plan), "verifying")
         for name, a, b in steps:
             dataset = datasets[name]
@@ -322,12 +403,22 @@ def verify_archive(path, *, progress=None) -> Bunch:
             except _READ_ERRORS:
                 damaged.setdefault(name, []).append(np.arange(a, b))
                 continue
-            if name == "images" and dataset.fletcher32 and dataset.chunks is not None:
+            if name == "images" and crcs is not None and dataset.ndim and (crcs[a:b] >= 0).all():
+                wrong = np.flatnonzero(row_crcs(block) != crcs[a:b])
+                if wrong.size:
+                    damaged.setdefault(name, []).append(a + wrong)
+                    continue
+            elif name == "images" and dataset.fletcher32 and dataset.chunks is not None:
                 try:
-                    check_fill_rows(dataset, block, a, path=path, what=name)
+                    check_uniform_rows(dataset, block, a, path=path, what=name)
                 except DamagedDataError:
                     damaged.setdefault(name, []).append(np.arange(a, b))
                     continue
+            expected = dataset.attrs.get(CRC_ATTR) if dataset.ndim else None
+            if expected is not None:
+                column_crc[name] = zlib.crc32(np.ascontiguousarray(block), column_crc.get(name, 0))
+                if b == dataset.shape[0] and column_crc[name] != int(expected):
+                    damaged.setdefault(name, []).append(np.arange(dataset.shape[0]))
             if name == "images" and block.ndim == 4 and np.issubdtype(block.dtype, np.floating):
                 finite = np.isfinite(block).reshape(len(block), -1).all(axis=1)
                 nonfinite.append(a + np.flatnonzero(~finite))

@@ -11,9 +11,10 @@ import numpy as np
 from .._validation import integer, validated
 from ..exceptions import DamagedDataError
 from ._checksum import (
-    check_fill_rows,
     check_listed_datasets,
+    check_uniform_rows,
     damaged_index_error,
+    read_column,
     read_rows,
     structure_errors,
     unchecked_chunks,
@@ -212,9 +213,7 @@ class HDF5Images:
                 f"deredden=True needs real numbers in {key!r} of {self.path} (extinction in "
                 f"magnitudes); got dtype {f[key].dtype}."
             )
-        extinction = read_rows(
-            f[key], (), path=self.path, what="extinction", first=0, stop=stored[0]
-        ).astype(np.float64)
+        extinction = read_column(f[key], path=self.path, what="extinction").astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(extinction).all(axis=1))
         if bad.size:
             shown = ", ".join(map(str, bad[:5])) + (", ..." if bad.size > 5 else "")
@@ -321,7 +320,7 @@ class HDF5Images:
                 first=first,
                 stop=last + 1,
             )
-            check_fill_rows(dataset, block, first, path=self.path, what="images")
+            check_uniform_rows(dataset, block, first, path=self.path, what="images")
             out[a:b] = block[rows[a:b] - first]
         return out
 
@@ -346,9 +345,9 @@ class HDF5Images:
             self._dataset()
             with structure_errors(self.path):
                 column = self._file[self.extinction_key]
-            self._extinction = read_rows(
-                column, (), path=self.path, what="extinction", first=0, stop=len(column)
-            ).astype(np.float64)
+            self._extinction = read_column(column, path=self.path, what="extinction").astype(
+                np.float64
+            )
         return self._extinction[rows]
 
     def _read_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -386,6 +385,12 @@ class HDF5Images:
         return index % n if index.size else index
 
     def __getitem__(self, item) -> np.ndarray:
+        key = item if isinstance(item, tuple) else (item,)
+        if key == () or (len(key) == 1 and key[0] is Ellipsis):
+            return self[:]
+        if any(k is None or k is Ellipsis or isinstance(k, bool | np.bool_) for k in key):
+            # numpy's other forms (new axes, ellipses, boolean scalars): on the whole array
+            return np.asarray(self)[item]
         rest = ()
         if isinstance(item, tuple):
             item, rest = item[0], item[1:]

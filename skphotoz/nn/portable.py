@@ -16,7 +16,6 @@ The array is plain numbers either way: skops stores it as a ``.npy`` entry (read
 
 from __future__ import annotations
 
-import importlib
 import io
 import zlib
 
@@ -122,6 +121,10 @@ def allowed_module_classes(data, owner: str = "model") -> list[type]:
             refused.append(name)
         else:
             allowed.append(found)
+    if not refused:
+        _refuse_constructor_calls(
+            data, {f"{c.__module__}.{c.__qualname__}" for c in allowed}, owner
+        )
     if refused:
         raise UntrustedFileError(
             f"the stored networks of this {owner} name "
@@ -135,17 +138,89 @@ def allowed_module_classes(data, owner: str = "model") -> list[type]:
     return allowed
 
 
+class _Stub:
+    """What a dry run of the pickle builds in place of every object: takes any state."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+    def append(self, value):
+        pass
+
+    def extend(self, values):
+        pass
+
+
+class _Called(Exception):
+    pass
+
+
+def _refuse_constructor_calls(data, module_classes: set[str], owner: str) -> None:
+    """Refuse a stored network whose pickle calls a layer class (``Linear(70000, 70000)``)
+    instead of restoring one: ``torch.load(weights_only=True)`` lets an allowed class be
+    called with arguments from the file, which could allocate any amount of memory. A real
+    module is restored without a call (``__new__``, then its state); the dry run here builds
+    nothing but stubs, and no tensor."""
+    import pickle
+    import zipfile
+
+    data.seek(0)
+    try:
+        with zipfile.ZipFile(data) as archive:
+            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            stream = archive.read(names[0]) if names else None
+    except (zipfile.BadZipFile, OSError, KeyError):
+        stream = None
+    finally:
+        data.seek(0)
+    if stream is None:
+        return  # torch.load below reports what is wrong with it
+
+    class Forbidden(_Stub):
+        def __init__(self, *args, **kwargs):  # REDUCE calls the class; NEWOBJ does not
+            raise _Called(self.name)
+
+    class DryRun(pickle.Unpickler):
+        def find_class(self, module, name):
+            qualified = f"{module}.{name}"
+            if qualified in module_classes:
+                return type(name, (Forbidden,), {"name": qualified})
+            return _Stub
+
+        def persistent_load(self, pid):
+            return None
+
+    try:
+        DryRun(io.BytesIO(stream)).load()
+    except _Called as called:
+        raise UntrustedFileError(
+            f"the stored networks of this {owner} call {called.args[0]!r} with arguments "
+            f"from the file instead of restoring a layer; skphotoz refuses them (a call can "
+            f"allocate any amount of memory).",
+            types=[called.args[0]],
+        ) from None
+    except Exception:  # noqa: BLE001 - malformed: torch.load below says what is wrong
+        return
+
+
 def _network_class(name: str) -> type | None:
     """The ``torch.nn.Module`` subclass called ``name`` in a trusted package, else None."""
     if not name.startswith(_TRUSTED_PREFIXES):
         return None
-    module_name, _, qualname = name.rpartition(".")
-    try:
-        found = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    if isinstance(found, type) and issubclass(found, nn.Module):
+    from ..io import find_class
+
+    found = find_class(name, ("torch", "torchvision", "skphotoz"))
+    if (
+        isinstance(found, type)
+        and issubclass(found, nn.Module)
+        and f"{found.__module__}.{found.__qualname__}" == name
+        and found.__module__.startswith(_TRUSTED_PREFIXES)
+    ):
         return found
     return None

@@ -33,7 +33,7 @@ def test_hdf5_round_trip_uses_published_keys(tmp_path):
     with h5py.File(path, "r") as f:
         assert set(f) == {
             "images", "specz_redshift", "specz_redshift_err", "e_bv", "ra", "dec", "ObjID",
-            "specObjID",
+            "specObjID", "images_crc32",
         }  # fmt: skip
         assert f["images"].dtype == np.float32
         assert f["e_bv"].shape == (12, 5)
@@ -288,8 +288,8 @@ def test_unknown_columns_cost_no_memory(tmp_path):
     path = tmp_path / "big.h5"
     with pytest.raises(ValueError, match="created for n_samples=1000000000 but 0 galaxies"):
         with ArchiveWriter(path, 10**9, stamp_size=2):
-            pass
-    assert path.stat().st_size < 1e6
+            assert (tmp_path / "big.h5.partial").stat().st_size < 1e6
+    assert not path.exists()  # a failed write leaves nothing
 
 
 def test_write_archive_into_a_missing_folder_names_the_folder(tmp_path):
@@ -305,10 +305,31 @@ def test_an_archive_whose_writer_stopped_early_is_refused_on_open(tmp_path, stop
             writer.append(np.ones((4, 5, 8, 8)), redshift=np.full(4, 0.1))
             if stop == "interrupted":
                 raise KeyboardInterrupt
-    # was: opened as 10 galaxies, the last 6 all-zero images with NaN redshifts
-    with pytest.raises(ValueError, match=r"incomplete archive: its writer stopped after 4 of 10"):
-        open_archive(path)
-    with pytest.raises(ValueError, match=r"incomplete archive"):
-        HDF5Images(path)
+    # was: opened as 10 galaxies, the last 6 all-zero images with NaN redshifts; now nothing
+    # is left at the path (the writer writes beside it and renames when complete)
+    assert not path.exists() and not (tmp_path / "a.h5.partial").exists()
     write_archive(path, np.ones((3, 5, 8, 8)), [0.1, 0.2, 0.3])  # a finished write opens
     assert open_archive(path).images.shape == (3, 5, 8, 8)
+    # A failed rewrite leaves the archive that was there as it was.
+    with pytest.raises((ValueError, KeyboardInterrupt)):
+        with ArchiveWriter(path, 10, stamp_size=8) as writer:
+            writer.append(np.zeros((4, 5, 8, 8)))
+            if stop == "interrupted":
+                raise KeyboardInterrupt
+    np.testing.assert_array_equal(open_archive(path).images[:], np.ones((3, 5, 8, 8)))
+
+
+def test_a_partial_file_left_by_a_killed_writer_is_refused_on_open(tmp_path):
+    path = tmp_path / "a.h5"
+    writer = ArchiveWriter(path, 10, stamp_size=8).__enter__()
+    writer.append(np.ones((4, 5, 8, 8)), redshift=np.full(4, 0.1))
+    writer._file.flush()  # what a kill -9 leaves: no __exit__, the partial file on disk
+    partial = tmp_path / "a.h5.partial"
+    try:
+        with pytest.raises(ValueError, match=r"incomplete archive: its writer stopped after 4"):
+            open_archive(partial)
+        with pytest.raises(ValueError, match=r"incomplete archive"):
+            HDF5Images(partial)
+        assert not path.exists()
+    finally:
+        writer._file.close()

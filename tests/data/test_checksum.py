@@ -151,3 +151,27 @@ def test_random_damage_is_never_returned_as_numbers(tmp_path):
                 np.testing.assert_array_equal(bunch[key], clean[key], err_msg=f"{key} {offset}")
         outcomes["same"] += 1
     assert outcomes["refused"] > 50 and outcomes["same"] > 10, outcomes
+
+
+@pytest.mark.parametrize("fill", [0x00, 0xFF])
+@pytest.mark.parametrize("key", ["images", "specz_redshift", "e_bv", "ObjID", "images_crc32"])
+def test_a_chunk_overwritten_with_one_byte_is_found(archive, tmp_path, key, fill):
+    """Fletcher-32 sums a chunk of 0x00 (or 0xFF: 0 modulo 65535) bytes to a matching 0: such
+    a chunk, checksum included, used to read back as zeros (or NaN, -1: "unknown") and pass
+    verify. The per-stamp and per-column CRC-32s catch it."""
+    clean = open_archive(archive)
+    images = np.asarray(clean.images)
+    clean.images.close()
+    with h5py.File(archive, "r") as f:
+        info = f[key].id.get_chunk_info(3 if key == "images" else 0)
+    damaged = tmp_path / f"{key}-{fill}.h5"  # a new name: HDF5 shares open files
+    data = bytearray(archive.read_bytes())
+    data[info.byte_offset : info.byte_offset + info.size] = bytes([fill]) * info.size
+    damaged.write_bytes(bytes(data))
+    assert key in verify_archive(damaged).damaged
+    if key == "images_crc32":  # the images themselves are intact and read as written
+        np.testing.assert_array_equal(np.asarray(open_archive(damaged).images), images)
+        return
+    with pytest.raises(DamagedDataError, match="damaged"):
+        bunch = open_archive(damaged, deredden=key == "e_bv")
+        np.asarray(bunch.images)
