@@ -33,7 +33,9 @@ from ._checksum import (
 )
 from ._lazy import (
     INCOMPLETE_ATTR,
+    MAX_BANDS,
     MAX_EXTINCTION,
+    MAX_STAMP_SIZE,
     MIN_EXTINCTION,
     WRITTEN_ATTR,
     HDF5Images,
@@ -69,8 +71,6 @@ _ARCHIVE_KEYS = {alias: key for key, alias in _COLUMN_ALIASES.items()}
 
 _IMAGES_KEY = "images"
 #: Largest stamp side and band count an archive takes.
-MAX_STAMP_SIZE = 2048
-MAX_BANDS = 16
 #: Most galaxies copied per write: larger chunks gain nothing and risk memory (1024 stamps of
 #: 5 x 107 x 107 float32 are 230 MB).
 MAX_CHUNK = 65536

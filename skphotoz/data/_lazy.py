@@ -31,6 +31,11 @@ _MAX_GAP = 8
 _READ_BLOCK = 512
 
 
+#: Largest stamp side and band count an archive holds (writers refuse more; a reader meeting
+#: more is reading damaged metadata, or not an archive of galaxy stamps).
+MAX_STAMP_SIZE = 2048
+MAX_BANDS = 16
+
 #: File attributes of an archive being written by ArchiveWriter: present (True) until the
 #: last galaxy is written, and the number of galaxies written so far.
 INCOMPLETE_ATTR = "skphotoz_incomplete"
@@ -163,6 +168,7 @@ class HDF5Images:
                 raise ValueError(
                     f"{self.path} has no dataset {key!r} (the images); it holds {sorted(f)}."
                 )
+            self._check_written(f, key)
             if not isinstance(f[key], h5py.Dataset):
                 raise ValueError(f"{key!r} in {self.path} is a group, not a dataset of images.")
             stored = f[key].shape
@@ -171,6 +177,12 @@ class HDF5Images:
                 raise ValueError(
                     f"dataset {key!r} must be 4-D (n_samples, n_bands, height, width); "
                     f"got shape {stored}."
+                )
+            if stored[1] > MAX_BANDS or max(stored[2:]) > MAX_STAMP_SIZE:
+                raise ValueError(
+                    f"dataset {key!r} of {self.path} holds stamps of shape {stored[1:]}: more "
+                    f"than {MAX_BANDS} bands or {MAX_STAMP_SIZE} px, which no archive holds "
+                    f"(damaged metadata, or not galaxy stamps)."
                 )
             if 0 in stored:
                 raise ValueError(
@@ -190,6 +202,23 @@ class HDF5Images:
         if crop is not None and crop > size:
             raise ValueError(f"crop must be at most the stamp size {size}; got {crop}.")
         self._stored_shape = stored
+
+    def _check_written(self, f: h5py.File, key: str) -> None:
+        """An archive written by skphotoz records how many galaxies were written: images of
+        another length mean its metadata was damaged."""
+        written = f.attrs.get(WRITTEN_ATTR)
+        if written is None or key != "images" or not isinstance(f[key], h5py.Dataset):
+            return
+        try:
+            written = int(np.asarray(written).reshape(-1)[0])
+        except (TypeError, ValueError, IndexError):
+            written = None
+        if written is None or written != f[key].shape[0]:
+            raise DamagedDataError(
+                f"{self.path!r}: the images dataset holds {f[key].shape[0]} rows, but the "
+                f"archive was written with {written} galaxies: its metadata is damaged. "
+                f"Restore it from a copy."
+            )
 
     def _check_extinction(self, f: h5py.File, stored: tuple) -> None:
         """Refuse dereddening with a missing, misshapen or non-finite extinction column: a NaN
