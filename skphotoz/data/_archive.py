@@ -409,7 +409,13 @@ def _as_float_images(images) -> np.ndarray:
 
 
 def _check_float32_range(array: np.ndarray, name: str) -> None:
-    if array.dtype.itemsize <= 4 and array.dtype.kind == "f":
+    # Integers (even int64) and float32 fit; for wider floats two reductions without
+    # temporaries decide (as _inputs._clip_huge does), and only an array holding a value
+    # beyond the range, or infinity, is searched element by element.
+    if array.dtype.kind != "f" or array.dtype.itemsize <= 4 or array.size == 0:
+        return
+    high, low = np.fmax.reduce(array, axis=None), np.fmin.reduce(array, axis=None)
+    if not (float(high) > _FLOAT32_MAX or float(low) < -_FLOAT32_MAX):  # (all NaN too)
         return
     with np.errstate(invalid="ignore"):
         big = np.abs(array.astype(np.float64, copy=False)) > _FLOAT32_MAX
