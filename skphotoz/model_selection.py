@@ -22,9 +22,9 @@ from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 
 from ._inputs import take_rows
-from ._validation import HasMethods, Range, Real, integer, validated
+from ._validation import HasMethods, Range, Real, StrOptions, integer, validated
 from ._validation import random_state as random_state_constraint
-from .metrics import sigma_mad
+from .metrics import OUTLIER_THRESHOLD, sigma_mad
 
 # Bounds: more folds or repeats than this only burn time; verbosity is a level.
 _MAX_FOLDS = 10_000
@@ -62,6 +62,12 @@ class LabelEfficiencyCurve:
     estimators : list of list or None
         With ``return_estimators=True``, the fitted estimators of each split (one per
         budget), e.g. to draw PDFs of the best one.
+    labelled_indices : list of list of ndarray or None
+        Rows labelled at each budget of each split (``labelled_indices[split][budget]``): the
+        first ``n`` of ``train_indices`` for random labels, the strategy's choice with a
+        ``selection``. None in curves saved before it was kept.
+    selection : str
+        How the labelled rows were chosen: ``"random"`` or the strategy's class name.
     """
 
     label_counts: np.ndarray
@@ -75,6 +81,8 @@ class LabelEfficiencyCurve:
     scoring: str = "neg_sigma_mad"
     name: str = ""
     estimators: list | None = None
+    labelled_indices: list | None = None
+    selection: str = "random"
 
     @classmethod
     def as_list(cls, curves, name: str = "curves") -> list:
@@ -131,6 +139,16 @@ class LabelEfficiencyCurve:
             fit_times=np.concatenate([c.fit_times for c in curves], axis=1),
             scoring=curves[0].scoring,
             name=curves[0].name,
+            labelled_indices=(
+                None
+                if any(c.labelled_indices is None for c in curves)
+                else [
+                    [rows + o for rows in split]
+                    for c, o in zip(curves, offsets, strict=True)
+                    for split in c.labelled_indices
+                ]
+            ),
+            selection=curves[0].selection,
         )
 
     def select(self, label_counts) -> LabelEfficiencyCurve:
@@ -165,6 +183,12 @@ class LabelEfficiencyCurve:
                 if self.estimators is None
                 else [[fitted[b] for b in keep] for fitted in self.estimators]
             ),
+            labelled_indices=(
+                None
+                if self.labelled_indices is None
+                else [[split[b] for b in keep] for split in self.labelled_indices]
+            ),
+            selection=self.selection,
         )
 
     @property
@@ -243,6 +267,7 @@ def _fit_and_score(estimator, X, y, train, n_labels, test, scorer, verbose, mess
         "random_state": random_state_constraint(),
         "verbose": [integer(0, 1000), "boolean"],
         "return_estimators": ["boolean"],
+        "selection": [None, HasMethods(["select"])],
     }
 )
 def label_efficiency_curve(
@@ -258,6 +283,8 @@ def label_efficiency_curve(
     random_state=None,
     verbose: int = 0,
     return_estimators: bool = False,
+    selection=None,
+    selection_features=None,
 ) -> LabelEfficiencyCurve:
     """Cross-validated accuracy against the number of labelled training galaxies.
 
@@ -305,6 +332,16 @@ def label_efficiency_curve(
         Print a line per fit.
     return_estimators : bool, default=False
         Keep the fitted estimators (``curve.estimators[split][budget]``).
+    selection : LabelSelector, default=None
+        How the labelled rows of each budget are chosen among a split's labelled training
+        rows: a strategy of :mod:`skphotoz.selection` (cloned, and called once per split and
+        budget with ``y`` of those rows, which only model-based strategies read), or None for
+        random labels. The splits, and so the test galaxies, are the same as without it, so
+        that a curve with a strategy and the random curve compare pairwise; the test rows
+        are always a random split.
+    selection_features : array-like of shape (n_samples, n_features), default=None
+        Features the strategy selects on (e.g. standardised aperture photometry or
+        embeddings); None uses X, which must then be 2-D features.
 
     Returns
     -------
@@ -380,10 +417,25 @@ def label_efficiency_curve(
             train = np.concatenate([train, unlabelled])
             test = np.sort(labelled[test_pos])
             splits.append((repeat, train, test))
+    features = _selection_features(selection, selection_features, X)
+    # Drawn after the splits, so that the splits are those of the random curve.
+    selection_seed = None if selection is None else rng.randint(2**31 - 1)
+    labelled_indices = []
     for s, (repeat, train, test) in enumerate(splits):
+        labelled_indices.append([])
+        n_train_labelled = len(train) - len(unlabelled)
         for b, count in enumerate(counts):
             message = f"repeat {repeat}, split {s}, {count} labels"
-            tasks.append((s, b, train, int(count), test, message))
+            ordered = train
+            if selection is not None:
+                pool = train[:n_train_labelled]
+                selector = clone(selection)
+                if selector.get_params().get("random_state", 0) is None:
+                    selector.set_params(random_state=(selection_seed + 7919 * s) % 2**31)
+                picked = pool[selector.select(features[pool], int(count), y=y[pool])]
+                ordered = np.concatenate([picked, train[~np.isin(train, picked)]])
+            labelled_indices[s].append(ordered[: int(count)].copy())
+            tasks.append((s, b, ordered, int(count), test, message))
 
     results = Parallel(n_jobs=n_jobs)(
         delayed(_fit_and_score)(
@@ -414,7 +466,35 @@ def label_efficiency_curve(
         scoring="neg_sigma_mad" if scoring is None else str(scoring),
         name=name,
         estimators=estimators if return_estimators else None,
+        labelled_indices=labelled_indices,
+        selection="random" if selection is None else type(selection).__name__,
     )
+
+
+def _selection_features(selection, features, X):
+    """The features a selection strategy reads, checked against X's rows."""
+    if selection is None:
+        if features is not None:
+            raise ValueError(
+                "selection_features is only read with a selection strategy (selection=...); "
+                "got selection_features without one."
+            )
+        return None
+    if features is None:
+        features = X
+        if not isinstance(X, np.ndarray) or X.ndim != 2:
+            raise ValueError(
+                f"selection needs 2-D features to select on: X has shape "
+                f"{getattr(X, 'shape', None)}; pass selection_features (e.g. standardised "
+                f"aperture photometry or embeddings of the same rows)."
+            )
+    features = np.asarray(features)
+    if features.ndim != 2 or len(features) != len(X):
+        raise ValueError(
+            f"selection_features must be 2-D with one row per row of X ({len(X)}); got shape "
+            f"{features.shape}."
+        )
+    return features
 
 
 # -------------------------------------------------------------------- paired comparisons
@@ -447,32 +527,40 @@ def _check_paired(curves) -> None:
             raise ValueError(f"the curves {first.name!r} and {other.name!r} have different y.")
 
 
-def _pooled_sigma_mad(curve, positions) -> np.ndarray:
-    """σ_MAD at each budget, averaged over repeats, of the test galaxies at ``positions``
-    (one index array into each split's test galaxies): shape (n_budgets,)."""
+_PAIRED_METRICS = ("sigma_mad", "outlier_fraction", "bias")
+
+
+def _pooled_metric(curve, positions, metric: str = "sigma_mad") -> np.ndarray:
+    """``metric`` at each budget, averaged over repeats, of the test galaxies at
+    ``positions`` (one index array into each split's test galaxies): shape (n_budgets,)."""
     per_repeat = []
     for repeat in range(curve.n_repeats):
         splits = np.flatnonzero(curve.repeats == repeat)
         z_spec = np.concatenate([curve.y[curve.test_indices[s]][positions[s]] for s in splits])
         z_phot = np.concatenate([curve.predictions[s][:, positions[s]] for s in splits], axis=1)
         dz = (z_phot - z_spec) / (1 + z_spec)
-        centre = np.median(dz, axis=1, keepdims=True)
-        per_repeat.append(1.4826 * np.median(np.abs(dz - centre), axis=1))
+        if metric == "outlier_fraction":
+            per_repeat.append(np.mean(np.abs(dz) > OUTLIER_THRESHOLD, axis=1))
+        elif metric == "bias":
+            per_repeat.append(np.median(dz, axis=1))
+        else:
+            centre = np.median(dz, axis=1, keepdims=True)
+            per_repeat.append(1.4826 * np.median(np.abs(dz - centre), axis=1))
     return np.mean(per_repeat, axis=0)
 
 
-def _bootstrap(curves, n_bootstrap: int, random_state):
-    """σ_MAD of each curve on the test galaxies and on ``n_bootstrap`` resamples of them
+def _bootstrap(curves, n_bootstrap: int, random_state, metric: str = "sigma_mad"):
+    """``metric`` of each curve on the test galaxies and on ``n_bootstrap`` resamples of them
     (the same resample for every curve and budget, drawn within each split)."""
     rng = check_random_state(random_state)
     sizes = [len(t) for t in curves[0].test_indices]
     everyone = [np.arange(size) for size in sizes]
-    point = [_pooled_sigma_mad(curve, everyone) for curve in curves]
+    point = [_pooled_metric(curve, everyone, metric) for curve in curves]
     draws = [np.empty((n_bootstrap, len(curve.label_counts))) for curve in curves]
     for i in range(n_bootstrap):
         positions = [rng.randint(size, size=size) for size in sizes]
         for curve, out in zip(curves, draws, strict=True):
-            out[i] = _pooled_sigma_mad(curve, positions)
+            out[i] = _pooled_metric(curve, positions, metric)
     return point, draws
 
 
@@ -607,7 +695,8 @@ def label_efficiency_factor(
 
 @dataclass
 class PairedDifference:
-    """Result of :func:`paired_difference`: σ_MAD(a) − σ_MAD(b) at each common budget.
+    """Result of :func:`paired_difference`: metric(a) − metric(b) at each common budget
+    (σ_MAD unless another ``metric`` was asked for).
 
     Attributes
     ----------
@@ -615,9 +704,13 @@ class PairedDifference:
     difference, low, high : ndarray
         The difference (negative: ``a`` is better) and its bootstrap interval.
     prob_a_better : ndarray
-        Share of bootstrap resamples in which ``a`` has the smaller σ_MAD.
+        Share of bootstrap resamples in which ``a`` has the smaller value (for ``"bias"``,
+        the smaller signed bias).
     sigma_mad_a, sigma_mad_b : ndarray
+        The metric of each curve (σ_MAD by default; the name is kept for that default).
     confidence : float
+    metric : str
+        ``"sigma_mad"``, ``"outlier_fraction"`` or ``"bias"``.
     """
 
     label_counts: np.ndarray
@@ -628,9 +721,16 @@ class PairedDifference:
     sigma_mad_a: np.ndarray
     sigma_mad_b: np.ndarray
     confidence: float
+    metric: str = "sigma_mad"
 
 
-@validated({**_BOOTSTRAP_CONSTRAINTS, "random_state": random_state_constraint()})
+@validated(
+    {
+        **_BOOTSTRAP_CONSTRAINTS,
+        "random_state": random_state_constraint(),
+        "metric": [StrOptions(set(_PAIRED_METRICS))],
+    }
+)
 def paired_difference(
     curve_a: LabelEfficiencyCurve,
     curve_b: LabelEfficiencyCurve,
@@ -638,9 +738,11 @@ def paired_difference(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     random_state=None,
+    metric: str = "sigma_mad",
 ) -> PairedDifference:
-    """σ_MAD of ``curve_a`` minus that of ``curve_b`` at the budgets both have, with a paired
-    bootstrap interval over the shared test galaxies (resampled within each split).
+    """A metric (σ_MAD by default) of ``curve_a`` minus that of ``curve_b`` at the budgets both
+    have, with a paired bootstrap interval over the shared test galaxies (resampled within
+    each split).
 
     Parameters
     ----------
@@ -649,6 +751,10 @@ def paired_difference(
     n_bootstrap : int, default=1000
     confidence : float, default=0.95
     random_state : int, RandomState instance or None, default=None
+    metric : {"sigma_mad", "outlier_fraction", "bias"}, default="sigma_mad"
+        What is compared: σ_MAD, the catastrophic-outlier fraction η (``|dz| > 0.05``) or
+        the median ``dz``, each averaged over repeats as :meth:`LabelEfficiencyCurve.pooled`
+        does.
 
     Returns
     -------
@@ -664,7 +770,7 @@ def paired_difference(
             f"{curve_b.label_counts.tolist()}."
         )
     (point_a, point_b), (draws_a, draws_b) = _bootstrap(
-        [curve_a, curve_b], n_bootstrap, random_state
+        [curve_a, curve_b], n_bootstrap, random_state, metric
     )
     boot = draws_a[:, in_a] - draws_b[:, in_b]
     tail = 100 * (1 - confidence) / 2
@@ -678,4 +784,5 @@ def paired_difference(
         sigma_mad_a=point_a[in_a],
         sigma_mad_b=point_b[in_b],
         confidence=confidence,
+        metric=metric,
     )
