@@ -542,7 +542,7 @@ def _pooled_metric(curve, positions, metric: str = "sigma_mad") -> np.ndarray:
         if metric == "outlier_fraction":
             per_repeat.append(np.mean(np.abs(dz) > OUTLIER_THRESHOLD, axis=1))
         elif metric == "bias":
-            per_repeat.append(np.median(dz, axis=1))
+            per_repeat.append(np.mean(dz, axis=1))
         else:
             centre = np.median(dz, axis=1, keepdims=True)
             per_repeat.append(1.4826 * np.median(np.abs(dz - centre), axis=1))
@@ -753,8 +753,8 @@ def paired_difference(
     random_state : int, RandomState instance or None, default=None
     metric : {"sigma_mad", "outlier_fraction", "bias"}, default="sigma_mad"
         What is compared: σ_MAD, the catastrophic-outlier fraction η (``|dz| > 0.05``) or
-        the median ``dz``, each averaged over repeats as :meth:`LabelEfficiencyCurve.pooled`
-        does.
+        the mean ``dz`` (:func:`skphotoz.metrics.bias`), each averaged over repeats as
+        :meth:`LabelEfficiencyCurve.pooled` does.
 
     Returns
     -------

@@ -40,6 +40,8 @@ __all__ = [
     "RandomSelection",
     "TypicalSelection",
     "UncertaintySelection",
+    "STRATEGIES",
+    "make_selection",
     "prediction_width",
 ]
 
@@ -712,3 +714,29 @@ class MixedSelection(LabelSelector):
             )
             chosen = np.concatenate([chosen, rest])
         return chosen
+
+
+#: The strategies by name (as ``skphotoz select --strategy`` takes them), with what they do.
+STRATEGIES = {
+    "random": "random galaxies (the control)",
+    "typical": "typical galaxies of k-means clusters (TypiClust)",
+    "cells": "one galaxy per k-means cell of feature space, nearest its centre (C3R2-like)",
+    "coverage": "k-center greedy coverage of feature space",
+    "typical+coverage": "typical galaxies for half the budget, then coverage",
+    "uncertainty": "the galaxies whose redshift PDF is widest, spread over k-means clusters",
+}
+
+
+def make_selection(name: str, *, random_state=None) -> LabelSelector:
+    """The strategy called ``name`` in :data:`STRATEGIES`, with its default settings."""
+    makers = {
+        "random": RandomSelection,
+        "typical": TypicalSelection,
+        "cells": CellSelection,
+        "coverage": CoverageSelection,
+        "typical+coverage": MixedSelection,
+        "uncertainty": UncertaintySelection,
+    }
+    if name not in makers:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {name!r}.")
+    return makers[name](random_state=random_state)

@@ -99,7 +99,7 @@ class _Capture:
 def _read_csv(path):
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    kind = {"row": int, "objid": int}
+    kind = {"row": int, "objid": int, "rank": int, "strategy": str}
     return {key: np.array([kind.get(key, float)(r[key]) for r in rows]) for key in rows[0]}
 
 
@@ -261,3 +261,85 @@ def test_cli_fit_photoz_refuses_impossible_redshifts_before_training(tmp_path, c
     err = capsys.readouterr().err  # was: trained, then failed in the score's z_spec check
     assert "redshift must be > -1 (1 + z > 0) or NaN for unlabelled galaxies; 1 row(s)" in err
     assert "e.g. row 1 is -9999" in err and not (tmp_path / "m.skops").exists()
+
+
+# ------------------------------------------------------------------------------ select
+def _targets(path):
+    table = _read_csv(path)
+    assert list(table) == ["rank", "row", "objid", "strategy"]
+    return table
+
+
+def test_select_ranks_new_targets_around_the_labelled_galaxies(run, tmp_path, capsys):
+    from skphotoz.selection import CoverageSelection
+
+    embeddings = np.random.default_rng(2).normal(size=(N, 6)).astype(np.float32)
+    np.save(tmp_path / "e.npy", embeddings)
+    with open(tmp_path / "spec.csv", "w") as f:
+        f.write("objid,z\n" + "".join(f"{run['objid'][r]},0.1\n" for r in (4, 9)))
+    out = tmp_path / "targets.csv"
+    argv = ["select", run["a.h5"], "--n", "5", "--embeddings", str(tmp_path / "e.npy")]
+    argv += ["--labelled", str(tmp_path / "spec.csv"), "--strategy", "coverage"]
+    assert main([*argv, "--output", str(out)]) == 0
+    table = _targets(out)
+    np.testing.assert_array_equal(table["rank"], np.arange(1, 6))
+    expected = CoverageSelection().select(embeddings, 5, labelled=[4, 9])
+    np.testing.assert_array_equal(table["row"], expected)
+    np.testing.assert_array_equal(table["objid"], run["objid"][expected])
+    assert "wrote 5 targets" in capsys.readouterr().out
+    # The same selection from labelled rows instead of ObjIDs, with a seed: reproducible.
+    (tmp_path / "rows.csv").write_text("row\n4\n9\n")
+    argv[argv.index(str(tmp_path / "spec.csv"))] = str(tmp_path / "rows.csv")
+    assert main([*argv, "--output", str(tmp_path / "t2.csv")]) == 0
+    np.testing.assert_array_equal(_targets(tmp_path / "t2.csv")["row"], expected)
+
+
+def test_select_on_photometry_names_the_galaxy_without_one(run, tmp_path, capsys):
+    # Row 7 holds a NaN pixel in its apertures: no photometry, so no place among the others.
+    out = tmp_path / "t.csv"
+    assert main(["select", run["a.h5"], "--n", "3", "--output", str(out)]) == 1
+    assert "rows [7]" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "t.csv.partial").exists()
+
+
+def test_select_by_uncertainty_takes_the_widest_pdfs(run, tmp_path, capsys):
+    from skphotoz.selection import prediction_width
+
+    model = skio.load(run["m.skops"])
+    width = prediction_width(model, np.asarray(HDF5Images(run["a.h5"], deredden=True, crop=CROP)))
+    np.save(tmp_path / "e.npy", np.random.default_rng(3).normal(size=(N, 4)).astype(np.float32))
+    out = tmp_path / "t.csv"
+    argv = ["select", run["a.h5"], "--n", "3", "--strategy", "uncertainty", "--model"]
+    argv += [run["m.skops"], "--embeddings", str(tmp_path / "e.npy"), "--output", str(out)]
+    assert main(argv) == 0
+    rows = _targets(out)["row"]
+    # The three widest of the 30 most uncertain galaxies' clusters, the widest first.
+    assert np.all(np.diff(width[rows]) <= 1e-12)
+    assert width[rows[0]] == pytest.approx(width.max())
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--n", "40"], "--n 40 is more than the 32 galaxies"),
+        (["--n", "2", "--strategy", "uncertainty"], "needs a fitted photo-z model"),
+        (["--n", "2", "--labelled", "UNKNOWN"], "1 ObjID(s) are not in the archive"),
+        (["--n", "2", "--labelled", "NOCOLUMN"], "must have an 'objid' or a 'row' column"),
+        (["--n", "2", "--embeddings", "SHORT"], "has shape (10, 3); the archive has 32"),
+        (["--n", "2", "--features", "both"], "--features both needs --embeddings"),
+    ],
+)
+def test_select_refuses_bad_input_and_writes_nothing(run, tmp_path, capsys, extra, message):
+    (tmp_path / "unknown.csv").write_text("objid\n42\n")
+    (tmp_path / "nocolumn.csv").write_text("name\nM31\n")
+    np.save(tmp_path / "short.npy", np.zeros((10, 3), dtype=np.float32))
+    files = {
+        "UNKNOWN": "unknown.csv",
+        "NOCOLUMN": "nocolumn.csv",
+        "SHORT": "short.npy",
+    }
+    extra = [str(tmp_path / files[a]) if a in files else a for a in extra]
+    out = tmp_path / "t.csv"
+    assert main(["select", run["a.h5"], *extra, "--output", str(out)]) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "t.csv.partial").exists()

@@ -1,4 +1,5 @@
-"""Command line: ``skphotoz ingest|simulate|pretrain|fit-photoz|predict|embed|search|demo``.
+"""Command line: ``skphotoz ingest|simulate|verify|pretrain|fit-photoz|predict|embed|search|
+select|demo``.
 
 Only argparse and the standard library are imported at module level: ``skphotoz --help`` and
 ``skphotoz <command> --help`` must answer at once, without loading PyTorch or scikit-learn.
@@ -18,7 +19,7 @@ The package: ``_parser`` and ``_options`` build the parser (``_options`` declare
 that commands share, such as the training options of ``pretrain`` and ``fit-photoz``),
 ``_config`` reads ``--config`` files, ``_io`` holds what the commands share (paths, archives,
 models, output writers), and ``_data`` (ingest, simulate, demo), ``_train`` (pretrain,
-fit-photoz) and ``_predict`` (predict, embed, search) the commands.
+fit-photoz), ``_predict`` (predict, embed, search) and ``_select`` (select) the commands.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ._data import demo, ingest, simulate, verify
 from ._options import DEFAULT_QUANTILES, int_at_least
 from ._parser import CONFIG_COMMANDS, build_parser, check_usage, subparser
 from ._predict import embed, predict, run_search_cli, search
+from ._select import select
 from ._train import fit_photoz, pretrain
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "search",
     "demo",
     "verify",
+    "select",
     "DEFAULT_QUANTILES",
     "CONFIG_COMMANDS",
     "DISTRIBUTED_COMMANDS",

@@ -27,6 +27,18 @@ from ._options import (
     weight_option,
 )
 
+#: Label-selection strategies (kept here so that --help needs no scikit-learn import; the
+#: tests check them against skphotoz.selection.STRATEGIES).
+SELECTION_STRATEGIES = {
+    "random": "random galaxies (the control)",
+    "typical": "typical galaxies of k-means clusters (TypiClust)",
+    "cells": "one galaxy per k-means cell of feature space, nearest its centre (C3R2-like)",
+    "coverage": "k-center greedy coverage of feature space",
+    "typical+coverage": "typical galaxies for half the budget, then coverage",
+    "uncertainty": "the galaxies whose redshift PDF is widest (needs --model)",
+}
+DEFAULT_SELECTION = "typical"
+
 #: What a model file written by a command is.
 MODEL_FILE = "a .skops file (safe to share), or a joblib pickle if it ends in .joblib or .pkl"
 #: Commands that read options from ``--config FILE.toml`` (the long-running ones).
@@ -307,6 +319,51 @@ def build_parser() -> argparse.ArgumentParser:
         help="exact search (torch) or faiss (needs the faiss package)",
     )  # fmt: skip
     add_device(p)
+
+    # -- select
+    p = command(
+        "select",
+        "which galaxies of an archive to take spectra of next",
+        "Choose the galaxies of an archive to label next (take spectra of) for a budget, from "
+        "their aperture photometry and/or embeddings, around those already labelled; writes "
+        "a CSV of rank, row, objid and strategy, the first rank the most wanted.",
+    )
+    p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive")
+    p.add_argument("--n", type=int_at_least(1), required=True, help="galaxies to select (required)")
+    p.add_argument("--output", required=True, help="CSV of the targets to write (required)")
+    p.add_argument(
+        "--strategy", choices=list(SELECTION_STRATEGIES), default=DEFAULT_SELECTION,
+        help="; ".join(f"{name}: {text}" for name, text in SELECTION_STRATEGIES.items()),
+    )  # fmt: skip
+    p.add_argument(
+        "--embeddings", default=None,
+        help=".npy or .h5 file from `skphotoz embed`, one row per galaxy (default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--features", choices=["photometry", "embeddings", "both"], default=None,
+        help="what the selection reads: the stamps' standardised aperture photometry, the "
+        "embeddings, or both with equal weight (default: embeddings when given, else "
+        "photometry)",
+    )  # fmt: skip
+    p.add_argument(
+        "--labelled", default=None,
+        help="CSV of galaxies that already have a redshift (an 'objid' or a 'row' column); "
+        "they are not selected and the selection fills the gaps around them (default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--model", default=None,
+        help="fitted photo-z model file, for --strategy uncertainty (default: none)",
+    )  # fmt: skip
+    add_trust(p, "--model")
+    add_preprocessing(p, model=None)
+    p.add_argument(
+        "--chunk-size", type=int_at_least(1), default=4096,
+        help="galaxies read at a time (bounds memory on large archives)",
+    )  # fmt: skip
+    p.add_argument(
+        "--seed", type=int_at_least(0), default=0, help="seed of k-means and random choices"
+    )
+    add_device(p, default=None, default_text="the model's own setting")
 
     # -- demo
     p = command(
