@@ -13,7 +13,9 @@ One set of simulated SDSS galaxies (cached after the first run) is used for ever
    bootstrap interval;
 4. redshift PDFs of the best network (z_phot vs z_spec, PIT), similarity search and the most
    unusual galaxies under the pretrained embedding;
-5. a report (HTML with the figures and the table) in the output folder.
+5. which galaxies to label: the GP with labels chosen by the default selection strategy against
+   random labels, on the same test galaxies, and a map of where each choice spends its labels;
+6. a report (HTML with the figures and the table) in the output folder.
 
 Every number printed or written is measured in the run; nothing is stored in advance.
 """
@@ -338,18 +340,90 @@ def run_demo(mode: str = "default", out="demo_output", threads: int = 2) -> dict
     )
     _say(f"  most unusual galaxies (lowest mean similarity to their neighbours): {rarest.tolist()}")
 
+    _say("\n6. Which galaxies to label: the default selection strategy against random labels")
+    tick = time.perf_counter()
+    selection = _selection_panel(X, z, embeddings, curves[BASELINES[0]], config, cv, out)
+    figures["selection"] = selection.pop("figure")
+    timings["selection"] = time.perf_counter() - tick
+    for line in selection["readings"]:
+        _say("  " + line)
+
     total = time.perf_counter() - started
     timings["total"] = total
     twins = (trained_twins, untrained_twins, n_twins, knn)
     report = _write_report(
-        out, mode, config, rows, readings, figures, timings, near, far, len(test), twins
-    )
+        out, mode, config, rows, readings, figures, timings, near, far, len(test), twins,
+        selection,
+    )  # fmt: skip
     _say(f"\nReport: {report}\nDone in {total:.0f} s.")
-    return {"rows": rows, "readings": readings, "figures": figures, "timings": timings}
+    return {
+        "rows": rows,
+        "readings": readings,
+        "figures": figures,
+        "timings": timings,
+        "selection": selection,
+    }
+
+
+def _selection_panel(X, z, embeddings, random_curve, config, cv, out: Path) -> dict:
+    """The GP on photometry with labels chosen by the default strategy (on the standardised
+    aperture photometry of the training galaxies) against the same GP with random labels, on
+    the same test galaxies; and a map of the pool with both choices at the smallest budget."""
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    from .baselines import photometry_baseline
+    from .model_selection import label_efficiency_curve, paired_difference
+    from .plotting import plot_selection
+    from .preprocessing import AperturePhotometry
+    from .selection import DEFAULT_STRATEGY, make_selection
+
+    features = StandardScaler().fit_transform(AperturePhotometry().fit_transform(X))
+    chosen = label_efficiency_curve(
+        photometry_baseline("gp", random_state=SEED),
+        X,
+        z,
+        label_counts=list(config.label_counts),
+        cv=cv,
+        random_state=SEED,
+        selection=make_selection(DEFAULT_STRATEGY, random_state=SEED),
+        selection_features=features,
+    )
+    readings = [
+        f"GP on photometry, labels chosen by '{DEFAULT_STRATEGY}' minus random labels "
+        f"(negative: the strategy is better):"
+    ]
+    for metric, name, scale, unit in (
+        ("sigma_mad", "σ_MAD", 1, ""), ("outlier_fraction", "η", 100, " points")
+    ):  # fmt: skip
+        diff = paired_difference(chosen, random_curve, random_state=SEED, metric=metric)
+        for i, n in enumerate(diff.label_counts):
+            readings.append(
+                f"  {n} labels: {name} {scale * diff.sigma_mad_a[i]:.4g} vs "
+                f"{scale * diff.sigma_mad_b[i]:.4g}, difference "
+                f"{scale * diff.difference[i]:+.4f}{unit} [{scale * diff.low[i]:+.4f}, "
+                f"{scale * diff.high[i]:+.4f}]"
+            )
+    train = chosen.train_indices[0]
+    pool = train[np.isfinite(z[train])]
+    points = PCA(2, random_state=SEED).fit_transform(embeddings[pool])
+    position = {row: i for i, row in enumerate(pool)}
+    n = int(config.label_counts[0])
+    picks = {
+        f"{DEFAULT_STRATEGY}, {n} labels": [position[r] for r in chosen.labelled_indices[0][0]],
+        f"random, {n} labels": [position[r] for r in random_curve.labelled_indices[0][0]],
+    }
+    figure = _save(plot_selection(points, picks, colour=z[pool]), out / "selection.png")
+    return {
+        "readings": readings,
+        "figure": figure,
+        "strategy": DEFAULT_STRATEGY,
+        "sigma_mad": chosen.sigma_mad()[:, 0].tolist(),
+    }
 
 
 def _write_report(
-    out, mode, config, rows, readings, figures, timings, near, far, n_test, twins
+    out, mode, config, rows, readings, figures, timings, near, far, n_test, twins, selection
 ) -> Path:
     def cell(value, fmt):
         return "–" if value is None else format(value, fmt)
@@ -362,6 +436,9 @@ def _write_report(
         for r in rows
     )
     reading_html = "\n".join(f"<li>{html.escape(line.strip())}</li>" for line in readings)
+    selection_html = "\n".join(
+        f"<li>{html.escape(line.strip())}</li>" for line in selection["readings"]
+    )
     timing_html = ", ".join(f"{html.escape(k)} {v:.0f} s" for k, v in timings.items())
 
     def img(key, caption):
@@ -411,6 +488,21 @@ CV) gives σ<sub>MAD</sub> {twins[3]["pretrained"]:.4f} pretrained and
 {img("neighbours", "A test galaxy and its nearest neighbours")}
 {img("anomalies", "The most unusual galaxies")}
 {img("gallery", "The simulated galaxies, by redshift")}
+<h2>Which galaxies to label</h2>
+<p>The same Gaussian process on aperture photometry, its labels chosen by the default
+strategy ({html.escape(selection["strategy"])}, on the standardised photometry of the training
+galaxies; <code>skphotoz select</code>) instead of at random, on the same test galaxies
+(95% paired bootstrap intervals):</p>
+<ul>
+{selection_html}
+</ul>
+{
+        img(
+            "selection",
+            "The training galaxies on the first two principal components of their "
+            "embeddings (colour: redshift), with the galaxies each choice would label",
+        )
+    }
 <p>Timings: {timing_html}.</p>
 </body></html>
 """

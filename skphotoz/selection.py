@@ -40,6 +40,7 @@ __all__ = [
     "RandomSelection",
     "TypicalSelection",
     "UncertaintySelection",
+    "DEFAULT_STRATEGY",
     "STRATEGIES",
     "make_selection",
     "prediction_width",
@@ -740,3 +741,8 @@ def make_selection(name: str, *, random_state=None) -> LabelSelector:
     if name not in makers:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {name!r}.")
     return makers[name](random_state=random_state)
+
+
+#: The strategy of ``skphotoz select`` and of the demo when none is named: chosen by the
+#: measurements of ``benchmarks/label_selection.py`` (docs/selection.md).
+DEFAULT_STRATEGY = "typical"

@@ -22,6 +22,7 @@ def test_demo_writes_the_report_with_every_figure_and_a_row_per_method_and_budge
     result = _demo.run_demo("quick", out=tmp_path, threads=1)
     out = capsys.readouterr().out
     names = {"gallery", "moco_loss", "label_efficiency", "photoz", "pit", "neighbours", "anomalies"}
+    names.add("selection")
     assert set(result["figures"]) == names
     for name in result["figures"].values():
         assert (tmp_path / name).stat().st_size > 1000
@@ -41,6 +42,15 @@ def test_demo_writes_the_report_with_every_figure_and_a_row_per_method_and_budge
     per_budget = [line for line in result["readings"] if line.startswith("  ")]
     assert len(per_budget) == 2 + 1 + 3 * 2
     assert "Against the better photometry baseline" in out
+    # The selection panel: the default strategy against random labels, both metrics, each
+    # budget, with the numbers of the curve it measured.
+    selection = result["selection"]
+    from skphotoz.selection import DEFAULT_STRATEGY
+
+    assert selection["strategy"] == DEFAULT_STRATEGY
+    assert len(selection["readings"]) == 1 + 2 * 2
+    assert "6. Which galaxies to label" in out and "Which galaxies to label</h2>" in report
+    assert f"{selection['sigma_mad'][0]:.4g}" in out
     # The simulated galaxies are cached for the next run.
     cached = list(tmp_path.glob("galaxies_150_seed0.h5"))
     assert len(cached) == 1

@@ -15,7 +15,8 @@ artists.
 - :class:`TrainingHistoryDisplay`: loss per epoch of a fitted network.
 - :class:`LabelEfficiencyDisplay`: photo-z accuracy against the number of labels.
 
-:func:`plot_gallery` and :func:`plot_neighbors` draw galaxy images and return the
+:func:`plot_gallery` and :func:`plot_neighbors` draw galaxy images, and
+:func:`plot_selection` the galaxies chosen for labelling on a map of the pool; they return the
 :class:`matplotlib.figure.Figure`.
 
 matplotlib (``pip install 'skphotoz[plot]'``) is imported when a figure is drawn, not with this
@@ -24,7 +25,7 @@ module. Saving and closing figures is the caller's.
 The modules: the helpers shared by the figures (``_common``), :class:`PhotoZDisplay`
 (``_photoz``), :class:`PITDisplay` (``_pit``), :class:`TrainingHistoryDisplay` (``_history``),
 :class:`LabelEfficiencyDisplay` (``_label_efficiency``), and :func:`plot_gallery` and
-:func:`plot_neighbors` (``_galleries``).
+:func:`plot_neighbors` (``_galleries``), and :func:`plot_selection` (``_selection``).
 """
 
 from ._galleries import plot_gallery, plot_neighbors
@@ -32,6 +33,7 @@ from ._history import TrainingHistoryDisplay
 from ._label_efficiency import LabelEfficiencyDisplay
 from ._photoz import PhotoZDisplay
 from ._pit import PITDisplay
+from ._selection import plot_selection
 
 __all__ = [
     "LabelEfficiencyDisplay",
@@ -40,4 +42,5 @@ __all__ = [
     "TrainingHistoryDisplay",
     "plot_gallery",
     "plot_neighbors",
+    "plot_selection",
 ]
