@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.utils import check_random_state
 
-from ._inputs import rows_text
+from ._inputs import all_finite, non_finite_rows, rows_text
 from ._validation import HasMethods, Range, Real, integer
 from ._validation import random_state as random_state_constraint
 
@@ -72,12 +72,8 @@ def _check_features(X) -> np.ndarray:
         raise ValueError(f"X must have at least one row and one feature; got {array.shape}.")
     if array.dtype != np.float32:
         array = array.astype(np.float32)
-    bad = []
-    for start in range(0, len(array), _BLOCK * 16):
-        block = array[start : start + _BLOCK * 16]
-        if not np.isfinite(block.sum(dtype=np.float64)):
-            bad.extend(start + np.flatnonzero(~np.isfinite(block).all(axis=1)))
-    if bad:
+    bad = [] if all_finite(array) else non_finite_rows(array)[0]
+    if len(bad):
         raise ValueError(
             f"X holds NaN or infinite features in {len(bad)} row(s) ({rows_text(bad)}); a "
             f"galaxy without features cannot be placed among the others. Leave those rows "

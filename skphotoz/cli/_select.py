@@ -49,14 +49,10 @@ def _standardise(features, name: str):
     left centred); refuses non-finite values, naming the rows."""
     import numpy as np
 
-    from .._inputs import rows_text
+    from .._inputs import all_finite, non_finite_rows, rows_text
 
-    bad = []
-    for start in range(0, len(features), 65536):
-        block = np.asarray(features[start : start + 65536])
-        if not np.isfinite(block.sum(dtype=np.float64)):
-            bad.extend(start + np.flatnonzero(~np.isfinite(block).all(axis=1)))
-    if bad:
+    bad = [] if all_finite(features) else non_finite_rows(features)[0]
+    if len(bad):
         raise ValueError(
             f"{name} {'is' if len(bad) == 1 else 'are'} NaN or infinite for {len(bad)} "
             f"{'galaxy' if len(bad) == 1 else 'galaxies'} (rows {rows_text(bad)}; for the "
