@@ -241,6 +241,51 @@ def report(pooled: dict, args) -> list[dict]:
     return rows
 
 
+def figures(pooled: dict, args) -> None:
+    """The curves of each strategy (``--figure``) and, with ``--map-figure``, the first seed's
+    training galaxies on the first two principal components of its plain MoCo embeddings
+    with the galaxies random labels and the default strategy take at ``--map-budget``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.decomposition import PCA
+
+    from skphotoz.plotting import LabelEfficiencyDisplay, plot_selection
+    from skphotoz.selection import DEFAULT_STRATEGY
+
+    for model in args.models:
+        curves = [c for (m, _), c in pooled.items() if m == model]
+        if args.figure and curves:
+            for curve in curves:
+                curve.name = curve.name.replace(f"{model} ", "")
+            display = LabelEfficiencyDisplay.from_curves(curves)
+            display.ax_.set_title(f"{model}: labels chosen by each strategy")
+            path = args.figure.replace(".png", f"_{model.replace(' ', '_')}.png")
+            display.figure_.savefig(path, dpi=110, bbox_inches="tight")
+            print(f"wrote {path}")
+    if not args.map_figure:
+        return
+    seed = args.seeds[0]
+    random, chosen = pooled.get(("GP", "random")), pooled.get(("GP", DEFAULT_STRATEGY))
+    if random is None or chosen is None:
+        print("(no map: the GP's random and default curves are needed)")
+        return
+    images, z, _ = simulate(seed, args)
+    budget = list(random.label_counts).index(args.map_budget)
+    train = random.train_indices[0]
+    pool = train[np.isfinite(z[train])]
+    points = PCA(2, random_state=0).fit_transform(embedder(seed, images, args).transform(images))
+    picks = {
+        f"{DEFAULT_STRATEGY} labels": chosen.labelled_indices[0][budget],
+        "random labels": random.labelled_indices[0][budget],
+    }
+    position = {row: i for i, row in enumerate(pool)}
+    picks = {name: [position[row] for row in rows] for name, rows in picks.items()}
+    figure = plot_selection(points[pool], picks, colour=z[pool])
+    figure.savefig(args.map_figure, dpi=110, bbox_inches="tight")
+    print(f"wrote {args.map_figure}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", type=int, default=4000)
@@ -264,6 +309,15 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--out", default=None, help="CSV of the table")
+    parser.add_argument(
+        "--figure", default=None, help="PNG of the curves (one per model: _MODEL is appended)"
+    )
+    parser.add_argument(
+        "--map-figure", default=None,
+        help="PNG of the first seed's training galaxies on a map of their embeddings, with the "
+        "galaxies random labels and the default strategy take",
+    )  # fmt: skip
+    parser.add_argument("--map-budget", type=int, default=100)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -271,6 +325,8 @@ def main() -> None:
     rows = report(pooled, args)
     if args.out and rows:
         write_rows(args.out, rows)
+    if args.figure or args.map_figure:
+        figures(pooled, args)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -408,10 +408,9 @@ def _selection_panel(X, z, embeddings, random_curve, config, cv, out: Path) -> d
     pool = train[np.isfinite(z[train])]
     points = PCA(2, random_state=SEED).fit_transform(embeddings[pool])
     position = {row: i for i, row in enumerate(pool)}
-    n = int(config.label_counts[0])
     picks = {
-        f"{DEFAULT_STRATEGY}, {n} labels": [position[r] for r in chosen.labelled_indices[0][0]],
-        f"random, {n} labels": [position[r] for r in random_curve.labelled_indices[0][0]],
+        f"{DEFAULT_STRATEGY} labels": [position[r] for r in chosen.labelled_indices[0][0]],
+        "random labels": [position[r] for r in random_curve.labelled_indices[0][0]],
     }
     figure = _save(plot_selection(points, picks, colour=z[pool]), out / "selection.png")
     return {
