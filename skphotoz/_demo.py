@@ -417,6 +417,7 @@ def _selection_panel(X, z, embeddings, random_curve, config, cv, out: Path) -> d
         "readings": readings,
         "figure": figure,
         "strategy": DEFAULT_STRATEGY,
+        "budget": int(config.label_counts[0]),
         "sigma_mad": chosen.sigma_mad()[:, 0].tolist(),
     }
 
@@ -445,6 +446,13 @@ def _write_report(
             f'<figure><img src="{figures[key]}" alt="{caption}">'
             f"<figcaption>{caption}</figcaption></figure>"
         )
+
+    selection_figure = img(
+        "selection",
+        f"The training galaxies on the first two principal components of their embeddings "
+        f"(colour: redshift), with the {selection['budget']} galaxies each choice labels at "
+        f"the smallest budget",
+    )
 
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>skphotoz demo report</title>
@@ -495,13 +503,7 @@ galaxies; <code>skphotoz select</code>) instead of at random, on the same test g
 <ul>
 {selection_html}
 </ul>
-{
-        img(
-            "selection",
-            "The training galaxies on the first two principal components of their "
-            "embeddings (colour: redshift), with the galaxies each choice would label",
-        )
-    }
+{selection_figure}
 <p>Timings: {timing_html}.</p>
 </body></html>
 """
