@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from skphotoz.plotting import plot_gallery, plot_neighbors
+from skphotoz.plotting import plot_gallery, plot_neighbors, plot_selection
 
 pytest.importorskip("matplotlib")  # the whole file is skipped without matplotlib
 pytestmark = pytest.mark.usefixtures("pyplot")  # Agg backend, every figure closed after each test
@@ -101,3 +101,29 @@ def test_plot_neighbors_checks_rows_query_and_options(args, kwargs, error, match
 def test_plot_neighbors_checks_the_images_shape():
     with pytest.raises(ValueError, match=r"images must be \(n_samples, n_bands, height, width\)"):
         plot_neighbors(np.zeros((10, 8, 8)), 0, [1])
+
+
+def test_plot_selection_draws_each_choice_over_the_pool():
+    points = np.random.default_rng(14).normal(size=(50, 2))
+    fig = plot_selection(points, {"typical": [1, 2, 3], "random": [4, 5]}, colour=points[:, 0])
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["typical (3)", "random (2)"]
+    # The pool, then one layer per choice at the chosen points.
+    np.testing.assert_allclose(ax.collections[1].get_offsets(), points[[1, 2, 3]])
+    assert len(fig.axes) == 2  # the colour bar
+
+
+@pytest.mark.parametrize(
+    "points, selections, kwargs, message",
+    [
+        (np.ones((5, 3)), {"a": [0]}, {}, r"points must have shape \(n_galaxies, 2\)"),
+        (np.ones((5, 2)), [0, 1], {}, "selections must be a dict"),
+        (np.ones((5, 2)), {"a": [0, 5]}, {}, r"selections\['a'\] must be rows of points"),
+        (np.ones((5, 2)), {"a": [0.5]}, {}, r"selections\['a'\] must be rows"),
+        (np.ones((5, 2)), {"a": [0]}, {"colour": [1, 2]}, "one value per point"),
+    ],
+)
+def test_plot_selection_checks_its_arguments(points, selections, kwargs, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        plot_selection(points, selections, **kwargs)
