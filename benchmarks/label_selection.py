@@ -71,6 +71,7 @@ def strategies(args) -> dict:
         "random": None,
         "typical": TypicalSelection(),
         "cells": CellSelection(),
+        "cells centre": CellSelection(within="centre"),
         "coverage": CoverageSelection(),
         "typical+coverage": MixedSelection(TypicalSelection(), CoverageSelection()),
         "uncertainty": UncertaintySelection(gp, initial=TypicalSelection(), n_rounds=2),
@@ -256,8 +257,8 @@ def figures(pooled: dict, args) -> None:
     for model in args.models:
         curves = [c for (m, _), c in pooled.items() if m == model]
         if args.figure and curves:
-            for curve in curves:
-                curve.name = curve.name.replace(f"{model} ", "")
+            for (_, name), curve in pooled.items():
+                curve.name = name
             display = LabelEfficiencyDisplay.from_curves(curves)
             display.ax_.set_title(f"{model}: labels chosen by each strategy")
             path = args.figure.replace(".png", f"_{model.replace(' ', '_')}.png")

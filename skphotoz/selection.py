@@ -29,7 +29,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.utils import check_random_state
 
 from ._inputs import all_finite, non_finite_rows, rows_text
-from ._validation import HasMethods, Range, Real, integer
+from ._validation import HasMethods, Range, Real, StrOptions, integer
 from ._validation import random_state as random_state_constraint
 
 __all__ = [
@@ -342,26 +342,36 @@ class CellSelection(LabelSelector):
     fewest redshifts. Here the cells are k-means clusters: the map's 2-D layout serves its
     pictures, while the selection needs only the cells, and scikit-learn's k-means is
     well kept and scales to millions of rows with mini-batches. Cells are taken by their
-    number of labels (none first), then by their number of galaxies (most first); the galaxy
-    sent from a cell is the one nearest its centre. Beyond one per cell, further picks go
-    where the cell's share of labels lags its share of galaxies most.
+    number of labels (none first), then by their number of galaxies (most first). Beyond one
+    per cell, further picks go where the cell's share of labels lags its share of galaxies
+    most.
+
+    With one cell per label and a random galaxy from each (the defaults), this is stratified
+    random sampling: every region of feature space gets a label, while within a region the
+    labels fall where the galaxies are, as random labels do. The galaxy nearest the centre
+    (``within="centre"``) concentrates labels on cell centres instead.
 
     Parameters
     ----------
     n_cells : int or None, default=None
         Cells of the map; None makes one cell per label (the labelled rows plus
         ``n_select``), so that every label covers a cell of its own.
+    within : {"random", "centre"}, default="random"
+        Which galaxy of a cell is taken: a random one, or the one nearest the cell's centre
+        (then the next nearest).
     random_state : int, RandomState instance or None, default=None
-        Seeds k-means.
+        Seeds k-means and the random picks.
     """
 
     _parameter_constraints = {
         "n_cells": [None, integer(1, 10_000_000)],
+        "within": [StrOptions({"random", "centre"})],
         "random_state": random_state_constraint(),
     }
 
-    def __init__(self, *, n_cells=None, random_state=None):
+    def __init__(self, *, n_cells=None, within="random", random_state=None):
         self.n_cells = n_cells
+        self.within = within
         self.random_state = random_state
 
     def _select(self, X, n_select, labelled, y, rng):
@@ -369,15 +379,15 @@ class CellSelection(LabelSelector):
         n_cells = min(wanted, len(X))
         labels, centres = _kmeans(X, n_cells, rng)
 
-        def nearest_centre_first(members):
-            points = np.asarray(X[np.sort(members)], dtype=np.float32)
+        def order(members):
             members = np.sort(members)
+            if self.within == "random":
+                return rng.permutation(members)
+            points = np.asarray(X[members], dtype=np.float32)
             d2 = ((points - centres[labels[members[0]]]) ** 2).sum(axis=1)
             return members[np.argsort(d2, kind="stable")]
 
-        if self.n_cells is None:
-            return _pick_from_clusters(labels, n_cells, labelled, n_select, nearest_centre_first)
-        return _pick_proportional(labels, n_cells, labelled, n_select, nearest_centre_first)
+        return _pick_proportional(labels, n_cells, labelled, n_select, order)
 
 
 def _pick_proportional(labels, n_cells, labelled, n_select, order_of) -> np.ndarray:
@@ -717,7 +727,7 @@ class MixedSelection(LabelSelector):
 STRATEGIES = {
     "random": "random galaxies (the control)",
     "typical": "typical galaxies of k-means clusters (TypiClust)",
-    "cells": "one galaxy per k-means cell of feature space, nearest its centre (C3R2-like)",
+    "cells": "a random galaxy from each of as many k-means cells as labels (C3R2-like)",
     "coverage": "k-center greedy coverage of feature space",
     "typical+coverage": "typical galaxies for half the budget, then coverage",
     "uncertainty": "the galaxies whose redshift PDF is widest, spread over k-means clusters",
@@ -741,4 +751,4 @@ def make_selection(name: str, *, random_state=None) -> LabelSelector:
 
 #: The strategy of ``skphotoz select`` and of the demo when none is named: chosen by the
 #: measurements of ``benchmarks/label_selection.py`` (docs/selection.md).
-DEFAULT_STRATEGY = "typical"
+DEFAULT_STRATEGY = "cells"

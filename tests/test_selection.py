@@ -332,3 +332,14 @@ def test_concatenate_and_select_keep_the_labelled_rows():
     only = both.select([40])
     assert len(only.labelled_indices[0]) == 1
     np.testing.assert_array_equal(only.labelled_indices[0][0], both.labelled_indices[0][1])
+
+
+def test_cells_take_a_random_galaxy_or_the_one_nearest_the_centre():
+    X, _ = _blobs(n_per=(200,), spread=1.0)
+    centre = X.mean(axis=0)
+    nearest = int(np.argmin(np.linalg.norm(X - centre, axis=1)))
+    assert CellSelection(n_cells=1, within="centre", random_state=0).select(X, 1)[0] == nearest
+    picks = {int(CellSelection(n_cells=1, random_state=seed).select(X, 1)[0]) for seed in range(8)}
+    assert len(picks) > 4  # random members, not always the same one
+    with pytest.raises(ValueError, match="within"):
+        CellSelection(within="middle").select(X, 1)

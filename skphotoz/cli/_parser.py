@@ -32,12 +32,12 @@ from ._options import (
 SELECTION_STRATEGIES = {
     "random": "random galaxies (the control)",
     "typical": "typical galaxies of k-means clusters (TypiClust)",
-    "cells": "one galaxy per k-means cell of feature space, nearest its centre (C3R2-like)",
+    "cells": "a random galaxy from each of as many k-means cells as labels (C3R2-like)",
     "coverage": "k-center greedy coverage of feature space",
     "typical+coverage": "typical galaxies for half the budget, then coverage",
     "uncertainty": "the galaxies whose redshift PDF is widest (needs --model)",
 }
-DEFAULT_SELECTION = "typical"
+DEFAULT_SELECTION = "cells"
 
 #: What a model file written by a command is.
 MODEL_FILE = "a .skops file (safe to share), or a joblib pickle if it ends in .joblib or .pkl"
