@@ -71,7 +71,7 @@ def strategies(args) -> dict:
         "random": None,
         "typical": TypicalSelection(),
         "cells": CellSelection(),
-        "cells centre": CellSelection(within="centre"),
+        "cells_centre": CellSelection(within="centre"),
         "coverage": CoverageSelection(),
         "typical+coverage": MixedSelection(TypicalSelection(), CoverageSelection()),
         "uncertainty": UncertaintySelection(gp, initial=TypicalSelection(), n_rounds=2),
