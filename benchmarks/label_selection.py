@@ -259,10 +259,14 @@ def figures(pooled: dict, args) -> None:
         if args.figure and curves:
             for (_, name), curve in pooled.items():
                 curve.name = name
-            display = LabelEfficiencyDisplay.from_curves(curves)
-            display.ax_.set_title(f"{model}: labels chosen by each strategy")
+            import matplotlib.pyplot as plt
+
+            fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+            for ax, metric in zip(axes, ("sigma_mad", "outlier_fraction"), strict=True):
+                LabelEfficiencyDisplay.from_curves(curves, metric=metric, ax=ax)
+            fig.suptitle(f"{model}: labels chosen by each strategy, on the same test galaxies")
             path = args.figure.replace(".png", f"_{model.replace(' ', '_')}.png")
-            display.figure_.savefig(path, dpi=110, bbox_inches="tight")
+            fig.savefig(path, dpi=110, bbox_inches="tight")
             print(f"wrote {path}")
     if not args.map_figure:
         return
