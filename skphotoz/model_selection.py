@@ -21,7 +21,7 @@ from sklearn.model_selection import KFold, check_cv
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._inputs import take_rows
+from ._inputs import rows_text, take_rows
 from ._validation import HasMethods, Range, Real, StrOptions, integer, validated
 from ._validation import random_state as random_state_constraint
 from .metrics import OUTLIER_THRESHOLD, sigma_mad
@@ -47,8 +47,10 @@ class LabelEfficiencyCurve:
     test_indices : list of ndarray of shape (n_test,)
         Rows of ``X`` (and ``y``) of each split's test galaxies.
     train_indices : list of ndarray
-        Rows of each split's training set, in the order budgets take their labels: at budget
-        ``n`` the first ``n`` are labelled; then come the rows that never had a label.
+        Rows of each split's training set, in the order random labels take them: at budget
+        ``n`` the first ``n`` are labelled (without a ``selection``); then come the rows that
+        never had a label. With a ``selection``, ``labelled_indices`` gives the rows labelled
+        at each budget instead.
     y : ndarray of shape (n_samples,)
         The spectroscopic redshifts the curve was computed with (NaN where unlabelled).
     repeats : ndarray of shape (n_splits,)
@@ -120,6 +122,12 @@ class LabelEfficiencyCurve:
                     f"curves must have the same label_counts to be concatenated; got "
                     f"{counts.tolist()} and {curve.label_counts.tolist()}."
                 )
+        selections = sorted({c.selection for c in curves})
+        if len(selections) > 1:
+            raise ValueError(
+                f"curves must choose their labels the same way to be concatenated; got "
+                f"{', '.join(selections)}."
+            )
         offsets = np.cumsum([0] + [len(c.y) for c in curves[:-1]])
         repeat_offsets = np.cumsum([0] + [c.n_repeats for c in curves[:-1]])
         return cls(
@@ -417,7 +425,7 @@ def label_efficiency_curve(
             train = np.concatenate([train, unlabelled])
             test = np.sort(labelled[test_pos])
             splits.append((repeat, train, test))
-    features = _selection_features(selection, selection_features, X)
+    features = _selection_features(selection, selection_features, X, labelled)
     # Drawn after the splits, so that the splits are those of the random curve.
     selection_seed = None if selection is None else rng.randint(2**31 - 1)
     labelled_indices = []
@@ -471,8 +479,9 @@ def label_efficiency_curve(
     )
 
 
-def _selection_features(selection, features, X):
-    """The features a selection strategy reads, checked against X's rows."""
+def _selection_features(selection, features, X, labelled):
+    """The features a selection strategy reads, checked against X's rows (and finite on the
+    labelled rows, which are the ones it chooses among)."""
     if selection is None:
         if features is not None:
             raise ValueError(
@@ -480,9 +489,11 @@ def _selection_features(selection, features, X):
                 "got selection_features without one."
             )
         return None
+    name = "selection_features"
     if features is None:
-        features = X
-        if not isinstance(X, np.ndarray) or X.ndim != 2:
+        name = "X"
+        features = X if hasattr(X, "shape") else np.asarray(X)
+        if not isinstance(features, np.ndarray) or features.ndim != 2:
             raise ValueError(
                 f"selection needs 2-D features to select on: X has shape "
                 f"{getattr(X, 'shape', None)}; pass selection_features (e.g. standardised "
@@ -493,6 +504,15 @@ def _selection_features(selection, features, X):
         raise ValueError(
             f"selection_features must be 2-D with one row per row of X ({len(X)}); got shape "
             f"{features.shape}."
+        )
+    if features.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold numbers; got an array of dtype {features.dtype}.")
+    bad = labelled[~np.isfinite(features[labelled]).all(axis=1)]
+    if len(bad):
+        raise ValueError(
+            f"{name} holds NaN or infinite values in {len(bad)} labelled row(s) "
+            f"({rows_text(bad)}); a strategy cannot place them among the others. Fill or "
+            f"drop those rows (rows without a label may have no features)."
         )
     return features
 
@@ -702,10 +722,11 @@ class PairedDifference:
     ----------
     label_counts : ndarray
     difference, low, high : ndarray
-        The difference (negative: ``a`` is better) and its bootstrap interval.
+        The difference and its bootstrap interval (negative: ``a`` is better, for σ_MAD and
+        the outlier fraction; for the bias, the signed difference of the two biases).
     prob_a_better : ndarray
-        Share of bootstrap resamples in which ``a`` has the smaller value (for ``"bias"``,
-        the smaller signed bias).
+        Share of bootstrap resamples in which ``a`` is better: the smaller value, or for
+        ``"bias"`` the bias closer to 0.
     sigma_mad_a, sigma_mad_b : ndarray
         The metric of each curve (σ_MAD by default; the name is kept for that default).
     confidence : float
@@ -775,12 +796,14 @@ def paired_difference(
     boot = draws_a[:, in_a] - draws_b[:, in_b]
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(boot, [tail, 100 - tail], axis=0)
+    # A bias is better the closer it is to 0, whatever its sign.
+    better = np.abs(draws_a[:, in_a]) < np.abs(draws_b[:, in_b]) if metric == "bias" else boot < 0
     return PairedDifference(
         label_counts=common,
         difference=point_a[in_a] - point_b[in_b],
         low=low,
         high=high,
-        prob_a_better=(boot < 0).mean(axis=0),
+        prob_a_better=better.mean(axis=0),
         sigma_mad_a=point_a[in_a],
         sigma_mad_b=point_b[in_b],
         confidence=confidence,

@@ -70,8 +70,6 @@ def _check_features(X) -> np.ndarray:
         )
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ValueError(f"X must have at least one row and one feature; got {array.shape}.")
-    if array.dtype != np.float32:
-        array = array.astype(np.float32)
     bad = [] if all_finite(array) else non_finite_rows(array)[0]
     if len(bad):
         raise ValueError(
@@ -79,7 +77,37 @@ def _check_features(X) -> np.ndarray:
             f"galaxy without features cannot be placed among the others. Leave those rows "
             f"out or fill them before selecting."
         )
-    return array
+    return _well_scaled(array)
+
+
+def _well_scaled(array: np.ndarray) -> np.ndarray:
+    """``array`` as float32 on a scale where float32 distances are exact enough: unchanged
+    (a view, for a float32 memmap) when its spread is between 1e-3 and 1e3 and its mean
+    within 10 spreads of 0; otherwise centred and divided by its spread, in blocks, from
+    float64 statistics. Every strategy is invariant to such a shift and global scale, while
+    squared norms of raw fluxes (1e-29) or of values near 1e19 would underflow or overflow in
+    float32, and a large offset would cancel the distances' digits."""
+    step = _BLOCK * 16
+    blocks = [(start, start + step) for start in range(0, len(array), step)]
+
+    def scaled(start, stop, by=1.0):
+        return np.asarray(array[start:stop], dtype=np.float64) / by
+
+    peak = max(float(np.abs(scaled(*span)).max()) for span in blocks) or 1.0
+    # Statistics of array / peak: no float64 overflow, whatever the values' magnitude.
+    mean = sum(scaled(*span, peak).sum(axis=0) for span in blocks) / len(array)
+    squares = sum(np.square(scaled(*span, peak) - mean).sum() for span in blocks)
+    mean, spread = mean * peak, float(np.sqrt(squares / array.size)) * peak
+    offset = float(np.abs(mean).max())
+    if spread == 0.0 or (1e-3 <= spread <= 1e3 and offset <= 10 * spread):
+        if array.dtype == np.float32:
+            return array
+        if peak <= 1e30:  # no float32 overflow
+            return array.astype(np.float32)
+    out = np.empty(array.shape, dtype=np.float32)
+    for start, stop in blocks:
+        out[start:stop] = (scaled(start, stop) - mean) / (spread if spread > 0 else 1.0)
+    return out
 
 
 def _check_labelled(labelled, n_rows: int) -> np.ndarray:
@@ -509,15 +537,25 @@ def prediction_width(estimator, X) -> np.ndarray:
     if hasattr(final, "predict_interval"):
         low, high = final.predict_interval(Xt, coverage=0.68)
         return 0.5 * (np.asarray(high, dtype=np.float64) - np.asarray(low, dtype=np.float64))
+    error = None
     try:
-        _, std = final.predict(Xt, return_std=True)
-    except TypeError as error:
+        result = final.predict(Xt, return_std=True)
+    except TypeError as exc:
+        error, result = exc, None
+    if not isinstance(result, tuple) or len(result) != 2:
+        detail = f" ({error})" if error is not None else ""
         raise TypeError(
             f"estimator must give an uncertainty per galaxy: a predict_interval method (a "
-            f"PhotoZRegressor) or predict(X, return_std=True) (a Gaussian process); "
-            f"{type(final).__name__} has neither ({error})."
-        ) from None
-    return np.asarray(std, dtype=np.float64).reshape(-1)
+            f"PhotoZRegressor) or predict(X, return_std=True) returning (mean, std) (a "
+            f"Gaussian process); {type(final).__name__} has neither{detail}."
+        )
+    std = np.asarray(result[1], dtype=np.float64).reshape(-1)
+    if len(std) != len(Xt):
+        raise ValueError(
+            f"estimator's predict(X, return_std=True) gave {len(std)} standard deviations for "
+            f"{len(Xt)} galaxies."
+        )
+    return std
 
 
 class UncertaintySelection(LabelSelector):
@@ -582,17 +620,28 @@ class UncertaintySelection(LabelSelector):
         """As :meth:`LabelSelector.select`; ``uncertainty`` (one value per row of X, e.g.
         :func:`prediction_width` of a fitted model) gives one batch without a model."""
         if uncertainty is not None:
-            width = np.asarray(uncertainty, dtype=np.float64).reshape(-1)
-            n_rows = len(X) if hasattr(X, "__len__") else -1
-            if len(width) != n_rows or not np.isfinite(width).all():
+            n_rows = len(_check_features(X))
+            width = np.asarray(uncertainty, dtype=np.float64)
+            if width.shape != (n_rows,) or not np.isfinite(width).all():
                 raise ValueError(
-                    f"uncertainty must hold one finite value per row of X ({n_rows}); got "
-                    f"{len(width)} values, {int(np.count_nonzero(~np.isfinite(width)))} not "
-                    f"finite."
+                    f"uncertainty must be 1-D with one finite value per row of X ({n_rows}); "
+                    f"got shape {width.shape}, {int(np.count_nonzero(~np.isfinite(width)))} "
+                    f"values not finite."
                 )
             self._width = width
         else:
             self._width = None
+            if self.estimator is None:
+                raise ValueError(
+                    "UncertaintySelection needs a model: pass estimator= (refitted on the "
+                    "labelled rows each round) or uncertainty= to select (the widths of a "
+                    "fitted model)."
+                )
+            if y is None:
+                raise ValueError(
+                    "UncertaintySelection fits its model on the labelled rows and needs their "
+                    "redshifts in y (one value per row of X, NaN where unknown); got y=None."
+                )
         try:
             return super().select(X, n_select, labelled=labelled, y=y)
         finally:
@@ -601,11 +650,6 @@ class UncertaintySelection(LabelSelector):
     def _select(self, X, n_select, labelled, y, rng):
         if self._width is not None:
             return _diverse_top(X, self._width, n_select, labelled, self.n_candidates, rng)
-        if self.estimator is None:
-            raise ValueError(
-                "UncertaintySelection needs a model: pass estimator= (refitted on the labelled "
-                "rows each round) or uncertainty= to select (the widths of a fitted model)."
-            )
         chosen = list(labelled)
         new: list[int] = []
         n_initial = max(

@@ -327,19 +327,40 @@ def test_select_by_uncertainty_takes_the_widest_pdfs(run, tmp_path, capsys):
         (["--n", "2", "--labelled", "NOCOLUMN"], "must have an 'objid' or a 'row' column"),
         (["--n", "2", "--embeddings", "SHORT"], "has shape (10, 3); the archive has 32"),
         (["--n", "2", "--features", "both"], "--features both needs --embeddings"),
+        (["--n", "2", "--labelled", "BADLINE"], "line 5: objid must be an integer; got 'abc'"),
+        (["--n", "2", "--features", "photometry", "--embeddings", "SHORT"], "is not read with"),
+        (["--n", "2", "--strategy", "uncertainty", "--model", "EMBEDDER"], "predict_interval"),
     ],
 )
 def test_select_refuses_bad_input_and_writes_nothing(run, tmp_path, capsys, extra, message):
     (tmp_path / "unknown.csv").write_text("objid\n42\n")
     (tmp_path / "nocolumn.csv").write_text("name\nM31\n")
+    (tmp_path / "badline.csv").write_text(f"objid\n{run['objid'][0]}\n\n   \nabc\n")
     np.save(tmp_path / "short.npy", np.zeros((10, 3), dtype=np.float32))
     files = {
         "UNKNOWN": "unknown.csv",
         "NOCOLUMN": "nocolumn.csv",
         "SHORT": "short.npy",
+        "BADLINE": "badline.csv",
     }
     extra = [str(tmp_path / files[a]) if a in files else a for a in extra]
+    extra = [run["emb.skops"] if a == "EMBEDDER" else a for a in extra]
     out = tmp_path / "t.csv"
     assert main(["select", run["a.h5"], *extra, "--output", str(out)]) == 1
     assert message in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "t.csv.partial").exists()
+
+
+def test_select_reads_a_spreadsheet_csv_and_never_overwrites_it(run, tmp_path, capsys):
+    # A byte-order mark and padded names, as spreadsheets write them.
+    spectra = tmp_path / "spectra.csv"
+    spectra.write_bytes(b"\xef\xbb\xbf Objid ,z\r\n" + f"{run['objid'][4]},0.1\r\n".encode())
+    np.save(tmp_path / "e.npy", np.random.default_rng(4).normal(size=(N, 3)).astype(np.float32))
+    base = ["select", run["a.h5"], "--n", "2", "--embeddings", str(tmp_path / "e.npy")]
+    base += ["--labelled", str(spectra)]
+    assert main([*base, "--output", str(tmp_path / "t.csv")]) == 0
+    assert 4 not in _targets(tmp_path / "t.csv")["row"]
+    before = spectra.read_bytes()
+    assert main([*base, "--output", str(spectra)]) == 1
+    assert "is the --labelled being read" in capsys.readouterr().err
+    assert spectra.read_bytes() == before

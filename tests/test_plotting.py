@@ -119,6 +119,7 @@ def test_plot_selection_draws_each_choice_over_the_pool():
     [
         (np.ones((5, 3)), {"a": [0]}, {}, r"points must have shape \(n_galaxies, 2\)"),
         (np.ones((5, 2)), [0, 1], {}, "selections must be a dict"),
+        (np.ones((5, 2)), {str(i): [0] for i in range(5)}, {}, "1 to 4 choices .* got 5"),
         (np.ones((5, 2)), {"a": [0, 5]}, {}, r"selections\['a'\] must be rows of points"),
         (np.ones((5, 2)), {"a": [0.5]}, {}, r"selections\['a'\] must be rows"),
         (np.ones((5, 2)), {"a": [0]}, {"colour": [1, 2]}, "one value per point"),

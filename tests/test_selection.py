@@ -214,7 +214,8 @@ def test_parameters_are_checked_like_scikit_learn():
         TypicalSelection(n_neighbors=0).select(X, 2)
     with pytest.raises(ValueError, match="initial_fraction"):
         UncertaintySelection(initial_fraction=1.5).select(X, 2, uncertainty=np.ones(10))
-    with pytest.raises(ValueError, match="uncertainty must hold one finite value per row"):
+    message = r"uncertainty must be 1-D with one finite value per row of X \(10\); got shape \(9,\)"
+    with pytest.raises(ValueError, match=message):
         UncertaintySelection().select(X, 2, uncertainty=np.ones(9))
 
 
@@ -343,3 +344,98 @@ def test_cells_take_a_random_galaxy_or_the_one_nearest_the_centre():
     assert len(picks) > 4  # random members, not always the same one
     with pytest.raises(ValueError, match="within"):
         CellSelection(within="middle").select(X, 1)
+
+
+@pytest.mark.parametrize("transform", [lambda X: X * 1e19, lambda X: X * 1e-25, lambda X: X + 1e4])
+def test_the_choice_does_not_depend_on_the_features_scale_or_offset(transform):
+    # Squared norms of raw fluxes (1e-29) underflow in float32, of 1e19 overflow, and a large
+    # offset cancels a distance's digits: features are rescaled first.
+    X = np.random.default_rng(7).normal(size=(600, 3))
+    np.testing.assert_array_equal(
+        CoverageSelection().select(transform(X), 30), CoverageSelection().select(X, 30)
+    )
+    for selector in (TypicalSelection(random_state=0), CellSelection(random_state=0)):
+        rows = selector.select(transform(X), 20)
+        assert not np.array_equal(np.sort(rows), np.arange(20))  # not rows 0, 1, 2, ...
+        # The same galaxies as for centred, unit-spread features.
+        centred = (X - X.mean(axis=0)) / X.std()
+        np.testing.assert_array_equal(np.sort(rows), np.sort(selector.select(centred, 20)))
+
+
+def test_finite_values_beyond_float32_are_not_called_infinite():
+    X = np.random.default_rng(8).normal(size=(100, 2)) * 1e39
+    assert len(CellSelection(random_state=0).select(X, 5)) == 5
+
+
+def test_uncertainty_checks_come_before_the_work():
+    X = np.random.default_rng(9).normal(size=(100, 2))
+    with pytest.raises(ValueError, match="got y=None"):
+        UncertaintySelection(GaussianProcessPhotoZ()).select(X, 10)
+    with pytest.raises(ValueError, match=r"got shape \(100, 2\)"):
+        UncertaintySelection().select(X, 10, uncertainty=np.ones((100, 2)))
+
+    class OneArray(KNeighborsRegressor):
+        def predict(self, X, **kwargs):
+            return super().predict(X)
+
+    with pytest.raises(TypeError, match="returning \\(mean, std\\)"):
+        prediction_width(OneArray(3).fit(X, X[:, 0]), X)
+
+
+def test_a_curve_names_non_finite_selection_features_by_their_rows():
+    X, z = _data()
+    z = z.copy()
+    z[[3, 8]] = np.nan
+    features = X.copy()
+    features[3] = np.nan  # unlabelled: never chosen, allowed
+    curve = label_efficiency_curve(
+        KNeighborsRegressor(3), X, z, label_counts=[10], cv=2, random_state=0,
+        selection=CellSelection(), selection_features=features,
+    )  # fmt: skip
+    assert curve.labelled_indices[0][0].size == 10
+    features[[5, 11]] = np.inf
+    with pytest.raises(
+        ValueError, match=r"selection_features holds .* 2 labelled row\(s\) \(\[5, 11\]\)"
+    ):
+        label_efficiency_curve(
+            KNeighborsRegressor(3), X, z, label_counts=[10], cv=2, random_state=0,
+            selection=CellSelection(), selection_features=features,
+        )  # fmt: skip
+    # 2-D features given as a list select like an array.
+    listed = label_efficiency_curve(
+        KNeighborsRegressor(3), X.tolist(), z, label_counts=[10], cv=2, random_state=0,
+        selection=CoverageSelection(),
+    )  # fmt: skip
+    assert listed.selection == "CoverageSelection"
+
+
+def test_curves_of_different_strategies_are_not_concatenated():
+    X, z = _data()
+    kwargs = dict(label_counts=[10], cv=2, random_state=0)
+    a = label_efficiency_curve(KNeighborsRegressor(3), X, z, **kwargs)
+    b = label_efficiency_curve(
+        KNeighborsRegressor(3), X, z, selection=CoverageSelection(), **kwargs
+    )
+    with pytest.raises(ValueError, match="choose their labels the same way"):
+        LabelEfficiencyCurve.concatenate([a, b])
+
+
+def test_a_bias_is_better_the_closer_it_is_to_zero():
+    X, z = _data(seed=2)
+    kwargs = dict(label_counts=[50], cv=2, random_state=0)
+    honest = label_efficiency_curve(KNeighborsRegressor(5), X, z, **kwargs)
+    low = label_efficiency_curve(_Shifted(-0.05), X, z, **kwargs)
+    diff = paired_difference(low, honest, metric="bias", n_bootstrap=100, random_state=0)
+    assert diff.difference[0] < 0  # a's bias is lower (more negative) ...
+    assert diff.prob_a_better[0] == 0.0  # ... and worse
+
+
+class _Shifted(KNeighborsRegressor):
+    """A kNN whose predictions are off by ``shift``."""
+
+    def __init__(self, shift=0.0):
+        super().__init__(5)
+        self.shift = shift
+
+    def predict(self, X):
+        return super().predict(X) + self.shift

@@ -44,36 +44,45 @@ def _photometry(args, archive):
     return out
 
 
-def _standardise(features, name: str):
-    """Each column to zero mean and unit variance, in place, in blocks (constant columns are
-    left centred); refuses non-finite values, naming the rows."""
-    import numpy as np
-
+def _check_finite(features, name: str) -> None:
+    """Refuse non-finite features, naming the galaxies' rows and what to do."""
     from .._inputs import all_finite, non_finite_rows, rows_text
 
     bad = [] if all_finite(features) else non_finite_rows(features)[0]
     if len(bad):
+        cause = (
+            "stamps with NaN pixels have no photometry; leave those galaxies out of the "
+            "archive, or select on embeddings computed with --nan-policy fill"
+            if name == "the aperture photometry"
+            else "leave those galaxies out, or embed them with --nan-policy fill"
+        )
         raise ValueError(
             f"{name} {'is' if len(bad) == 1 else 'are'} NaN or infinite for {len(bad)} "
-            f"{'galaxy' if len(bad) == 1 else 'galaxies'} (rows {rows_text(bad)}; for the "
-            f"photometry: stamps with NaN pixels); "
-            f"a galaxy without features cannot be placed among the others. Leave those "
-            f"galaxies out of the archive, or select on embeddings computed with "
-            f"--nan-policy fill."
+            f"{'galaxy' if len(bad) == 1 else 'galaxies'} (rows {rows_text(bad)}): a galaxy "
+            f"without features cannot be placed among the others; {cause}."
         )
-    total = np.zeros(features.shape[1])
-    squares = np.zeros(features.shape[1])
-    for start in range(0, len(features), 65536):
-        block = np.asarray(features[start : start + 65536], dtype=np.float64)
-        total += block.sum(axis=0)
-        squares += (block * block).sum(axis=0)
-    mean = total / len(features)
-    std = np.sqrt(np.maximum(squares / len(features) - mean**2, 0.0))
+
+
+def _standardise(features, name: str):
+    """A float32 copy of ``features`` with each column at zero mean and unit variance
+    (constant columns centred), computed in blocks in float64 (two passes, so that a large
+    offset does not cancel the variance); refuses non-finite values, naming the rows."""
+    import numpy as np
+
+    _check_finite(features, name)
+    step = 65536
+    spans = [(start, min(start + step, len(features))) for start in range(0, len(features), step)]
+
+    def block(start, stop):
+        return np.asarray(features[start:stop], dtype=np.float64)
+
+    mean = sum(block(*span).sum(axis=0) for span in spans) / len(features)
+    variance = sum(np.square(block(*span) - mean).sum(axis=0) for span in spans) / len(features)
+    std = np.sqrt(variance)
     std[std == 0] = 1.0
     out = np.empty(features.shape, dtype=np.float32)
-    for start in range(0, len(features), 65536):
-        block = np.asarray(features[start : start + 65536], dtype=np.float64)
-        out[start : start + len(block)] = (block - mean) / std
+    for start, stop in spans:
+        out[start:stop] = (block(start, stop) - mean) / std
     return out
 
 
@@ -82,10 +91,15 @@ def _labelled_rows(path, objids, n_rows: int):
     import numpy as np
 
     check_input_file(path, "--labelled")
-    with open(path, newline="") as f:
+    # utf-8-sig: a byte-order mark, as spreadsheets write, is not part of the first name.
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         fields = [name.strip().lower() for name in (reader.fieldnames or [])]
-        rows = [{k.strip().lower(): v for k, v in line.items() if k} for line in reader]
+        rows = []
+        for line in reader:
+            values = {k.strip().lower(): (v or "").strip() for k, v in line.items() if k}
+            if any(values.values()):  # lines of blanks are skipped, as empty lines are
+                rows.append((reader.line_num, values))
     if "objid" in fields:
         column = "objid"
     elif "row" in fields:
@@ -96,8 +110,8 @@ def _labelled_rows(path, objids, n_rows: int):
             f"{fields or 'no header'}."
         )
     values = []
-    for i, line in enumerate(rows, start=2):
-        text = (line.get(column) or "").strip()
+    for i, line in rows:
+        text = line.get(column, "")
         try:
             values.append(int(text))
         except ValueError:
@@ -133,17 +147,26 @@ def _labelled_rows(path, objids, n_rows: int):
     return np.unique(order[position])
 
 
-def _widths(args, n_rows: int):
+def _uncertainty_model(args):
+    """--model, loaded and checked before any work: a fitted photo-z model with PDFs."""
+    needed = "a fitted PhotoZRegressor (from `skphotoz fit-photoz`) is needed for its PDFs"
+    model = load_model(
+        args.model,
+        "--model",
+        trusted=args.trust,
+        needs=("predict", "predict_interval"),
+        expected=needed,
+    )
+    set_runtime(model, args)
+    return model
+
+
+def _widths(args, model, n_rows: int):
     """Half-widths of the 68 % interval of --model's redshift PDFs, per galaxy."""
     import numpy as np
 
     from ..selection import prediction_width
 
-    needed = "a fitted PhotoZRegressor (from `skphotoz fit-photoz`) is needed"
-    model = load_model(
-        args.model, "--model", trusted=args.trust, needs=("predict",), expected=needed
-    )
-    set_runtime(model, args)
     archive, _, _ = open_for_model(model, args.model, args.archive)
     images = archive.images
     if len(images) != n_rows:
@@ -162,7 +185,12 @@ def select(args) -> int:
 
     check_output_path(
         args.output,
-        inputs={"ARCHIVE": args.archive, "--embeddings": args.embeddings, "--model": args.model},
+        inputs={
+            "ARCHIVE": args.archive,
+            "--embeddings": args.embeddings,
+            "--model": args.model,
+            "--labelled": args.labelled,
+        },
     )
     if args.strategy == "uncertainty" and args.model is None:
         raise ValueError(
@@ -176,6 +204,12 @@ def select(args) -> int:
     features_kind = args.features or ("embeddings" if args.embeddings else "photometry")
     if features_kind in ("embeddings", "both") and args.embeddings is None:
         raise ValueError(f"--features {features_kind} needs --embeddings (from `skphotoz embed`).")
+    if features_kind == "photometry" and args.embeddings is not None:
+        raise ValueError(
+            "--embeddings is not read with --features photometry; drop it, or use --features "
+            "both or embeddings."
+        )
+    model = _uncertainty_model(args) if args.strategy == "uncertainty" else None
     tick = time.perf_counter()
     archive = open_checked_archive(args.archive, crop=args.crop, deredden=args.deredden)
     n = len(archive.images)
@@ -205,6 +239,7 @@ def select(args) -> int:
         groups.append(_standardise(_photometry(args, archive), "the aperture photometry"))
     if embeddings is not None:
         if features_kind == "embeddings":
+            _check_finite(embeddings, "the embeddings")
             groups.append(embeddings)
         else:
             groups.append(_standardise(embeddings, "the embeddings"))
@@ -222,7 +257,8 @@ def select(args) -> int:
         f"{features_kind}, {features.shape[1]} features)...",
     )
     if args.strategy == "uncertainty":
-        rows = strategy.select(features, args.n, labelled=labelled, uncertainty=_widths(args, n))
+        width = _widths(args, model, n)
+        rows = strategy.select(features, args.n, labelled=labelled, uncertainty=width)
     else:
         rows = strategy.select(features, args.n, labelled=labelled)
     with atomic_output(args.output) as partial:

@@ -37,14 +37,20 @@ def plot_selection(points, selections: dict, *, colour=None, colour_label: str =
     points = as_numbers("points", points)
     if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
         raise ValueError(f"points must have shape (n_galaxies, 2); got {points.shape}.")
-    if not isinstance(selections, dict) or not 1 <= len(selections) <= len(_STYLES):
+    if not isinstance(selections, dict):
         raise TypeError(
-            f"selections must be a dict of 1 to {len(_STYLES)} name: rows; got "
-            f"{type(selections).__name__}."
+            f"selections must be a dict of name: rows; got {type(selections).__name__}."
+        )
+    if not 1 <= len(selections) <= len(_STYLES):
+        raise ValueError(
+            f"selections must hold 1 to {len(_STYLES)} choices (more are unreadable on one "
+            f"map); got {len(selections)}."
         )
     checked = {}
     for name, rows in selections.items():
         rows = np.asarray(rows)
+        if rows.size == 0:
+            rows = np.empty(0, dtype=np.int64)  # an empty choice draws nothing
         if (
             rows.ndim != 1
             or rows.dtype.kind not in "iu"
