@@ -265,7 +265,9 @@ def figures(pooled: dict, args) -> None:
             for ax, metric in zip(axes, ("sigma_mad", "outlier_fraction"), strict=True):
                 LabelEfficiencyDisplay.from_curves(curves, metric=metric, ax=ax)
             fig.suptitle(f"{model}: labels chosen by each strategy, on the same test galaxies")
-            path = args.figure.replace(".png", f"_{model.replace(' ', '_')}.png")
+            path = args.figure
+            if len(args.models) > 1:  # one figure per model
+                path = path.replace(".png", f"_{model.replace(' ', '_')}.png")
             fig.savefig(path, dpi=110, bbox_inches="tight")
             print(f"wrote {path}")
     if not args.map_figure:
@@ -315,7 +317,9 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--out", default=None, help="CSV of the table")
     parser.add_argument(
-        "--figure", default=None, help="PNG of the curves (one per model: _MODEL is appended)"
+        "--figure",
+        default=None,
+        help="PNG of the curves (with several models, one per model: _MODEL is appended)",
     )
     parser.add_argument(
         "--map-figure", default=None,

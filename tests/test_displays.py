@@ -109,6 +109,7 @@ def test_module_imports_matplotlib_only_inside_functions():
         "TrainingHistoryDisplay",
         "plot_gallery",
         "plot_neighbors",
+        "plot_selection",
     }
 
 
