@@ -255,10 +255,12 @@ def figures(pooled: dict, args) -> None:
     from skphotoz.selection import DEFAULT_STRATEGY
 
     for model in args.models:
-        curves = [c for (m, _), c in pooled.items() if m == model]
-        if args.figure and curves:
-            for (_, name), curve in pooled.items():
+        curves = []
+        for (of, name), curve in pooled.items():
+            if of == model:
                 curve.name = name
+                curves.append(curve)
+        if args.figure and curves:
             import matplotlib.pyplot as plt
 
             fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))

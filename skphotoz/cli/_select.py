@@ -65,24 +65,19 @@ def _check_finite(features, name: str) -> None:
 
 def _standardise(features, name: str):
     """A float32 copy of ``features`` with each column at zero mean and unit variance
-    (constant columns centred), computed in blocks in float64 (two passes, so that a large
-    offset does not cancel the variance); refuses non-finite values, naming the rows."""
+    (scikit-learn's StandardScaler, fitted and applied in blocks); refuses non-finite values,
+    naming the rows."""
     import numpy as np
+    from sklearn.preprocessing import StandardScaler
 
     _check_finite(features, name)
-    step = 65536
-    spans = [(start, min(start + step, len(features))) for start in range(0, len(features), step)]
-
-    def block(start, stop):
-        return np.asarray(features[start:stop], dtype=np.float64)
-
-    mean = sum(block(*span).sum(axis=0) for span in spans) / len(features)
-    variance = sum(np.square(block(*span) - mean).sum(axis=0) for span in spans) / len(features)
-    std = np.sqrt(variance)
-    std[std == 0] = 1.0
+    spans = row_chunks(len(features), 65536)
+    scaler = StandardScaler()
+    for start, stop in spans:
+        scaler.partial_fit(np.asarray(features[start:stop], dtype=np.float64))
     out = np.empty(features.shape, dtype=np.float32)
     for start, stop in spans:
-        out[start:stop] = (block(start, stop) - mean) / std
+        out[start:stop] = scaler.transform(np.asarray(features[start:stop], dtype=np.float64))
     return out
 
 

@@ -419,6 +419,9 @@ def label_efficiency_curve(
             test = np.sort(labelled[test_pos])
             splits.append((repeat, train, test))
     features = _selection_features(selection, selection_features, X, labelled)
+    if selection is not None:
+        from ..selection._base import seeded  # (k-means and the strategies: only when asked for)
+
     # Drawn after the splits, so that the splits are those of the random curve.
     selection_seed = None if selection is None else rng.randint(2**31 - 1)
     labelled_indices = []
@@ -430,9 +433,7 @@ def label_efficiency_curve(
             ordered = train
             if selection is not None:
                 pool = train[:n_train_labelled]
-                selector = clone(selection)
-                if selector.get_params().get("random_state", 0) is None:
-                    selector.set_params(random_state=(selection_seed + 7919 * s) % 2**31)
+                selector = seeded(selection, (selection_seed + 7919 * s) % 2**31)
                 picked = pool[selector.select(features[pool], int(count), y=y[pool])]
                 ordered = np.concatenate([picked, train[~np.isin(train, picked)]])
             labelled_indices[s].append(ordered[: int(count)].copy())
