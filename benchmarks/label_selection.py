@@ -64,7 +64,7 @@ from _output import write_rows  # noqa: E402
 MODELS = ("GP", "hybrid fine-tuned")
 
 
-def strategies(args) -> dict:
+def strategies() -> dict:
     """Every strategy measured, by name (``random`` is no strategy: random labels)."""
     gp = GaussianProcessPhotoZ(n_restarts=0, random_state=0)
     return {
@@ -78,7 +78,7 @@ def strategies(args) -> dict:
     }
 
 
-STRATEGIES = tuple(strategies(None))
+STRATEGIES = tuple(strategies())
 
 
 def simulate(seed: int, args):
@@ -136,7 +136,7 @@ def build(model: str, seed: int, X, args, cache: dict):
 
 def run(args) -> dict:
     """{(model, strategy): curve pooled over the seeds}, fitting only what is not kept."""
-    named = strategies(args)
+    named = strategies()
     out = {}
     for model in args.models:
         per_seed = {name: [] for name in args.strategies}
