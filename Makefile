@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev,plot]'
+	$(PY) -m pip install --quiet -e '.[test,dev,plot,explore]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -57,13 +57,31 @@ def _say(message: str = "") -> None:
     print(message, flush=True)
 
 
+def archive_path(folder: Path, n: int) -> Path:
+    """The demo's archive of ``n`` simulated galaxies in ``folder``."""
+    return Path(folder) / f"galaxies_{n}_seed{SEED}.h5"
+
+
+def _save_for_explore(out: Path, archive: Path, embeddings, model) -> str:
+    """Write the embeddings and the best network beside the archive, for ``skphotoz
+    explore``; returns the command that opens them."""
+    from .io import dump
+
+    np.save(out / "embeddings.npy", np.asarray(embeddings, dtype=np.float32))
+    dump(model, out / "photoz.skops")
+    return (
+        f"skphotoz explore {archive} --embeddings {out / 'embeddings.npy'} "
+        f"--model {out / 'photoz.skops'} --deredden"
+    )
+
+
 def load_galaxies(folder: Path, n: int):
     """Simulated galaxies, written to an HDF5 archive on the first run and read back after;
     dereddened with their recorded E(B-V), as a survey's catalogue allows."""
     from .data import open_archive
     from .datasets import write_sdss_galaxies
 
-    path = folder / f"galaxies_{n}_seed{SEED}.h5"
+    path = archive_path(folder, n)
     if path.exists():
         try:
             archive = open_archive(path, deredden=True)
@@ -355,13 +373,18 @@ def run_demo(mode: str = "default", out="demo_output", threads: int = 2) -> dict
         out, mode, config, rows, readings, figures, timings, near, far, len(test), twins,
         selection,
     )  # fmt: skip
+    explore = _save_for_explore(out, archive_path(out, config.n_galaxies), embeddings, best_model)
     _say(f"\nReport: {report}\nDone in {total:.0f} s.")
+    _say(
+        f"\nLook at these galaxies, their look-alikes and redshift PDFs in a browser:\n  {explore}"
+    )
     return {
         "rows": rows,
         "readings": readings,
         "figures": figures,
         "timings": timings,
         "selection": selection,
+        "explore": explore,
     }
 
 

@@ -51,6 +51,23 @@ def test_demo_writes_the_report_with_every_figure_and_a_row_per_method_and_budge
     assert len(selection["readings"]) == 1 + 2 * 2
     assert "6. Which galaxies to label" in out and "Which galaxies to label</h2>" in report
     assert f"{selection['sigma_mad'][0]:.4g}" in out
+    # The command printed to look at the demo's galaxies in a browser works on its output: the
+    # page can show a galaxy's neighbours and its PDF.
+    pytest.importorskip("flask")
+    import shlex
+
+    from skphotoz.cli import main
+
+    assert result["explore"] in out and result["explore"].startswith("skphotoz explore ")
+    argv = shlex.split(result["explore"])[1:]
+    assert main([*argv, "--check", "--no-cache"]) == 0
+    assert "galaxy (neighbours, PDF)" in capsys.readouterr().out
+    from skphotoz.cli._explore import build_explorer
+    from skphotoz.cli._parser import build_parser
+
+    args = build_parser().parse_args([*argv, "--no-cache", "--quiet"])
+    galaxy = build_explorer(args).galaxy(0)
+    assert len(galaxy["neighbours"]) == 8 and galaxy["pdf"] is not None
     # The simulated galaxies are cached for the next run.
     cached = list(tmp_path.glob("galaxies_150_seed0.h5"))
     assert len(cached) == 1

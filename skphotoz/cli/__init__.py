@@ -1,5 +1,5 @@
 """Command line: ``skphotoz ingest|simulate|verify|pretrain|fit-photoz|predict|embed|search|
-select|demo``.
+select|explore|demo``.
 
 Only argparse and the standard library are imported at module level: ``skphotoz --help`` and
 ``skphotoz <command> --help`` must answer at once, without loading PyTorch or scikit-learn.
@@ -19,7 +19,8 @@ The package: ``_parser`` and ``_options`` build the parser (``_options`` declare
 that commands share, such as the training options of ``pretrain`` and ``fit-photoz``),
 ``_config`` reads ``--config`` files, ``_io`` holds what the commands share (paths, archives,
 models, output writers), and ``_data`` (ingest, simulate, demo), ``_train`` (pretrain,
-fit-photoz), ``_predict`` (predict, embed, search) and ``_select`` (select) the commands.
+fit-photoz), ``_predict`` (predict, embed, search), ``_select`` (select) and ``_explore``
+(explore) the commands.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import warnings
 
 from ._config import ConfigError, apply_config, find_config
 from ._data import demo, ingest, simulate, verify
+from ._explore import explore
 from ._options import DEFAULT_QUANTILES, int_at_least
 from ._parser import CONFIG_COMMANDS, build_parser, check_usage, subparser
 from ._predict import embed, predict, run_search_cli, search
@@ -52,6 +54,7 @@ __all__ = [
     "demo",
     "verify",
     "select",
+    "explore",
     "DEFAULT_QUANTILES",
     "CONFIG_COMMANDS",
     "DISTRIBUTED_COMMANDS",

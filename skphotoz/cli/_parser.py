@@ -365,6 +365,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_device(p, default=None, default_text="the model's own setting")
 
+    # -- explore
+    p = command(
+        "explore",
+        "a local web page to look at an archive's galaxies, their look-alikes and redshifts",
+        "Serve a page (on this computer only, by default) with a 2-D map of the embeddings "
+        "coloured by redshift; click a galaxy or type its row or ObjID to see its colour "
+        "composite, its nearest neighbours, its catalogue values and its redshift PDF; the "
+        "most unusual galaxies; and a pasted list of ObjIDs. The map, index and scores are "
+        "computed at start-up and cached beside the archive (ARCHIVE.explore).",
+    )
+    p.add_argument("archive", metavar="ARCHIVE", help="HDF5 archive (only read)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--embeddings", default=None,
+        help=".npy or .h5 file from `skphotoz embed`, one row per galaxy (or give --embedder)",
+    )  # fmt: skip
+    source.add_argument(
+        "--embedder", default=None,
+        help="model file of a fitted embedder, run on the archive at the first start and "
+        "cached (or give --embeddings)",
+    )  # fmt: skip
+    p.add_argument(
+        "--model", default=None,
+        help="fitted photo-z model file: redshift PDFs on the page and predicted redshifts "
+        "on the map (default: none)",
+    )  # fmt: skip
+    add_trust(p, "--embedder and --model")
+    add_preprocessing(p, model="--embedder/--model")
+    p.add_argument("--port", type=int_at_least(0), default=8000, help="port (0: any free port)")
+    p.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this computer only; 0.0.0.0 lets "
+        "the network in)",
+    )  # fmt: skip
+    p.add_argument("-k", "--n-neighbors", type=int_at_least(1), default=8, help="neighbours shown")
+    p.add_argument(
+        "--map", choices=["auto", "pca", "umap"], default="auto",
+        help="2-D map of the embeddings (auto: UMAP where umap-learn is installed, else PCA)",
+    )  # fmt: skip
+    p.add_argument(
+        "--index", choices=["auto", "exact", "hnsw"], default="auto",
+        help="search index (auto: faiss HNSW above a million galaxies where faiss is "
+        "installed, else exact)",
+    )  # fmt: skip
+    p.add_argument(
+        "--cache-dir", default=None,
+        help="folder of the cached map, scores and embeddings (default: ARCHIVE.explore)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-cache", action="store_true", help="compute everything again and write no cache"
+    )
+    p.add_argument(
+        "--check", action="store_true",
+        help="start, answer one query of each kind, print how long each took and exit "
+        "(no server)",
+    )  # fmt: skip
+
     # -- demo
     p = command(
         "demo",
