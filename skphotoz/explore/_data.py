@@ -251,6 +251,7 @@ class Explorer:
                 "zphot", _digest(self._archive_key, _model_key(model)), self._predict_all
             )
         self._ids = self._objid_rows()
+        self._rank()  # the anomaly order, once
         self._map_json = self._map_payload()
 
     # -- start-up --------------------------------------------------------------------------
@@ -484,10 +485,16 @@ class Explorer:
         values["anomaly_rank"] = int(self._rank()[row]) + 1
         return values
 
+    def _order(self) -> np.ndarray:
+        """Rows from the most unusual to the most common (computed once)."""
+        if not hasattr(self, "_rarest_first"):
+            self._rarest_first = np.argsort(self.scores_, kind="stable")
+        return self._rarest_first
+
     def _rank(self) -> np.ndarray:
         if not hasattr(self, "_ranks"):
             ranks = np.empty(self.n_galaxies, dtype=np.int64)
-            ranks[np.argsort(self.scores_, kind="stable")] = np.arange(self.n_galaxies)
+            ranks[self._order()] = np.arange(self.n_galaxies)
             self._ranks = ranks
         return self._ranks
 
@@ -518,7 +525,7 @@ class Explorer:
 
     def anomalies(self, n: int) -> list[dict]:
         """The ``n`` most unusual galaxies: lowest mean similarity to their neighbours first."""
-        order = np.argsort(self.scores_, kind="stable")[:n]
+        order = self._order()[:n]
         return [self._card(int(r), score=float(self.scores_[r])) for r in order]
 
     def lookup(self, text: str) -> dict:

@@ -79,33 +79,48 @@ function colourRange(values) {
   return [lo, hi > lo ? hi : lo + 1e-3];
 }
 
+// One RGBA word per galaxy (little-endian ABGR, as a Uint32Array view of ImageData reads it),
+// computed when the colouring changes rather than at every redraw.
+function paint() {
+  const values = colourValues(), n = state.map.x.length;
+  const [lo, hi] = values ? colourRange(values) : [0, 1];
+  const lut = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    const [r, g, b] = viridis(i / 255);
+    lut[i] = (255 << 24) | (b << 16) | (g << 8) | r;
+  }
+  const grey = (255 << 24) | (150 << 16) | (150 << 8) | 150;
+  const words = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const value = values ? values[i] : null;
+    words[i] = value === null ? grey : lut[Math.max(0, Math.min(255, Math.round(255 * (value - lo) / (hi - lo))))];
+  }
+  state.paint = { words, values, lo, hi };
+}
+
 function draw() {
   if (!state.map) return;
+  if (!state.paint) paint();
   const w = canvas.width, h = canvas.height;
   const image = ctx.createImageData(w, h);
-  const px = image.data;
-  px.fill(255);
-  const values = colourValues();
-  const [lo, hi] = values ? colourRange(values) : [0, 1];
-  const n = state.map.x.length, size = n > 20000 ? 2 : 3;
+  const pixels = new Uint32Array(image.data.buffer);
+  pixels.fill(0xffffffff);
+  const { x, y } = state.map, v = state.view, words = state.paint.words;
+  const n = x.length, size = n > 20000 ? 2 : 3;
   for (let i = 0; i < n; i++) {
-    if (state.map.x[i] === null) continue;
-    const [cx, cy] = toCanvas(i);
-    const x = Math.round(cx), y = Math.round(cy);
-    if (x < 0 || y < 0 || x > w - size || y > h - size) continue;
-    const value = values ? values[i] : null;
-    const rgb = value === null ? [150, 150, 150] : viridis((value - lo) / (hi - lo));
+    if (x[i] === null) continue;
+    const px = Math.round(v.ox + v.scale * x[i]), py = Math.round(v.oy - v.scale * y[i]);
+    if (px < 0 || py < 0 || px > w - size || py > h - size) continue;
+    const word = words[i];
     for (let dy = 0; dy < size; dy++) {
-      for (let dx = 0; dx < size; dx++) {
-        const k = 4 * ((y + dy) * w + x + dx);
-        px[k] = rgb[0]; px[k + 1] = rgb[1]; px[k + 2] = rgb[2]; px[k + 3] = 255;
-      }
+      const base = (py + dy) * w + px;
+      for (let dx = 0; dx < size; dx++) pixels[base + dx] = word;
     }
   }
   ctx.putImageData(image, 0, 0);
   for (const nb of state.neighbours) ring(nb.row, "#e08000", 4);
   if (state.selected !== null) ring(state.selected, "#d00000", 7);
-  drawColourbar(values, lo, hi);
+  drawColourbar(state.paint.values, state.paint.lo, state.paint.hi);
 }
 
 function ring(row, colour, radius) {
@@ -183,6 +198,7 @@ canvas.addEventListener("wheel", (event) => {
 document.getElementById("reset-view").addEventListener("click", () => { fitView(); draw(); });
 document.getElementById("colour-by").addEventListener("change", (event) => {
   state.colour = event.target.value;
+  state.paint = null;
   draw();
 });
 
@@ -280,6 +296,7 @@ function drawPdf(pdf, zSpec) {
 }
 
 async function selectGalaxy(row) {
+  const started = performance.now();
   try {
     const galaxy = await getJSON(`/api/galaxy/${row}`);
     showError("");
@@ -292,9 +309,12 @@ async function selectGalaxy(row) {
     document.getElementById("galaxy-stamp").src = `/stamp/${c.row}.png`;
     catalogueTable(c);
     drawPdf(galaxy.pdf, c.redshift);
-    gallery(document.getElementById("neighbours"), galaxy.neighbours);
+    const neighbours = document.getElementById("neighbours");
+    gallery(neighbours, galaxy.neighbours);
+    neighbours.dataset.for = String(c.row);
     history.replaceState(null, "", `#row=${c.row}`);
     draw();
+    state.selectMs = performance.now() - started; // request, panel and map redrawn
   } catch (e) {
     showError(e.message);
   }
