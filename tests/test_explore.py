@@ -330,6 +330,25 @@ def test_umap_is_used_where_installed(files, monkeypatch):
         )  # fmt: skip
 
 
+def test_an_hnsw_index_finds_the_exact_neighbours_on_a_small_archive(files):
+    pytest.importorskip("faiss")
+    explorer = Explorer(
+        files["archive"], embeddings=files["embeddings"], index="hnsw", cache_dir=None,
+        progress=False,
+    )  # fmt: skip
+    assert explorer.index_ == "hnsw" and explorer.info()["index"] == "hnsw"
+    _, exact = SimilaritySearch(n_neighbors=8).fit(files["embeddings"]).kneighbors()
+    found = [[n["row"] for n in explorer.neighbours(row)] for row in range(20)]
+    recall = np.mean([len(set(f) & set(e)) / 8 for f, e in zip(found, exact[:20], strict=True)])
+    assert recall > 0.95
+
+
+def test_without_flask_the_app_says_what_to_install(explorer, monkeypatch):
+    monkeypatch.setitem(sys.modules, "flask", None)
+    with pytest.raises(ImportError, match=r"pip install 'skphotoz\[explore\]'"):
+        create_app(explorer)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [

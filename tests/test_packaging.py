@@ -15,7 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 # Import name -> distribution name where they differ.
-_DISTRIBUTION = {"sklearn": "scikit-learn", "faiss": "faiss-cpu", "yaml": "pyyaml"}
+_DISTRIBUTION = {
+    "sklearn": "scikit-learn",
+    "faiss": "faiss-cpu",
+    "yaml": "pyyaml",
+    "PIL": "pillow",
+    "umap": "umap-learn",
+}
 
 
 def _requirement_names(requirements) -> set[str]:
@@ -69,6 +75,7 @@ def test_every_imported_package_is_declared():
         "import skphotoz",
         "import skphotoz.metrics",
         "import skphotoz.data",
+        "import skphotoz.explore",
         "from skphotoz.cli import build_parser; build_parser()",
     ],
 )

@@ -164,13 +164,15 @@ class Explorer:
         Neighbours shown per galaxy, and averaged by the anomaly score.
     map_method : {"auto", "pca", "umap"}, default="auto"
         2-D map of the embeddings. PCA is exact, fast and always available; UMAP (package
-        ``umap-learn``) separates clusters better but takes minutes on 10^5 galaxies. "auto":
-        UMAP where its package is installed, else PCA.
+        ``umap-learn``) separates clusters better but is far slower (it is fitted on at most
+        200,000 galaxies and cached). "auto": UMAP where its package is installed, else PCA.
     index : {"auto", "exact", "hnsw"}, default="auto"
-        Similarity-search index: exact (blocked matrix products, any size, a query costs one
-        pass over the embeddings: about 10 ms per 10^5 galaxies on 2 cores), or faiss HNSW
-        (approximate, answers in well under a millisecond for millions; needs ``faiss``).
-        "auto": HNSW above 10^6 galaxies where faiss is installed, else exact.
+        Similarity-search index: exact (blocked matrix products; a query costs one pass over
+        all the embeddings, which stays interactive up to about a million galaxies), or faiss
+        HNSW (approximate; a query visits a few hundred galaxies whatever the size; needs
+        ``faiss``). "auto": HNSW above 10^6 galaxies where faiss is installed, else exact.
+        The anomaly scores search every galaxy's neighbours once at start-up, which costs
+        n² with the exact index. Measurements: docs/explore.md.
     cache_dir : str or path-like or None, default="auto"
         Folder of the cached embeddings, map, scores and predictions: "auto" puts it beside
         the archive (``ARCHIVE.explore``); None caches nothing.
