@@ -77,9 +77,10 @@ def test_neighbours_are_the_similarity_search_neighbours(files, explorer, client
         shown = answer["neighbours"]
         assert [n["row"] for n in shown] == indices[row].tolist()
         np.testing.assert_allclose([n["similarity"] for n in shown], similarities[row], atol=1e-5)
-        assert [n["objid"] for n in shown] == files["objid"][indices[row]].tolist()
+        # ObjIDs as strings: SDSS's 19 digits do not survive JavaScript's numbers.
+        assert [n["objid"] for n in shown] == [str(i) for i in files["objid"][indices[row]]]
         assert answer["catalogue"]["row"] == row
-        assert answer["catalogue"]["objid"] == int(files["objid"][row])
+        assert answer["catalogue"]["objid"] == str(files["objid"][row])
 
 
 def test_pdf_is_the_models_pdf_as_a_density(files, explorer, client):
@@ -170,6 +171,16 @@ BAD = [
     ("/static/../_data.py", 404, "no such page or resource"),
     ("/static/..%2F_data.py", 404, "no such page or resource"),
     ("/api/nothing", 404, "no such page or resource: '/api/nothing'"),
+    ("/api/galaxy/" + "9" * 5000, 404, "row 99999999999999999999… is out of range"),
+    ("/stamp/" + "9" * 5000 + ".png", 404, "is out of range"),
+    ("/api/galaxy/١٢", 400, "row must be a whole number ≥ 0; got '١٢'"),
+    ("/api/galaxy/%201", 400, "row must be a whole number ≥ 0; got ' 1'"),
+    ("/api/anomalies?n=²", 400, "n must be a whole number from 1 to 500; got '²'"),
+    ("/api/anomalies?n=" + "9" * 5000, 400, "n must be a whole number from 1 to 500"),
+    ("/api/objid/" + "9" * 5000, 404, "is not in galaxies.h5"),
+    ("/api/objid/1_0", 400, "an objid is a whole number; got '1_0'"),
+    ("/api/objid/-1", 404, "objid -1 is not in galaxies.h5"),
+    ("/api//info", 404, "no such page or resource: '/api//info'"),
 ]
 
 
@@ -195,6 +206,15 @@ def test_bad_lookup_bodies_and_methods(client):
     assert huge.status_code == 413 and "too large" in huge.get_json()["error"]
     wrong = client.post("/api/galaxy/1")
     assert wrong.status_code == 405 and "POST is not allowed" in wrong.get_json()["error"]
+    assert "GET" in wrong.headers["Allow"]
+    nested = "[" * 30000 + "]" * 30000  # deeper than Python's JSON parser goes
+    deep = client.post("/api/lookup", data=nested, content_type="application/json")
+    assert deep.status_code == 400 and 'the body must be JSON {"objids"' in deep.get_json()["error"]
+    long_row = client.post("/api/lookup", json={"objids": "row:" + "1" * 4301 + " row:2"})
+    found = long_row.get_json()
+    assert [g["row"] for g in found["galaxies"]] == [2] and "out of range" in found["errors"][0][
+        "error"
+    ]
 
 
 def test_a_failure_of_the_server_is_a_json_error_without_traceback(explorer, monkeypatch):
@@ -323,7 +343,9 @@ def test_umap_is_used_where_installed(files, monkeypatch):
     assert Explorer(
         files["archive"], embeddings=files["embeddings"], cache_dir=None, progress=False
     ).map_method_ == "pca"  # fmt: skip
-    with pytest.raises(ImportError, match="map_method='umap' needs the package umap-learn"):
+    with pytest.raises(
+        ImportError, match=r"map_method='umap' \(--map umap\) needs the package umap-learn"
+    ):
         Explorer(
             files["archive"], embeddings=files["embeddings"], map_method="umap", cache_dir=None,
             progress=False,
@@ -365,6 +387,160 @@ def test_without_flask_the_app_says_what_to_install(explorer, monkeypatch):
 def test_bad_explorer_arguments(files, kwargs, error, message):
     with pytest.raises(error, match=message):
         Explorer(files["archive"], cache_dir=None, progress=False, **kwargs)
+
+
+# -- odd archives, models and cache files ---------------------------------------------------
+
+
+def odd_archive(tmp_path, n=12, objid=None, nan_row=None):
+    import h5py
+
+    rng = np.random.default_rng(0)
+    images = rng.gamma(2.0, 0.05, size=(n, 5, 16, 16)).astype(np.float32)
+    if nan_row is not None:
+        images[nan_row, 2, 3, 3] = np.nan
+    path = tmp_path / "odd.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = images
+        f["e_bv"] = np.zeros((n, 5), dtype=np.float32)
+        if objid is not None:
+            f["ObjID"] = np.asarray(objid, dtype=np.int64)
+    return path, images
+
+
+def test_sdss_objids_are_exact_and_absent_ones_are_not_shown(tmp_path):
+    ids = [1237648720693755918 + i for i in range(10)] + [-1, -1]
+    path, _ = odd_archive(tmp_path, objid=ids)
+    explorer = Explorer(path, embeddings=np.eye(12, 4) + 0.1, cache_dir=None, progress=False)
+    client = create_app(explorer).test_client()
+    assert client.get("/api/objid/1237648720693755925").get_json() == {"row": 7}
+    body = client.get("/api/galaxy/7").get_data(as_text=True)
+    assert '"objid":"1237648720693755925"' in body  # a string: exact in JavaScript too
+    assert "objid" not in client.get("/api/galaxy/11").get_json()["catalogue"]
+    assert client.get("/api/objid/-1").status_code == 404
+
+
+def test_small_archives_score_against_all_other_galaxies(tmp_path):
+    path, _ = odd_archive(tmp_path, n=5)
+    X = np.random.default_rng(2).normal(size=(5, 3))
+    explorer = Explorer(path, embeddings=X, n_neighbors=8, cache_dir=None, progress=False)
+    expected = SimilaritySearch(n_neighbors=4).fit(X).score_samples()
+    np.testing.assert_allclose(explorer.scores_, expected, atol=1e-6)
+    assert len(explorer.neighbours(0)) == 4
+    (tmp_path / "one").mkdir()
+    one, _ = odd_archive(tmp_path / "one", n=1)
+    with pytest.raises(ValueError, match="holds 1 galaxy; exploring needs at least 2"):
+        Explorer(one, embeddings=np.ones((1, 3)), cache_dir=None, progress=False)
+
+
+def test_zero_embeddings_and_hdf5_embeddings(tmp_path, files):
+    import h5py
+
+    X = files["embeddings"].copy()
+    X[7] = 0
+    with pytest.raises(ValueError, match="1 row.s. of zeros, e.g. row 7: they have no direction"):
+        Explorer(files["archive"], embeddings=X, cache_dir=None, progress=False)
+    with h5py.File(tmp_path / "emb.h5", "w") as f:
+        f["embeddings"] = files["embeddings"]
+    explorer = Explorer(
+        files["archive"], embeddings=tmp_path / "emb.h5", cache_dir=None, progress=False
+    )
+    np.testing.assert_array_equal(explorer.embeddings_, files["embeddings"])
+    (tmp_path / "text.npy").write_text("not numbers")
+    with pytest.raises(ValueError, match="neither a .npy array of numbers nor an HDF5") as e:
+        Explorer(files["archive"], embeddings=tmp_path / "text.npy", cache_dir=None)
+    assert "allow_pickle" not in str(e.value)
+
+
+class NaNModel:
+    """A model whose predictions are NaN for every third galaxy."""
+
+    def predict(self, X):
+        return np.where(np.arange(len(X)) % 3 == 0, np.nan, 0.1)
+
+
+class WrongShapeModel:
+    def predict(self, X):
+        return np.zeros((len(X), 2))
+
+
+def test_predictions_that_are_nan_are_null_in_json(files):
+    explorer = Explorer(
+        files["archive"], embeddings=files["embeddings"], model=NaNModel(), cache_dir=None,
+        progress=False,
+    )  # fmt: skip
+    client = create_app(explorer).test_client()
+    for url in ("/api/galaxy/0", "/api/anomalies?n=50", "/api/map"):
+        text = client.get(url).get_data(as_text=True)
+        assert "NaN" not in text
+    assert client.get("/api/galaxy/0").get_json()["catalogue"]["z_phot"] is None
+    with pytest.raises(TypeError, match=r"one redshift per galaxy, shape \(120,\); .*\(120, 2\)"):
+        Explorer(
+            files["archive"], embeddings=files["embeddings"], model=WrongShapeModel(),
+            cache_dir=None, progress=False,
+        )  # fmt: skip
+
+
+def test_a_stamp_the_model_refuses_leaves_the_others(tmp_path, files):
+    path, images = odd_archive(tmp_path, n=12, nan_row=4)
+    model = PhotoZRegressor(n_epochs=1, batch_size=4, device="cpu", random_state=0)
+    model.fit(np.nan_to_num(images), np.linspace(0.05, 0.3, 12))
+    with pytest.warns(UserWarning, match="cannot predict 1 galaxy.ies., e.g. row 4"):
+        explorer = Explorer(
+            path, embeddings=np.eye(12, 5) + 0.1, model=model, cache_dir=None, progress=False
+        )
+    assert np.isnan(explorer.z_phot_[4]) and np.isfinite(np.delete(explorer.z_phot_, 4)).all()
+    galaxy = create_app(explorer).test_client().get("/api/galaxy/4").get_json()
+    assert galaxy["pdf"]["error"].startswith("the model cannot predict this galaxy")
+    assert "density" in explorer.galaxy(5)["pdf"]
+
+
+def test_empty_or_wrong_cache_files_are_recomputed(files, tmp_path):
+    first = Explorer(
+        files["archive"], embeddings=files["embeddings"], cache_dir=tmp_path, progress=False
+    )
+    maps, scores = list(tmp_path.glob("map-*.npy")), list(tmp_path.glob("scores-*.npy"))
+    maps[0].write_bytes(b"")  # a crash after the rename, before the data reached the disk
+    np.save(scores[0], np.zeros(3))  # a file of another shape
+    again = Explorer(
+        files["archive"], embeddings=files["embeddings"], cache_dir=tmp_path, progress=False
+    )
+    np.testing.assert_allclose(again.map_, first.map_)
+    np.testing.assert_allclose(again.scores_, first.scores_)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_read_only_cache_is_read(files, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    Explorer(files["archive"], embeddings=files["embeddings"], cache_dir=tmp_path, progress=False)
+
+    def read_only(self, data):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(Path, "write_bytes", read_only)
+    monkeypatch.setattr(Explorer, "_fit_map", lambda self: 1 / 0)  # must come from the cache
+    with pytest.warns(UserWarning, match="the cache files already there are read"):
+        explorer = Explorer(
+            files["archive"], embeddings=files["embeddings"], cache_dir=tmp_path, progress=False
+        )
+    assert explorer.map_.shape == (N, 2)
+
+
+def test_the_server_listens_where_asked_or_says_why_not(explorer):
+    import urllib.request
+
+    from skphotoz.explore import Server
+    from skphotoz.explore._app import _url
+
+    assert _url("::1", 8000) == "http://[::1]:8000/"
+    with Server(explorer) as server:
+        with urllib.request.urlopen(server.url + "api/info") as response:
+            assert response.status == 200
+        with pytest.raises(
+            OSError, match=f"cannot listen on 127.0.0.1 port {server.port}: .*in use"
+        ):
+            Server(explorer, port=server.port)
 
 
 # -- the command -----------------------------------------------------------------------------
@@ -411,3 +587,10 @@ def test_explore_needs_one_source_of_embeddings(files, capsys):
         main(["explore", str(files["archive"])])
     assert caught.value.code == 2
     assert "one of the arguments --embeddings --embedder is required" in capsys.readouterr().err
+    for option, message in (
+        (["--port", "70000"], "argument --port: expected an integer from 0 to 65535; got 70000"),
+        (["-k", "501"], "argument -k/--n-neighbors: expected an integer from 1 to 500; got 501"),
+    ):
+        with pytest.raises(SystemExit) as caught:
+            main(["explore", str(files["archive"]), "--embeddings", "e.npy", *option])
+        assert caught.value.code == 2 and message in capsys.readouterr().err

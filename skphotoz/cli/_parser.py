@@ -393,13 +393,18 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     add_trust(p, "--embedder and --model")
     add_preprocessing(p, model="--embedder/--model")
-    p.add_argument("--port", type=int_at_least(0), default=8000, help="port (0: any free port)")
+    p.add_argument(
+        "--port", type=int_at_least(0, 65535), default=8000, help="port (0: any free port)"
+    )
     p.add_argument(
         "--host", default="127.0.0.1",
         help="address to listen on (default: 127.0.0.1, this computer only; 0.0.0.0 lets "
         "the network in)",
     )  # fmt: skip
-    p.add_argument("-k", "--n-neighbors", type=int_at_least(1), default=8, help="neighbours shown")
+    p.add_argument(
+        "-k", "--n-neighbors", type=int_at_least(1, 500), default=8,
+        help="neighbours shown (at most 500)",
+    )  # fmt: skip
     p.add_argument(
         "--map", choices=["auto", "pca", "umap"], default="auto",
         help="2-D map of the embeddings (auto: UMAP where umap-learn is installed, else PCA)",

@@ -16,6 +16,8 @@ nothing outside the archive and the page's own files is ever read.
 from __future__ import annotations
 
 import logging
+import re
+import socket
 import threading
 from importlib import resources
 
@@ -49,10 +51,18 @@ def create_app(explorer: Explorer):
     app = flask.Flask("skphotoz.explore", static_folder=str(_STATIC), static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # a pasted list, nothing more
     app.json.sort_keys = False  # the catalogue in its own order
+    # "//" in an address is a 404 (JSON), not a redirect page.
+    app.url_map.merge_slashes = False
 
-    def error(message: str, status: int):
-        response = flask.jsonify({"error": message})
-        response.status_code = status
+    def error(message: str, status: int, response=None):
+        """A JSON error; ``response`` (an HTTP exception's own) keeps its headers, such as
+        ``Allow`` of a 405."""
+        body = flask.json.dumps({"error": message})
+        if response is None:
+            response = flask.Response(body, status=status)
+        else:
+            response.set_data(body)
+        response.mimetype = "application/json"
         return response
 
     @app.errorhandler(ExploreError)
@@ -66,7 +76,7 @@ def create_app(explorer: Explorer):
             405: f"{flask.request.method} is not allowed on {flask.request.path[:200]!r}",
             413: "the request is too large (at most 64 KiB)",
         }.get(e.code, e.description)
-        return error(message, e.code or 500)
+        return error(message, e.code or 500, e.get_response())
 
     @app.errorhandler(Exception)
     def unexpected(e):
@@ -101,13 +111,16 @@ def create_app(explorer: Explorer):
     @app.get("/api/anomalies")
     def anomalies():
         text = flask.request.args.get("n", "24")
-        if not text.isdigit() or not 1 <= int(text) <= MAX_LIST:
+        if not re.fullmatch(r"[0-9]{1,3}", text) or not 1 <= int(text) <= MAX_LIST:
             raise ExploreError(f"n must be a whole number from 1 to {MAX_LIST}; got {text[:40]!r}.")
         return flask.jsonify({"galaxies": explorer.anomalies(int(text))})
 
     @app.post("/api/lookup")
     def lookup():
-        data = flask.request.get_json(silent=True)
+        try:
+            data = flask.request.get_json(silent=True)
+        except RecursionError:  # JSON nested deeper than Python's parser goes
+            data = None
         if not isinstance(data, dict) or not isinstance(data.get("objids"), str):
             raise ExploreError(
                 'the body must be JSON {"objids": "<ObjIDs separated by spaces or commas>"}.'
@@ -126,6 +139,23 @@ def create_app(explorer: Explorer):
     return app
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port``, or an OSError that says which and why (the
+    server library would print its own lines and exit)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as error:
+        hint = "; give another --port (0 picks a free one)" if error.errno == 98 else ""
+        raise OSError(
+            f"cannot listen on {host} port {port}: {error.strerror or error}{hint}."
+        ) from None
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
 class Server:
     """A running explore server (Werkzeug's threaded server) in a background thread:
     ``url``, and ``shutdown()``. Used by tests and benchmarks; ``serve`` runs it in the
@@ -136,15 +166,21 @@ class Server:
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = make_server(host, port, create_app(explorer), threaded=True)
-        self.port = self._server.server_port
-        self.url = f"http://{host}:{self.port}/"
+        listening = _listen(host, port)
+        self.port = listening.getsockname()[1]
+        self._server = make_server(
+            host, self.port, create_app(explorer), threaded=True, fd=listening.fileno()
+        )
+        self._socket = listening
+        self.url = _url(host, self.port)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
     def shutdown(self) -> None:
         self._server.shutdown()
         self._thread.join()
+        self._server.server_close()
+        self._socket.close()
 
     def __enter__(self) -> Server:
         return self
@@ -160,11 +196,13 @@ def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, *, anno
     _import_flask()
     from werkzeug.serving import make_server
 
-    server = make_server(host, port, create_app(explorer), threaded=True)
+    listening = _listen(host, port)
+    port = listening.getsockname()[1]
+    server = make_server(host, port, create_app(explorer), threaded=True, fd=listening.fileno())
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    announce(f"serving {explorer.archive_path.name} at http://{host}:{server.server_port}/ "
-             "(Ctrl-C stops)")  # fmt: skip
+    announce(f"serving {explorer.archive_path.name} at {_url(host, port)} (Ctrl-C stops)")
     try:
         server.serve_forever()
     finally:
         server.server_close()
+        listening.close()

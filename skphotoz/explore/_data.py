@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import secrets
 import threading
 import warnings
 from collections import OrderedDict
@@ -54,6 +55,46 @@ class ExploreError(Exception):
         self.status = status
 
 
+_ROW = re.compile(r"[0-9]+")  # ASCII digits only: no signs, spaces, "_" or other scripts
+_OBJID = re.compile(r"-?[0-9]+")
+_IDS = ("objid", "specobjid")
+
+
+def _finite(value, digits: int | None = None):
+    """A JSON number: None for NaN or infinity (JSON has neither), rounded to ``digits``."""
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    return value if digits is None else round(value, digits)
+
+
+def _read_embeddings(path: str) -> np.ndarray:
+    """Embeddings from a ``.npy`` file (memory-mapped) or the dataset ``embeddings`` of an
+    HDF5 file, as ``skphotoz embed`` writes them."""
+    import h5py
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"embeddings: no such file {path!r}.")
+    if h5py.is_hdf5(path):
+        with h5py.File(path, "r") as f:
+            if not isinstance(f.get("embeddings"), h5py.Dataset):
+                raise ValueError(
+                    f"embeddings {path!r} is an HDF5 file without a dataset 'embeddings' (as "
+                    "`skphotoz embed` writes)."
+                )
+            return f["embeddings"][()]
+    try:
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        X = None
+    if not isinstance(X, np.ndarray):
+        raise ValueError(
+            f"embeddings {path!r} is neither a .npy array of numbers nor an HDF5 file with a "
+            "dataset 'embeddings' (as `skphotoz embed` writes)."
+        )
+    return X
+
+
 def _file_key(path) -> str:
     """Identity of a file for the cache: its absolute path, size and modification time (the
     archive may be terabytes, so its bytes are not hashed)."""
@@ -80,43 +121,61 @@ def _model_key(model) -> str:
 
 
 class _Cache:
-    """``.npy`` files in ``folder`` named by a key; nothing is written when ``folder`` is None
-    or cannot be created (a read-only disk), with one warning."""
+    """``.npy`` files in ``folder`` named by a key. A folder that cannot be written (a
+    read-only disk) is still read; nothing is read or written when ``folder`` is None."""
 
     def __init__(self, folder):
         self.folder = None if folder is None else Path(folder)
+        self.writable = self.folder is not None
         if self.folder is not None:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                probe = self.folder / ".write-test"
+                probe = self.folder / f".write-test-{os.getpid()}-{secrets.token_hex(4)}"
                 probe.write_bytes(b"")
                 probe.unlink()
             except OSError as error:
+                self.writable = False
+                found = self.folder.is_dir()
                 warnings.warn(
                     f"cache_dir {os.fspath(folder)!r} cannot be written ({error.strerror}); "
-                    "the map, scores and embeddings are recomputed at every start. Give "
-                    "another cache_dir (--cache-dir) to keep them.",
+                    + ("the cache files already there are read, but nothing new is kept. "
+                       if found else "the map, scores and embeddings are recomputed at every "
+                       "start. ")
+                    + "Give another cache_dir (--cache-dir) to keep them.",
                     UserWarning,
                     stacklevel=3,
-                )
-                self.folder = None
+                )  # fmt: skip
+                if not found:
+                    self.folder = None
 
-    def get(self, name: str, key: str):
+    def get(self, name: str, key: str, shape: tuple):
+        """The cached array, or None if absent, unreadable or not of ``shape`` (None in
+        ``shape``: any length on that axis): a damaged file is recomputed."""
         if self.folder is None:
             return None
         path = self.folder / f"{name}-{key}.npy"
-        if not path.exists():
+        if not path.is_file():
             return None
         try:
-            return np.load(path, mmap_mode="r" if name == "embeddings" else None)
-        except (OSError, ValueError):  # a damaged cache file is recomputed
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except Exception:  # noqa: BLE001 (truncated, empty or foreign: recompute)
             return None
+        if not isinstance(array, np.ndarray) or array.ndim != len(shape):
+            return None
+        if any(
+            want is not None and got != want for got, want in zip(array.shape, shape, strict=True)
+        ):
+            return None
+        if not np.issubdtype(array.dtype, np.floating):
+            return None
+        return array
 
     def put(self, name: str, key: str, array: np.ndarray) -> None:
-        if self.folder is None:
+        if not self.writable:
             return
         path = self.folder / f"{name}-{key}.npy"
-        partial = path.with_name(path.name + ".partial")
+        # A name of its own per writer: two explorers starting on one cache do not collide.
+        partial = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
         try:
             with open(partial, "wb") as f:
                 np.save(f, array)
@@ -186,8 +245,9 @@ class Explorer:
     map_ : ndarray of shape (n_galaxies, 2), float32
     map_method_ : str
     scores_ : ndarray of shape (n_galaxies,)
-        Mean similarity to the ``n_neighbors`` nearest galaxies; the lowest are the most
-        unusual (:meth:`skphotoz.search.SimilaritySearch.score_samples`).
+        Mean similarity to the ``n_neighbors`` nearest galaxies (all the others in an archive
+        of fewer); the lowest are the most unusual
+        (:meth:`skphotoz.search.SimilaritySearch.score_samples`).
     search_ : SimilaritySearch
     z_phot_ : ndarray of shape (n_galaxies,) or None
         Predicted redshifts when a model is given.
@@ -232,6 +292,11 @@ class Explorer:
             else open_archive(archive, deredden=deredden, crop=crop).images
         )
         self.n_galaxies = len(self._display.images)
+        if self.n_galaxies < 2:
+            raise ValueError(
+                f"archive {os.fspath(archive)!r} holds {self.n_galaxies} galaxy; exploring "
+                "needs at least 2 (a galaxy and a neighbour)."
+            )
         self._lock = threading.Lock()  # HDF5 reads and model calls, one at a time
         self._stamps: OrderedDict[int, bytes] = OrderedDict()
         self._archive_key = (_file_key(archive), bool(deredden), crop)
@@ -243,14 +308,17 @@ class Explorer:
         key = _digest(self.embeddings_)
         self.search_ = self._index(index)
         self.map_method_ = self._resolve_map(map_method)
-        self.map_ = self._cached("map", _digest(key, self.map_method_), self._fit_map)
-        self.scores_ = self._cached("scores", _digest(key, index, n_neighbors), self._score).astype(
-            np.float32
-        )
+        n = self.n_galaxies
+        self.map_ = self._cached(
+            "map", _digest(key, self.map_method_), self._fit_map, (n, 2)
+        ).astype(np.float32)
+        self.scores_ = self._cached(
+            "scores", _digest(key, index, n_neighbors), self._score, (n,)
+        ).astype(np.float32)
         self.z_phot_ = None
         if model is not None:
             self.z_phot_ = self._cached(
-                "zphot", _digest(self._archive_key, _model_key(model)), self._predict_all
+                "zphot", _digest(self._archive_key, _model_key(model)), self._predict_all, (n,)
             )
         self._ids = self._objid_rows()
         self._rank()  # the anomaly order, once
@@ -258,8 +326,8 @@ class Explorer:
 
     # -- start-up --------------------------------------------------------------------------
 
-    def _cached(self, name, key, compute):
-        found = self._cache.get(name, key)
+    def _cached(self, name, key, compute, shape):
+        found = self._cache.get(name, key, shape)
         if found is not None:
             return np.asarray(found)
         value = compute()
@@ -269,7 +337,7 @@ class Explorer:
     def _embeddings(self, embeddings, embedder) -> np.ndarray:
         if embedder is not None:
             key = _digest(self._archive_key, _model_key(embedder))
-            found = self._cache.get("embeddings", key)
+            found = self._cache.get("embeddings", key, (self.n_galaxies, None))
             if found is not None:
                 return np.asarray(found, dtype=np.float32)
             spans = [(a, min(a + CHUNK, self.n_galaxies)) for a in range(0, self.n_galaxies, CHUNK)]
@@ -280,18 +348,7 @@ class Explorer:
             X = np.concatenate(blocks)
             self._cache.put("embeddings", key, X)
         elif isinstance(embeddings, str | os.PathLike):
-            path = os.fspath(embeddings)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"embeddings: no such file {path!r}.")
-            try:
-                X = np.load(path, mmap_mode="r", allow_pickle=False)
-            except ValueError as error:
-                raise ValueError(
-                    f"embeddings {path!r} is not a .npy array of numbers (as `skphotoz embed` "
-                    f"writes): {error}"
-                ) from None
-            if not isinstance(X, np.ndarray):
-                raise ValueError(f"embeddings {path!r} is a .npz archive; give a .npy array.")
+            X = _read_embeddings(os.fspath(embeddings))
         else:
             X = np.asarray(embeddings)
         if X.ndim != 2 or X.shape[0] != self.n_galaxies or X.shape[1] < 2:
@@ -307,6 +364,12 @@ class Explorer:
             raise ValueError(
                 f"embeddings hold NaN or infinite values in {bad.size} row(s), e.g. row "
                 f"{int(bad[0])}; embed those galaxies again."
+            )
+        zero = np.flatnonzero(~np.any(X, axis=1))
+        if zero.size:
+            raise ValueError(
+                f"embeddings hold {zero.size} row(s) of zeros, e.g. row {int(zero[0])}: they "
+                "have no direction, so no similarity to any galaxy; embed those galaxies again."
             )
         return X
 
@@ -337,7 +400,8 @@ class Explorer:
         except ImportError:
             if method == "umap":
                 raise ImportError(
-                    "map_method='umap' needs the package umap-learn (pip install umap-learn); "
+                    "map_method='umap' (--map umap) needs the package umap-learn (pip install "
+                    "umap-learn); "
                     "map_method='pca' needs nothing more."
                 ) from None
             return "pca"
@@ -371,20 +435,63 @@ class Explorer:
         return out
 
     def _score(self) -> np.ndarray:
-        if self.n_galaxies <= self.n_neighbors:
-            return np.ones(self.n_galaxies, dtype=np.float32)
-        if self.progress:
-            print(f"scoring {self.n_galaxies} galaxies against their neighbours ...", flush=True)
-        return self.search_.score_samples()
+        """Mean similarity of each galaxy to its ``n_neighbors`` nearest others, as
+        :meth:`SimilaritySearch.score_samples` gives it, searched in blocks of galaxies so that
+        a progress bar can follow this step (the only one whose cost grows as n²)."""
+        n = self.n_galaxies
+        k = min(self.n_neighbors, n - 1)  # a small archive: all the other galaxies
+        scores = np.empty(n, dtype=np.float32)
+        block = 4096
+        spans = [(a, min(a + block, n)) for a in range(0, n, block)]
+        for a, b in _progress(spans, len(spans), "anomaly scores", self.progress):
+            similarities, indices = self.search_.kneighbors(self.embeddings_[a:b], k + 1)
+            # Each galaxy finds itself: drop it (or, where ties hid it, the last neighbour).
+            own = indices == np.arange(a, b)[:, None]
+            own[~own.any(axis=1), -1] = True
+            kept = similarities[~own].reshape(b - a, k)
+            scores[a:b] = kept.astype(np.float64).mean(axis=1)
+        return scores
 
     def _predict_all(self) -> np.ndarray:
-        spans = [(a, min(a + CHUNK, self.n_galaxies)) for a in range(0, self.n_galaxies, CHUNK)]
-        return np.concatenate(
-            [
-                np.asarray(self.model.predict(np.asarray(self._images[a:b])), dtype=np.float64)
-                for a, b in _progress(spans, len(spans), "predicting", self.progress)
-            ]
-        )
+        """Every galaxy's predicted redshift; a galaxy the model refuses (a stamp with NaN
+        pixels, say) is NaN, with one warning that counts them."""
+        n = self.n_galaxies
+        spans = [(a, min(a + CHUNK, n)) for a in range(0, n, CHUNK)]
+        z = np.full(n, np.nan)
+        refused: list[int] = []
+        reason = ""
+        for a, b in _progress(spans, len(spans), "predicting", self.progress):
+            try:
+                z[a:b] = self._predicted(np.asarray(self._images[a:b]), b - a)
+                continue
+            except ValueError as error:  # one galaxy at a time, to keep the others
+                block_error = error
+            before = len(refused)
+            for row in range(a, b):
+                try:
+                    z[row] = self._predicted(np.asarray(self._images[row : row + 1]), 1)[0]
+                except ValueError as error:
+                    refused.append(row)
+                    reason = str(error).split("\n")[0]
+            if len(refused) == before:  # not the fault of one galaxy
+                raise block_error
+        if refused:
+            warnings.warn(
+                f"the model cannot predict {len(refused)} galaxy(ies), e.g. row {refused[0]} "
+                f"({reason[:200]}); they have no predicted redshift on the page.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return z
+
+    def _predicted(self, stamps: np.ndarray, n: int) -> np.ndarray:
+        z = np.asarray(self.model.predict(stamps))
+        if z.shape != (n,) or not np.issubdtype(z.dtype, np.number):
+            raise TypeError(
+                f"model.predict must return one redshift per galaxy, shape ({n},); "
+                f"{type(self.model).__name__}.predict returned {z.dtype} of shape {z.shape}."
+            )
+        return z.astype(np.float64)
 
     def _objid_rows(self) -> dict[int, int] | None:
         ids = self._display.get("objid")
@@ -392,7 +499,8 @@ class Explorer:
             return None
         rows: dict[int, int] = {}
         for row, objid in enumerate(ids.tolist()):
-            rows.setdefault(int(objid), row)  # a repeated objid: its first row
+            if objid != -1:  # -1: no ObjID (what the archive writers store for none)
+                rows.setdefault(int(objid), row)  # a repeated objid: its first row
         return rows
 
     def _map_payload(self) -> bytes:
@@ -444,8 +552,14 @@ class Explorer:
     def check_row(self, row) -> int:
         """``row`` as an archive row, or an :class:`ExploreError` (404) saying why not."""
         if isinstance(row, str):
-            if not re.fullmatch(r"\s*\d+\s*", row):
+            if not _ROW.fullmatch(row):
                 raise ExploreError(f"row must be a whole number ≥ 0; got {row[:40]!r}.")
+            if len(row) > 18:
+                raise ExploreError(
+                    f"row {row[:20]}… is out of range: {self.archive_path.name} holds "
+                    f"{self.n_galaxies} galaxies (rows 0 to {self.n_galaxies - 1}).",
+                    status=404,
+                )
             row = int(row)
         if not isinstance(row, int | np.integer) or isinstance(row, bool):
             raise ExploreError(f"row must be a whole number; got {row!r}.")
@@ -461,29 +575,32 @@ class Explorer:
         """The archive row of an SDSS ObjID (its first row if repeated)."""
         if self._ids is None:
             raise ExploreError(f"{self.archive_path.name} has no ObjID column; give rows instead.")
-        try:
-            key = int(str(objid).strip())
-        except ValueError:
-            raise ExploreError(f"an objid is a whole number; got {str(objid)[:40]!r}.") from None
-        if key not in self._ids:
-            raise ExploreError(f"objid {key} is not in {self.archive_path.name}.", status=404)
+        text = str(objid).strip()
+        if not _OBJID.fullmatch(text):
+            raise ExploreError(f"an objid is a whole number; got {text[:40]!r}.")
+        key = int(text) if len(text) <= 20 else None
+        if key is None or key == -1 or key not in self._ids:
+            raise ExploreError(f"objid {text[:40]} is not in {self.archive_path.name}.", status=404)
         return self._ids[key]
 
     def catalogue(self, row: int) -> dict:
-        """The archive's values of one galaxy (those the archive holds)."""
+        """The archive's values of one galaxy (those the archive holds). ObjIDs are strings:
+        SDSS's 19-digit ObjIDs do not survive JavaScript's numbers."""
         values: dict = {"row": row}
         for name, _ in CATALOGUE:
             column = self._column(name)
-            if column is not None:
-                value = column[row].item()
-                values[name] = (
-                    None if isinstance(value, float) and not math.isfinite(value) else value
-                )
+            if column is None:
+                continue
+            if name in _IDS:
+                if int(column[row]) != -1:
+                    values[name] = str(int(column[row]))
+            else:
+                values[name] = _finite(column[row])
         extinction = self._display.get("extinction")
         if extinction is not None:
-            values["extinction"] = [round(float(v), 4) for v in extinction[row]]
+            values["extinction"] = [_finite(v, 4) for v in extinction[row]]
         if self.z_phot_ is not None:
-            values["z_phot"] = float(self.z_phot_[row])
+            values["z_phot"] = _finite(self.z_phot_[row])
         values["anomaly_rank"] = int(self._rank()[row]) + 1
         return values
 
@@ -516,19 +633,19 @@ class Explorer:
 
     def _card(self, row: int, **extra) -> dict:
         card = {"row": row, **extra}
-        if self._ids is not None:
-            card["objid"] = int(self._display.objid[row])
+        if self._ids is not None and int(self._display.objid[row]) != -1:
+            card["objid"] = str(int(self._display.objid[row]))
         z_spec = self._column("redshift")
         if z_spec is not None and math.isfinite(float(z_spec[row])):
             card["z_spec"] = float(z_spec[row])
-        if self.z_phot_ is not None:
+        if self.z_phot_ is not None and math.isfinite(float(self.z_phot_[row])):
             card["z_phot"] = float(self.z_phot_[row])
         return card
 
     def anomalies(self, n: int) -> list[dict]:
         """The ``n`` most unusual galaxies: lowest mean similarity to their neighbours first."""
         order = self._order()[:n]
-        return [self._card(int(r), score=float(self.scores_[r])) for r in order]
+        return [self._card(int(r), score=_finite(self.scores_[r], 6)) for r in order]
 
     def lookup(self, text: str) -> dict:
         """Galaxies of a pasted list of ObjIDs (or rows with ``row:`` in front), separated by
@@ -559,25 +676,28 @@ class Explorer:
 
     def pdf(self, row: int) -> dict | None:
         """The model's redshift PDF of ``row``: bin centres, probability densities (per unit
-        redshift), the point estimate and, where the model gives it, the 68 % interval."""
+        redshift), the point estimate and, where the model gives it, the 68 % interval; None
+        without a model that gives PDFs. A galaxy the model refuses (a stamp with NaN pixels,
+        say) gets ``{"error": why}``."""
         if not self._has_pdf():
             return None
-        with self._lock:
-            stamp = np.asarray(self._images[row : row + 1])
-            z_phot, probability = self.model.predict(stamp, return_pdf=True)
-        edges = np.asarray(self.model.redshift_bins_, dtype=np.float64)
-        widths = np.diff(edges)
-        density = np.asarray(probability[0], dtype=np.float64) / widths
-        result = {
-            "z": np.round((edges[:-1] + edges[1:]) / 2, 5).tolist(),
-            "density": np.round(density, 6).tolist(),
-            "z_phot": float(z_phot[0]),
-        }
-        interval = getattr(self.model, "predict_interval", None)
-        if callable(interval):
+        try:
             with self._lock:
-                low, high = interval(stamp)
-            result["interval_68"] = [float(low[0]), float(high[0])]
+                stamp = np.asarray(self._images[row : row + 1])
+                z_phot, probability = self.model.predict(stamp, return_pdf=True)
+                interval = getattr(self.model, "predict_interval", None)
+                low_high = interval(stamp) if callable(interval) else None
+        except ValueError as error:
+            return {"error": f"the model cannot predict this galaxy: {str(error)[:300]}"}
+        edges = np.asarray(self.model.redshift_bins_, dtype=np.float64)
+        density = np.asarray(probability[0], dtype=np.float64) / np.diff(edges)
+        result = {
+            "z": [_finite(v, 5) for v in (edges[:-1] + edges[1:]) / 2],
+            "density": [_finite(v, 6) for v in density],
+            "z_phot": _finite(z_phot[0]),
+        }
+        if low_high is not None:
+            result["interval_68"] = [_finite(low_high[0][0]), _finite(low_high[1][0])]
         return result
 
     def galaxy(self, row: int) -> dict:

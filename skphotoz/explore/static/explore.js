@@ -4,7 +4,7 @@
 
 const state = {
   info: null, map: null, colour: null, view: null, selected: null, neighbours: [],
-  ready: false, drag: null,
+  ready: false, drag: null, ticket: 0,
 };
 
 // Viridis, sampled at 9 evenly spaced points (matplotlib's colour map), interpolated linearly.
@@ -139,8 +139,9 @@ function drawColourbar(values, lo, hi) {
     c.fillStyle = `rgb(${r},${g},${b})`;
     c.fillRect(i, 0, 1, bar.height);
   }
+  const none = state.colour === "none" ? "one colour" : "no redshifts";
   document.getElementById("cb-low").textContent = values ? `z = ${lo.toFixed(3)}` : "";
-  document.getElementById("cb-high").textContent = values ? hi.toFixed(3) : "no redshifts";
+  document.getElementById("cb-high").textContent = values ? hi.toFixed(3) : none;
 }
 
 // Canvas coordinates of a mouse event (the canvas may be shown scaled by CSS).
@@ -164,6 +165,7 @@ function nearestPoint(cx, cy, radius) {
 }
 
 canvas.addEventListener("mousedown", (event) => {
+  if (!state.view) return; // the map has not loaded yet
   const [x, y] = eventPoint(event);
   state.drag = { x, y, ox: state.view.ox, oy: state.view.oy, moved: false };
 });
@@ -187,6 +189,7 @@ window.addEventListener("mouseup", (event) => {
 });
 canvas.addEventListener("wheel", (event) => {
   event.preventDefault();
+  if (!state.view) return;
   const [x, y] = eventPoint(event);
   const factor = Math.exp(-event.deltaY * 0.0015);
   const v = state.view;
@@ -195,7 +198,9 @@ canvas.addEventListener("wheel", (event) => {
   v.scale *= factor;
   draw();
 }, { passive: false });
-document.getElementById("reset-view").addEventListener("click", () => { fitView(); draw(); });
+document.getElementById("reset-view").addEventListener("click", () => {
+  if (state.map) { fitView(); draw(); }
+});
 document.getElementById("colour-by").addEventListener("change", (event) => {
   state.colour = event.target.value;
   state.paint = null;
@@ -206,10 +211,10 @@ document.getElementById("colour-by").addEventListener("change", (event) => {
 
 function caption(card) {
   const parts = [`row ${card.row}`];
-  if (card.similarity !== undefined) parts.push(`sim ${card.similarity.toFixed(3)}`);
-  if (card.score !== undefined) parts.push(`score ${card.score.toFixed(3)}`);
-  if (card.z_spec !== undefined) parts.push(`z ${card.z_spec.toFixed(3)}`);
-  if (card.z_phot !== undefined) parts.push(`zₚ ${card.z_phot.toFixed(3)}`);
+  if (card.similarity != null) parts.push(`sim ${card.similarity.toFixed(3)}`);
+  if (card.score != null) parts.push(`score ${card.score.toFixed(3)}`);
+  if (card.z_spec != null) parts.push(`z ${card.z_spec.toFixed(3)}`);
+  if (card.z_phot != null) parts.push(`zₚ ${card.z_phot.toFixed(3)}`);
   return parts.join(" · ");
 }
 
@@ -225,7 +230,7 @@ function gallery(element, cards) {
     img.loading = "lazy";
     const text = document.createElement("figcaption");
     text.textContent = caption(card);
-    if (card.objid !== undefined) figure.title = `ObjID ${card.objid}`;
+    if (card.objid != null) figure.title = `ObjID ${card.objid}`;
     figure.append(img, text);
     figure.addEventListener("click", () => selectGalaxy(card.row));
     element.append(figure);
@@ -248,7 +253,9 @@ function catalogueTable(values) {
     name.textContent = LABELS[key] || key;
     let text = Array.isArray(value) ? value.join(", ") : String(value);
     if (typeof value === "number" && !Number.isInteger(value)) {
-      text = ["ra", "dec"].includes(key) ? value.toFixed(6) : value.toFixed(4);
+      if (["ra", "dec"].includes(key)) text = value.toFixed(6);
+      else if (Math.abs(value) < 0.01) text = value.toPrecision(2); // e.g. σ(z) ~ 1e-5
+      else text = value.toFixed(4);
     }
     if (key === "anomaly_rank") text = `${value} of ${state.info.n_galaxies}`;
     cell.textContent = text;
@@ -265,19 +272,22 @@ function svg(tag, attributes) {
 
 function drawPdf(pdf, zSpec) {
   const box = document.getElementById("pdf-box"), plot = document.getElementById("pdf");
+  const note = document.getElementById("pdf-note");
   plot.replaceChildren();
   box.hidden = !pdf;
-  if (!pdf) return;
+  note.textContent = pdf && pdf.error ? pdf.error : "";
+  plot.style.display = pdf && pdf.error ? "none" : "";
+  if (!pdf || pdf.error) return;
   const W = 420, H = 160, pad = 18;
   const z0 = pdf.z[0], z1 = pdf.z[pdf.z.length - 1];
-  const top = Math.max(...pdf.density) || 1;
+  const top = Math.max(...pdf.density.filter((p) => p !== null)) || 1;
   const sx = (z) => pad + (W - 2 * pad) * (z - z0) / (z1 - z0);
   const sy = (p) => H - pad - (H - 2 * pad) * p / top;
   if (pdf.interval_68) {
     const [a, b] = pdf.interval_68.map(sx);
     plot.append(svg("rect", { x: a, y: pad, width: Math.max(b - a, 1), height: H - 2 * pad, fill: "#dde8f6" }));
   }
-  const points = pdf.z.map((z, i) => `${sx(z).toFixed(1)},${sy(pdf.density[i]).toFixed(1)}`);
+  const points = pdf.z.map((z, i) => `${sx(z).toFixed(1)},${sy(pdf.density[i] || 0).toFixed(1)}`);
   plot.append(svg("polyline", { points: points.join(" "), fill: "none", stroke: "#1f4e9c", "stroke-width": 2 }));
   plot.append(svg("line", { x1: pad, y1: H - pad, x2: W - pad, y2: H - pad, stroke: "#444" }));
   const mark = (z, colour, label, dy) => {
@@ -286,7 +296,7 @@ function drawPdf(pdf, zSpec) {
     t.textContent = label;
     plot.append(t);
   };
-  mark(pdf.z_phot, "#1f4e9c", `zₚ ${pdf.z_phot.toFixed(3)}`, 0);
+  if (pdf.z_phot !== null) mark(pdf.z_phot, "#1f4e9c", `zₚ ${pdf.z_phot.toFixed(3)}`, 0);
   if (zSpec !== undefined && zSpec !== null) mark(zSpec, "#c03000", `z ${zSpec.toFixed(3)}`, 14);
   for (const z of [z0, z1]) {
     const t = svg("text", { x: sx(z) - 8, y: H - 3, "font-size": 11, fill: "#444" });
@@ -297,8 +307,10 @@ function drawPdf(pdf, zSpec) {
 
 async function selectGalaxy(row) {
   const started = performance.now();
+  const ticket = ++state.ticket; // the last request made wins, whatever order answers come in
   try {
     const galaxy = await getJSON(`/api/galaxy/${row}`);
+    if (ticket !== state.ticket) return;
     showError("");
     state.selected = galaxy.catalogue.row;
     state.neighbours = galaxy.neighbours;
@@ -316,7 +328,7 @@ async function selectGalaxy(row) {
     draw();
     state.selectMs = performance.now() - started; // request, panel and map redrawn
   } catch (e) {
-    showError(e.message);
+    if (ticket === state.ticket) showError(e.message);
   }
 }
 
