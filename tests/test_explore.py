@@ -350,6 +350,29 @@ def test_umap_is_used_where_installed(files, monkeypatch):
             files["archive"], embeddings=files["embeddings"], map_method="umap", cache_dir=None,
             progress=False,
         )  # fmt: skip
+    # Installed but broken (a dependency missing): PCA, with a warning saying why.
+    monkeypatch.setattr(
+        "builtins.__import__",
+        _failing_import("umap", ImportError("No package metadata was found for pynndescent")),
+    )
+    with pytest.warns(UserWarning, match="umap-learn is installed but cannot be imported .No pack"):
+        explorer = Explorer(
+            files["archive"], embeddings=files["embeddings"], cache_dir=None, progress=False
+        )
+    assert explorer.map_method_ == "pca"
+
+
+def _failing_import(name, error):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(module, *args, **kwargs):
+        if module == name:
+            raise error
+        return real(module, *args, **kwargs)
+
+    return fake
 
 
 def test_an_hnsw_index_finds_the_exact_neighbours_on_a_small_archive(files):

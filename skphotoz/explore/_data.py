@@ -397,13 +397,20 @@ class Explorer:
             return method
         try:
             import umap  # noqa: F401
-        except ImportError:
+        except ImportError as error:
             if method == "umap":
                 raise ImportError(
                     "map_method='umap' (--map umap) needs the package umap-learn (pip install "
-                    "umap-learn); "
-                    "map_method='pca' needs nothing more."
+                    f"umap-learn), which could not be imported ({error}); map_method='pca' "
+                    "needs nothing more."
                 ) from None
+            if not (isinstance(error, ModuleNotFoundError) and error.name == "umap"):
+                warnings.warn(
+                    f"umap-learn is installed but cannot be imported ({error}); the map is "
+                    "drawn with PCA.",
+                    UserWarning,
+                    stacklevel=3,
+                )
             return "pca"
         return "umap"
 
@@ -426,7 +433,10 @@ class Explorer:
 
             reducer = PCA(n_components=2, svd_solver="full" if n < 1000 else "randomized",
                           random_state=0)  # fmt: skip
-        fitted = reducer.fit_transform(sample)
+        with warnings.catch_warnings():
+            # umap-learn warns that a seed makes it run on one thread: that is the point.
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            fitted = reducer.fit_transform(sample)
         if fit_rows is None:
             return np.asarray(fitted, dtype=np.float32)
         out = np.empty((n, 2), dtype=np.float32)
