@@ -313,7 +313,7 @@ class Explorer:
             "map", _digest(key, self.map_method_), self._fit_map, (n, 2)
         ).astype(np.float32)
         self.scores_ = self._cached(
-            "scores", _digest(key, index, n_neighbors), self._score, (n,)
+            "scores", _digest(key, self.index_, n_neighbors), self._score, (n,)
         ).astype(np.float32)
         self.z_phot_ = None
         if model is not None:
