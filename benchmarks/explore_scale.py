@@ -161,6 +161,16 @@ def browser_check(url: str, explorer, rows) -> dict:
     return {"load_s": load, "draw_ms": draws, "click_s": clicks, "select_ms": in_page}
 
 
+def summary(name: str, ms) -> dict:
+    """Median, 95th percentile and maximum of times in milliseconds."""
+    ms = np.asarray(ms, dtype=float)
+    return {
+        "what": name, "median_ms": round(float(np.median(ms)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1), "max_ms": round(float(ms.max()), 1),
+        "n": len(ms),
+    }  # fmt: skip
+
+
 def run_child(args, cache: str, serve: bool) -> dict:
     command = [
         sys.executable, __file__, "--child", "--archive", str(args.archive), "--embeddings",
@@ -262,12 +272,7 @@ def main() -> None:
     print(f"\n{'answer (HTTP)':<24} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'n':>4}")
     answers = []
     for name, seconds in warm["answers"].items():
-        ms = 1000 * np.asarray(seconds)
-        answers.append({
-            "what": name, "median_ms": round(float(np.median(ms)), 1),
-            "p95_ms": round(float(np.percentile(ms, 95)), 1), "max_ms": round(float(ms.max()), 1),
-            "n": len(ms),
-        })  # fmt: skip
+        answers.append(summary(name, 1000 * np.asarray(seconds)))
         a = answers[-1]
         print(f"{name:<24} {a['median_ms']:>10.1f} {a['p95_ms']:>8.1f} {a['max_ms']:>8.1f} "
               f"{a['n']:>4}")  # fmt: skip
@@ -281,30 +286,14 @@ def main() -> None:
               f"median, {np.max(browser['select_ms']):.0f} ms max, in the page; click to "
               f"neighbours shown as WebDriver sees it {np.median(clicks):.0f} ms median "
               f"({len(clicks)} clicks)")  # fmt: skip
-        answers.append({
-            "what": "browser: click to neighbours shown",
-            "median_ms": round(float(np.median(clicks)), 1),
-            "p95_ms": round(float(np.percentile(clicks, 95)), 1),
-            "max_ms": round(float(clicks.max()), 1), "n": len(clicks),
-        })  # fmt: skip
-        select = np.asarray(browser["select_ms"])
-        answers.append({
-            "what": "browser: galaxy selected, in the page",
-            "median_ms": round(float(np.median(select)), 1),
-            "p95_ms": round(float(np.percentile(select, 95)), 1),
-            "max_ms": round(float(select.max()), 1), "n": len(select),
-        })  # fmt: skip
-        draws = np.asarray(browser["draw_ms"])
-        answers.append({
-            "what": "browser: draw the map", "median_ms": round(float(np.median(draws)), 1),
-            "p95_ms": round(float(np.percentile(draws, 95)), 1),
-            "max_ms": round(float(draws.max()), 1), "n": len(draws),
-        })  # fmt: skip
-        answers.append({
-            "what": "browser: page load to ready", "median_ms": round(1000 * browser["load_s"], 1),
-            "p95_ms": round(1000 * browser["load_s"], 1),
-            "max_ms": round(1000 * browser["load_s"], 1), "n": 1,
-        })  # fmt: skip
+        load = [1000 * browser["load_s"]]
+        for name, ms in (
+            ("browser: click to neighbours shown", clicks),
+            ("browser: galaxy selected, in the page", browser["select_ms"]),
+            ("browser: draw the map", browser["draw_ms"]),
+            ("browser: page load to ready", load),
+        ):
+            answers.append(summary(name, ms))
     for r in rows:
         r.update(n_galaxies=n, dim=args.dim, threads=args.threads)
     write_rows(args.output, rows)

@@ -45,3 +45,25 @@ class ConstantRegressor(RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         return np.asarray(self.value, dtype=np.float64)
+
+
+def explore_data(folder, n, seed):
+    """For the explore page's tests: an archive of ``n`` simulated 32-px galaxies in
+    ``folder``, embeddings that follow their colours (so that neighbours mean something), and a
+    tiny photo-z network fitted on its first 64 galaxies. Returns (path, opened archive,
+    embeddings, model)."""
+    from skphotoz import PhotoZRegressor
+    from skphotoz.data import open_archive
+    from skphotoz.datasets import write_sdss_galaxies
+
+    archive = folder / "galaxies.h5"
+    write_sdss_galaxies(archive, n, random_state=seed, stamp_size=32)
+    opened = open_archive(archive, deredden=True)
+    X = np.asarray(opened.images[:])
+    flux = X.sum(axis=(2, 3))
+    colours = -2.5 * np.log10(np.clip(flux[:, 1:] / flux[:, :-1], 1e-3, None))
+    noise = np.random.default_rng(seed).normal(size=(n, 4))
+    embeddings = np.hstack([colours, noise]).astype(np.float32)
+    model = PhotoZRegressor(n_epochs=1, batch_size=32, device="cpu", random_state=0)
+    model.fit(X[:64], opened.redshift[:64])
+    return archive, opened, embeddings, model

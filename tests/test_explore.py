@@ -15,10 +15,10 @@ pytest.importorskip("flask")
 from skphotoz import PhotoZRegressor  # noqa: E402
 from skphotoz.cli import main  # noqa: E402
 from skphotoz.data import open_archive  # noqa: E402
-from skphotoz.datasets import write_sdss_galaxies  # noqa: E402
 from skphotoz.explore import ExploreError, Explorer, create_app  # noqa: E402
 from skphotoz.io import dump  # noqa: E402
 from skphotoz.search import SimilaritySearch  # noqa: E402
+from tests.helpers import explore_data  # noqa: E402
 
 N = 120
 
@@ -28,17 +28,8 @@ def files(tmp_path_factory):
     """An archive of N simulated galaxies, embeddings that follow their colours, and a tiny
     fitted photo-z network saved as a skops file."""
     folder = tmp_path_factory.mktemp("explore")
-    archive = folder / "galaxies.h5"
-    write_sdss_galaxies(archive, N, random_state=3, stamp_size=32)
-    opened = open_archive(archive, deredden=True)
-    X = np.asarray(opened.images[:])
-    flux = X.sum(axis=(2, 3))
-    colours = -2.5 * np.log10(np.clip(flux[:, 1:] / flux[:, :-1], 1e-3, None))
-    rng = np.random.default_rng(0)
-    embeddings = np.hstack([colours, rng.normal(size=(N, 4))]).astype(np.float32)
+    archive, opened, embeddings, model = explore_data(folder, N, seed=3)
     np.save(folder / "emb.npy", embeddings)
-    model = PhotoZRegressor(n_epochs=1, batch_size=32, device="cpu", random_state=0)
-    model.fit(X[:64], opened.redshift[:64])
     dump(model, folder / "photoz.skops")
     return {
         "folder": folder,

@@ -20,10 +20,8 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from skphotoz import PhotoZRegressor  # noqa: E402
-from skphotoz.data import open_archive  # noqa: E402
-from skphotoz.datasets import write_sdss_galaxies  # noqa: E402
 from skphotoz.explore import Explorer, Server  # noqa: E402
+from tests.helpers import explore_data  # noqa: E402
 
 N = 150
 
@@ -41,17 +39,7 @@ def _browser_paths():
 
 @pytest.fixture(scope="module")
 def explorer(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("browser")
-    archive = folder / "galaxies.h5"
-    write_sdss_galaxies(archive, N, random_state=5, stamp_size=32)
-    opened = open_archive(archive, deredden=True)
-    X = np.asarray(opened.images[:])
-    flux = X.sum(axis=(2, 3))
-    embeddings = np.hstack(
-        [np.log10(np.clip(flux, 1e-3, None)), np.random.default_rng(1).normal(size=(N, 3))]
-    ).astype(np.float32)
-    model = PhotoZRegressor(n_epochs=1, batch_size=32, device="cpu", random_state=0)
-    model.fit(X[:64], opened.redshift[:64])
+    archive, _, embeddings, model = explore_data(tmp_path_factory.mktemp("browser"), N, seed=5)
     return Explorer(
         archive, embeddings=embeddings, model=model, deredden=True, cache_dir=None,
         progress=False,
