@@ -315,6 +315,14 @@ class NetworkEstimator(FixedAfterFit, BaseEstimator):
             brightness=self.brightness,
         )
 
+    @property
+    def inference_batch_size(self) -> int:
+        """Rows per forward pass of ``predict``/``transform``: ``batch_size``, at least 256
+        (inference keeps no gradients, and larger batches run faster). Inference under
+        ``torchrun`` is split across ranks in whole such batches, so that each batch holds the
+        rows it holds in one process."""
+        return max(self.batch_size, 256)
+
     def _input_crop(self) -> int | None:
         """Central crop of the input before the predicting module (None: no crop)."""
         return self.crop_size_

@@ -543,7 +543,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             module = PhotometryJoined(module, self._photometry_layer(), self.join_photometry, crop)
             crop = None  # the photometry is measured on the whole stamp
         out = predict(
-            module, X, batch_size=max(self.batch_size, 256), device=self.device, crop=crop
+            module, X, batch_size=self.inference_batch_size, device=self.device, crop=crop
         )
         return self._check_outputs(out, module, "transform")
 

@@ -598,7 +598,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
 
         def validate(task) -> dict:
             outputs = predict(
-                task.predictor, X_val, batch_size=max(self.batch_size, 256),
+                task.predictor, X_val, batch_size=self.inference_batch_size,
                 device=self.device, crop=self._input_crop(),
             )  # fmt: skip
             loss = float(task.head.loss(torch.as_tensor(outputs), z_tensor))
@@ -623,7 +623,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         outputs = predict(
             module,
             X,
-            batch_size=max(self.batch_size, 256),
+            batch_size=self.inference_batch_size,
             device=self.device,
             crop=self._input_crop(),
         )

@@ -12,8 +12,9 @@ traceback instead. Warnings are shown as one line too, ``skphotoz <command>: war
 The long-running commands take ``--config FILE.toml``, whose keys are their long option names
 and positional arguments; the command line overrides the file, and a key or value the command
 would refuse is a one-line error (status 2) naming the file and the key. Under ``torchrun``,
-``pretrain`` and ``fit-photoz`` train on every process and the other commands run on rank 0
-only; the processes of rank > 0 write no output and print nothing but errors.
+``pretrain`` and ``fit-photoz`` train on every process, ``predict`` and ``embed`` split their
+galaxies across the processes (rank 0 gathers and writes), and the other commands run on rank
+0 only; the processes of rank > 0 write no output and print nothing but errors.
 
 The package: ``_parser`` and ``_options`` build the parser (``_options`` declares the options
 that commands share, such as the training options of ``pretrain`` and ``fit-photoz``),
@@ -58,10 +59,15 @@ __all__ = [
     "DEFAULT_QUANTILES",
     "CONFIG_COMMANDS",
     "DISTRIBUTED_COMMANDS",
+    "SPLIT_COMMANDS",
 ]
 
-#: Commands that train on every process of a ``torchrun`` launch (the others run on rank 0).
+#: Commands that train on every process of a ``torchrun`` launch.
 DISTRIBUTED_COMMANDS = ("pretrain", "fit-photoz")
+#: Commands that split their inference across the processes of a ``torchrun`` launch: each
+#: runs its share of every block of galaxies, rank 0 gathers and writes. The other commands run
+#: on rank 0 only.
+SPLIT_COMMANDS = ("predict", "embed")
 
 
 def _command(name: str):
@@ -152,11 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     check_usage(parser, args)
     name = f"{parser.prog} {args.command}"
     # Under torchrun, every process runs the command: pretrain and fit-photoz train on all of
-    # them (batches split across ranks), the other commands run on rank 0 only; the processes
-    # of rank > 0 write nothing and print nothing but errors.
+    # them (batches split across ranks), predict and embed split the galaxies across them, the
+    # other commands run on rank 0 only; the processes of rank > 0 write nothing and print
+    # nothing but errors.
     args.main_process = main_rank()
     if not args.main_process:
-        if args.command not in DISTRIBUTED_COMMANDS:
+        if args.command not in DISTRIBUTED_COMMANDS + SPLIT_COMMANDS:
             return 0
         args.quiet = True
     run = _command(args.command)

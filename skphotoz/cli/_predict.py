@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -63,34 +64,44 @@ def predict(args) -> int:
         "skphotoz_version": __version__,
     }
     spans = row_chunks(n, args.chunk_size)
-    with atomic_output(args.output) as partial:
-        writer = writer_class(
-            partial,
-            columns,
-            n,
-            pdf_bins=model.redshift_bins_ if args.pdf else None,
-            attrs=attrs,
-        )
+    split = _inference_split(model)
+
+    def predicted(start: int, stop: int) -> dict | None:
+        """The output columns of rows [start, stop) (None for none)."""
+        if stop <= start:
+            return None
+        X = np.asarray(images[start:stop])
+        values = {"row": np.arange(start, stop)}
+        if "objid" in columns:
+            values["objid"] = archive.objid[start:stop]
+        if quantiles or args.pdf:  # one pass of the network for both
+            values["z_pred"], pdf = model.predict(X, return_pdf=True)
+            if quantiles:
+                q = pdf_quantiles(pdf, model.redshift_bins_, quantiles)
+                values.update({name: q[:, j] for j, name in enumerate(q_names)})
+            if args.pdf:
+                values["pdf"] = pdf.astype(np.float32)
+        else:
+            values["z_pred"] = model.predict(X)
+        if "redshift" in columns:
+            values["redshift"] = archive.redshift[start:stop]
+        return values
+
+    with _rank0_output(args) as partial:
+        writer = None
+        if partial is not None:
+            pdf_bins = model.redshift_bins_ if args.pdf else None
+            writer = writer_class(partial, columns, n, pdf_bins=pdf_bins, attrs=attrs)
         try:
             for start, stop in progress_bar(args, spans, len(spans), "predicting"):
-                X = np.asarray(images[start:stop])
-                values = {"row": np.arange(start, stop)}
-                if "objid" in columns:
-                    values["objid"] = archive.objid[start:stop]
-                if quantiles or args.pdf:  # one pass of the network for both
-                    values["z_pred"], pdf = model.predict(X, return_pdf=True)
-                    if quantiles:
-                        q = pdf_quantiles(pdf, model.redshift_bins_, quantiles)
-                        values.update({name: q[:, j] for j, name in enumerate(q_names)})
-                    if args.pdf:
-                        values["pdf"] = pdf.astype(np.float32)
-                else:
-                    values["z_pred"] = model.predict(X)
-                if "redshift" in columns:
-                    values["redshift"] = archive.redshift[start:stop]
-                writer.write(start, values)
+                values = split(start, stop, predicted)
+                if writer is not None:
+                    writer.write(start, values)
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
+    if not args.main_process:
+        return 0
     extra = f", quantiles {', '.join(q_names)}" if quantiles else ""
     extra += ", the PDFs" if args.pdf else ""
     print(f"wrote redshifts of {n} galaxies to {args.output} (z_pred{extra})")
@@ -111,10 +122,19 @@ def embed(args) -> int:
     spans = row_chunks(n, args.chunk_size)
     kind = output_kind(args.output)
     out = handle = None
-    with atomic_output(args.output) as partial:
+    split = _inference_split(embedder)
+
+    def embedded(start: int, stop: int):
+        if stop <= start:
+            return None
+        return embedder.transform(np.asarray(images[start:stop]))
+
+    with _rank0_output(args) as partial:
         try:
             for start, stop in progress_bar(args, spans, len(spans), "embedding"):
-                block = embedder.transform(np.asarray(images[start:stop]))
+                block = split(start, stop, embedded)
+                if partial is None:  # rank > 0 of torchrun: rank 0 writes
+                    continue
                 if out is None:  # the width is known after the first chunk
                     shape = (n, block.shape[1])
                     if kind == "hdf5":
@@ -143,8 +163,39 @@ def embed(args) -> int:
             elif handle is not None:
                 handle.flush()
                 del handle, out
-    print(f"saved ({n}, {shape[1]}) embeddings to {args.output}")
+    if args.main_process:
+        print(f"saved ({n}, {shape[1]}) embeddings to {args.output}")
     return 0
+
+
+def _inference_split(model):
+    """``split(start, stop, compute)``: the output of ``compute`` for rows [start, stop).
+    Under torchrun, each rank computes its share of the rows (whole batches of ``model``, so
+    each batch is what it is in one process) and rank 0 receives them joined (the other ranks
+    get None); otherwise ``compute(start, stop)``."""
+    from ..nn import distributed
+
+    if not distributed.launched_by_torchrun():
+        return lambda start, stop, compute: compute(start, stop)
+    distributed.init_from_env()  # gloo: the shares travel as CPU arrays
+    step = getattr(model, "inference_batch_size", 1)
+
+    def split(start, stop, compute):
+        a, b = distributed.share_of_rows(start, stop, step)
+        return distributed.gather_rows(compute(a, b))
+
+    return split
+
+
+@contextlib.contextmanager
+def _rank0_output(args):
+    """:func:`atomic_output` of ``args.output`` on rank 0 (the partial file's name); None on
+    the other ranks of a torchrun launch, which write nothing."""
+    if not args.main_process:
+        yield None
+        return
+    with atomic_output(args.output) as partial:
+        yield partial
 
 
 def _query_row(archive, archive_path, query_index, objid) -> int:

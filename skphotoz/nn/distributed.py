@@ -15,6 +15,11 @@ process group (NCCL for CUDA devices, gloo otherwise) and then
   epoch and of training, so callbacks and the fitted model are identical everywhere;
 - lets only rank 0 write checkpoints and print progress.
 
+Inference (``skphotoz predict`` and ``embed`` under torchrun) is split instead: each rank
+runs its contiguous share of every block of rows (:func:`share_of_rows`, whole batches, so
+that each batch holds exactly the rows it holds in one process and the outputs are the same),
+and rank 0 receives the shares (:func:`gather_rows`) and writes them.
+
 Outside torchrun (or with ``WORLD_SIZE=1``) every function here is a cheap no-op.
 """
 
@@ -162,6 +167,44 @@ def all_gather(tensor: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, tensor.contiguous())
     return torch.cat(parts)
+
+
+def share_of_rows(
+    start: int, stop: int, step: int = 1, *, rank_: int | None = None, world: int | None = None
+) -> tuple[int, int]:
+    """This rank's contiguous share ``[a, b)`` of the rows ``[start, stop)``, in whole steps of
+    ``step`` rows counted from ``start`` (the batches one process would run), the steps split
+    as evenly as whole steps allow; ranks in order, so the shares joined in rank order are
+    ``[start, stop)``. A share may be empty (``a == b``) when there are fewer steps than ranks.
+
+    ``rank_`` and ``world`` default to this process's rank and the process group's size.
+    """
+    world = world_size() if world is None else world
+    rank_ = rank() if rank_ is None else rank_
+    steps = -(-(stop - start) // step)
+    a = start + step * (steps * rank_ // world)
+    b = start + step * (steps * (rank_ + 1) // world)
+    return min(a, stop), min(b, stop)
+
+
+def gather_rows(values, dst: int = 0):
+    """Each rank's ``values`` (an array of rows, or a dict of them; None for an empty share)
+    joined in rank order on rank ``dst``; None on the other ranks. Without a process group:
+    ``values`` itself."""
+    if not is_initialized():
+        return values
+    parts = [None] * dist.get_world_size() if dist.get_rank() == dst else None
+    dist.gather_object(values, parts, dst=dst)
+    if dist.get_rank() != dst:
+        return None
+    import numpy as np
+
+    parts = [part for part in parts if part is not None]
+    if not parts:
+        return None
+    if isinstance(parts[0], dict):
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    return np.concatenate(parts)
 
 
 def wrap(module: nn.Module, device: torch.device) -> nn.Module:
