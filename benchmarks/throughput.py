@@ -438,45 +438,8 @@ def _enqueue(moco, all_keys) -> None:
         moco.enqueue(all_keys)
 
 
-class _QueueLogSumExp(torch.autograd.Function):
-    """log-sum-exp over the queue of each query's logits ``query @ negatives.T``, computed
-    ``chunk`` keys at a time in both passes, so that no (n, K) matrix is ever stored (the
-    backward recomputes each chunk's logits: one more matrix product, far less memory
-    traffic)."""
-
-    @staticmethod
-    def forward(ctx, query, negatives, chunk: int):
-        lse = None
-        for start in range(0, negatives.shape[0], chunk):
-            part = torch.logsumexp(query @ negatives[start : start + chunk].T, dim=1)
-            lse = part if lse is None else torch.logaddexp(lse, part)
-        ctx.save_for_backward(query, negatives, lse)
-        ctx.chunk = chunk
-        return lse
-
-    @staticmethod
-    def backward(ctx, grad):
-        query, negatives, lse = ctx.saved_tensors
-        grad_query = torch.zeros_like(query)
-        for start in range(0, negatives.shape[0], ctx.chunk):
-            keys = negatives[start : start + ctx.chunk]
-            weights = torch.exp(torch.addmm(-lse[:, None], query, keys.T))  # softmax part
-            grad_query.addmm_(weights.mul_(grad[:, None]), keys)
-        return grad_query, None, None
-
-
-def lean_info_nce(query, key, negatives, temperature: float, chunk: int = 4096):
-    """info_nce (the same loss and gradient up to rounding) without the (n, 1 + K) logits
-    matrix: the temperature folded into the queries, the positive logit combined with the
-    log-sum-exp of the negatives taken ``chunk`` keys at a time."""
-    query = query / temperature
-    positive = (query * key).sum(dim=1)
-    negative = _QueueLogSumExp.apply(query, negatives.to(query.dtype), chunk)
-    return (torch.logaddexp(positive, negative) - positive).mean()
-
-
 def lean_moco_forward(self, view_q, view_k, generator=None, return_features=False):
-    """MoCo.forward with lean_info_nce and the queue read without a copy: the keys of a step
+    """MoCo.forward with the queue read without a copy: the keys of a step
     join the queue at the start of the next step (after its backward), which is when the
     current code's copy of the queue stops mattering; the queue a step sees is the same."""
     pending = self.__dict__.pop("_pending_keys", None)
@@ -486,7 +449,7 @@ def lean_moco_forward(self, view_q, view_k, generator=None, return_features=Fals
     features = self.backbone(view_q)
     query = F.normalize(self.query_encoder[1](features).float(), dim=1)
     key, all_keys = _keys(self, view_k, generator)
-    loss = lean_info_nce(query, key, self.queue, self.temperature)
+    loss = info_nce(query, key, self.queue, self.temperature)
     self._pending_keys = all_keys
     return (loss, features) if return_features else loss
 
@@ -548,6 +511,23 @@ def fused_sgd_like(optimizer) -> torch.optim.SGD:
     return torch.optim.SGD(groups, fused=True)
 
 
+def whole_matrix_moco_forward(self, view_q, view_k, generator=None, return_features=False):
+    """MoCo.forward with the InfoNCE of one (n, K) logits matrix (``chunk_size=None``): the
+    package's step before 7 December 2026, the baseline of the chunked loss."""
+    self.momentum_update()
+    features = self.backbone(view_q)
+    query = F.normalize(self.query_encoder[1](features).float(), dim=1)
+    key, all_keys = _keys(self, view_k, generator)
+    loss = info_nce(query, key, self.queue.clone().detach(), self.temperature, None)
+    _enqueue(self, all_keys)
+    return (loss, features) if return_features else loss
+
+
+def _whole_matrix(trainer) -> None:
+    moco = trainer.task.moco
+    moco.forward = types.MethodType(whole_matrix_moco_forward, moco)
+
+
 def _fused_sgd(trainer) -> None:
     """The trainer's SGD rebuilt with fused=True."""
     trainer.optimizer = fused_sgd_like(trainer.optimizer)
@@ -572,8 +552,9 @@ def _gain_after(trainer) -> None:
 
 #: Benchmark-local variants of the MoCo step tried by the profile section.
 VARIANTS = {
+    "InfoNCE as one logits matrix (before)": _whole_matrix,
     "fused SGD": _fused_sgd,
-    "chunked InfoNCE, queue not copied": lambda trainer: _lean_forward(trainer),
+    "queue not copied": lambda trainer: _lean_forward(trainer),
     "gains after the resampling": lambda trainer: _gain_after(trainer),
     "all three": lambda trainer: (
         _fused_sgd(trainer),
@@ -604,15 +585,15 @@ def micro_benchmarks(trainer, reps: int) -> dict[str, tuple[float, float]]:
     generator = torch.Generator(device=device)
     generator.manual_seed(0)
 
-    def current_nce():
-        info_nce(query, key, moco.queue.clone().detach(), moco.temperature).backward()
+    def whole_nce():  # the (n, K) logits at once, as skphotoz did before chunking
+        info_nce(query, key, moco.queue.clone().detach(), moco.temperature, None).backward()
 
-    def lean_nce():
-        lean_info_nce(query, key, moco.queue, moco.temperature).backward()
+    def chunked_nce():  # skphotoz's InfoNCE now
+        info_nce(query, key, moco.queue.clone().detach(), moco.temperature).backward()
 
     pairs = {
         "SGD step (the engine's vs fused)": (trainer.optimizer.step, fused.step),
-        "InfoNCE forward+backward": (current_nce, lean_nce),
+        "InfoNCE forward+backward (whole vs chunked)": (whole_nce, chunked_nce),
         "augment (1 view)": (
             lambda: augment(images, generator),
             lambda: variant_augment(images, generator),

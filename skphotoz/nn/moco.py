@@ -16,8 +16,49 @@ from torch import nn
 from . import distributed
 
 
+#: Keys of the queue per block of the InfoNCE log-sum-exp: large enough that each block is
+#: one efficient matrix product, small enough that a block of logits (queries x 4,096) stays
+#: in cache rather than the whole (queries x queue) matrix going through memory.
+INFO_NCE_CHUNK = 4096
+
+
+class _QueueLogSumExp(torch.autograd.Function):
+    """Row-wise log-sum-exp of ``query @ negatives.T``, taken ``chunk`` keys at a time.
+
+    Forward: a running ``logaddexp`` of each block's ``logsumexp``. Backward: each block's
+    logits are formed again and ``softmax x grad`` times the block's keys is added to the
+    queries' gradient. The (n, K) logits are never stored: one more matrix product, far less
+    memory traffic (on a 2-core CPU with 65,536 keys, about half the time of the loss).
+    ``negatives`` gets no gradient (the queue is a buffer).
+    """
+
+    @staticmethod
+    def forward(ctx, query, negatives, chunk):
+        lse = None
+        for start in range(0, negatives.shape[0], chunk):
+            block = torch.logsumexp(query @ negatives[start : start + chunk].T, dim=1)
+            lse = block if lse is None else torch.logaddexp(lse, block)
+        ctx.save_for_backward(query, negatives, lse)
+        ctx.chunk = chunk
+        return lse
+
+    @staticmethod
+    def backward(ctx, grad):
+        query, negatives, lse = ctx.saved_tensors
+        grad_query = torch.zeros_like(query)
+        for start in range(0, negatives.shape[0], ctx.chunk):
+            keys = negatives[start : start + ctx.chunk]
+            softmax = torch.exp(torch.addmm(-lse[:, None], query, keys.T))
+            grad_query.addmm_(softmax.mul_(grad[:, None]), keys)
+        return grad_query, None, None
+
+
 def info_nce(
-    query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, temperature: float
+    query: torch.Tensor,
+    key: torch.Tensor,
+    negatives: torch.Tensor,
+    temperature: float,
+    chunk_size: int | None = INFO_NCE_CHUNK,
 ) -> torch.Tensor:
     """InfoNCE loss of normalised queries against their positive keys and shared negatives.
 
@@ -28,6 +69,10 @@ def info_nce(
     negatives : tensor of shape (K, d)
         L2-normalised negative keys (the queue).
     temperature : float
+    chunk_size : int or None, default=4096
+        The log-sum-exp over the negatives is taken this many keys at a time, without storing
+        the (n, K) logits (the same loss and gradients up to float rounding). None, or
+        negatives that need a gradient: one (n, K) matrix, through plain autograd.
 
     Returns
     -------
@@ -36,12 +81,14 @@ def info_nce(
     """
     # The cross-entropy of the positive among [positive, negatives], without building the
     # (n, 1 + K) logits: the temperature divides the n queries rather than the n x K logits,
-    # and the log-sum-exp of the negatives joins the positive's. On the CPU, with a queue of
-    # 65,536 keys, this halves the time of the loss.
+    # and the log-sum-exp of the negatives joins the positive's.
     scaled = query / temperature
     positive = (scaled * key).sum(dim=1)
-    negative = scaled @ negatives.T
-    normaliser = torch.logaddexp(positive, torch.logsumexp(negative, dim=1))
+    if chunk_size is None or negatives.requires_grad or negatives.shape[0] <= chunk_size:
+        negative = torch.logsumexp(scaled @ negatives.T, dim=1)
+    else:
+        negative = _QueueLogSumExp.apply(scaled, negatives.to(scaled.dtype), int(chunk_size))
+    normaliser = torch.logaddexp(positive, negative)
     return (normaliser - positive).mean()
 
 

@@ -169,3 +169,33 @@ def test_moco_task_weighs_its_terms():
     # Same seeds, same views: the unweighted terms do not depend on the weights.
     for name in ("contrastive", "photometry", "redshift"):
         assert losses[0][name].item() == pytest.approx(losses[1][name].item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("n_keys", [10_000, 4096, 100])
+def test_info_nce_in_chunks_matches_one_matrix(n_keys):
+    """The chunked log-sum-exp gives the loss and the gradients of the whole logits matrix."""
+    gen = torch.Generator().manual_seed(0)
+
+    def unit(*shape):
+        return torch.nn.functional.normalize(torch.randn(*shape, generator=gen), dim=1)
+
+    q, k, queue = unit(32, 16), unit(32, 16), unit(n_keys, 16)
+    grads = []
+    losses = []
+    for chunk in (None, 4096, 1000):
+        query, key = q.clone().requires_grad_(), k.clone().requires_grad_()
+        loss = info_nce(query, key, queue, 0.07, chunk_size=chunk)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append((query.grad, key.grad))
+    for loss, (gq, gk) in zip(losses[1:], grads[1:], strict=True):
+        assert loss == pytest.approx(losses[0], rel=1e-6)
+        torch.testing.assert_close(gq, grads[0][0], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(gk, grads[0][1], rtol=1e-5, atol=1e-7)
+
+
+def test_info_nce_gives_negatives_that_need_it_their_gradient():
+    q = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    queue = torch.nn.functional.normalize(torch.randn(50, 8), dim=1).requires_grad_()
+    info_nce(q, q.clone(), queue, 0.1, chunk_size=16).backward()
+    assert queue.grad is not None and queue.grad.abs().sum() > 0
