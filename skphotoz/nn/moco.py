@@ -15,7 +15,6 @@ from torch import nn
 
 from . import distributed
 
-
 #: Keys of the queue per block of the InfoNCE log-sum-exp: large enough that each block is
 #: one efficient matrix product, small enough that a block of logits (queries x 4,096) stays
 #: in cache rather than the whole (queries x queue) matrix going through memory.
