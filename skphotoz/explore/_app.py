@@ -158,20 +158,11 @@ def _url(host: str, port: int) -> str:
 
 class Server:
     """A running explore server (Werkzeug's threaded server) in a background thread:
-    ``url``, and ``shutdown()``. Used by tests and benchmarks; ``serve`` runs it in the
-    foreground."""
+    ``url``, ``port`` and ``shutdown()``. :func:`serve` runs the same server in the
+    foreground; tests and the benchmark use this one."""
 
     def __init__(self, explorer: Explorer, host: str = "127.0.0.1", port: int = 0):
-        _import_flask()
-        from werkzeug.serving import make_server
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        listening = _listen(host, port)
-        self.port = listening.getsockname()[1]
-        self._server = make_server(
-            host, self.port, create_app(explorer), threaded=True, fd=listening.fileno()
-        )
-        self._socket = listening
+        self._server, self._socket, self.port = _make_server(explorer, host, port)
         self.url = _url(host, self.port)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -189,17 +180,24 @@ class Server:
         self.shutdown()
 
 
+def _make_server(explorer: Explorer, host: str, port: int):
+    """Werkzeug's threaded server of ``explorer``'s application on a socket this module
+    opened (so that a busy port is a one-line error); returns it, the socket and the port."""
+    _import_flask()
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    listening = _listen(host, port)
+    port = listening.getsockname()[1]
+    server = make_server(host, port, create_app(explorer), threaded=True, fd=listening.fileno())
+    return server, listening, port
+
+
 def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, *, announce=print):
     """Serve the page until Ctrl-C. ``host`` 127.0.0.1 (the default) answers this computer
     only; another address lets the network in (the page is read-only, but it shows the
     archive)."""
-    _import_flask()
-    from werkzeug.serving import make_server
-
-    listening = _listen(host, port)
-    port = listening.getsockname()[1]
-    server = make_server(host, port, create_app(explorer), threaded=True, fd=listening.fileno())
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server, listening, port = _make_server(explorer, host, port)
     announce(f"serving {explorer.archive_path.name} at {_url(host, port)} (Ctrl-C stops)")
     try:
         server.serve_forever()

@@ -297,6 +297,7 @@ class Explorer:
                 f"archive {os.fspath(archive)!r} holds {self.n_galaxies} galaxy; exploring "
                 "needs at least 2 (a galaxy and a neighbour)."
             )
+        self._columns: dict = {}  # see _column
         self._lock = threading.Lock()  # HDF5 reads and model calls, one at a time
         self._stamps: OrderedDict[int, bytes] = OrderedDict()
         self._archive_key = (_file_key(archive), bool(deredden), crop)
@@ -530,12 +531,16 @@ class Explorer:
         return json.dumps(payload, separators=(",", ":")).encode()
 
     def _column(self, name: str):
-        values = self._display.get(name)
-        if values is None:
-            return None
-        if np.issubdtype(values.dtype, np.floating):
-            return values if np.isfinite(values).any() else None
-        return values if (values != -1).any() else None
+        """The archive's column ``name``, or None where it holds no values (writers fill an
+        absent column with NaN or -1); decided once per column, not per request."""
+        if name not in self._columns:
+            values = self._display.get(name)
+            if values is not None and np.issubdtype(values.dtype, np.floating):
+                values = values if np.isfinite(values).any() else None
+            elif values is not None:
+                values = values if (values != -1).any() else None
+            self._columns[name] = values
+        return self._columns[name]
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -686,7 +691,7 @@ class Explorer:
 
     def pdf(self, row: int) -> dict | None:
         """The model's redshift PDF of ``row``: bin centres, probability densities (per unit
-        redshift), the point estimate and, where the model gives it, the 68 % interval; None
+        redshift), the point estimate and the central 68 % interval; None
         without a model that gives PDFs. A galaxy the model refuses (a stamp with NaN pixels,
         say) gets ``{"error": why}``."""
         if not self._has_pdf():
@@ -695,19 +700,21 @@ class Explorer:
             with self._lock:
                 stamp = np.asarray(self._images[row : row + 1])
                 z_phot, probability = self.model.predict(stamp, return_pdf=True)
-                interval = getattr(self.model, "predict_interval", None)
-                low_high = interval(stamp) if callable(interval) else None
         except ValueError as error:
             return {"error": f"the model cannot predict this galaxy: {str(error)[:300]}"}
+        from ..metrics import pdf_quantiles
+
         edges = np.asarray(self.model.redshift_bins_, dtype=np.float64)
+        # The 68 % interval from the same PDF (as predict_interval computes it), without a
+        # second pass of the network.
+        low, high = pdf_quantiles(probability, edges, [0.16, 0.84])[0]
         density = np.asarray(probability[0], dtype=np.float64) / np.diff(edges)
         result = {
             "z": [_finite(v, 5) for v in (edges[:-1] + edges[1:]) / 2],
             "density": [_finite(v, 6) for v in density],
             "z_phot": _finite(z_phot[0]),
         }
-        if low_high is not None:
-            result["interval_68"] = [_finite(low_high[0][0]), _finite(low_high[1][0])]
+        result["interval_68"] = [_finite(low), _finite(high)]
         return result
 
     def galaxy(self, row: int) -> dict:
