@@ -608,3 +608,14 @@ def test_explore_needs_one_source_of_embeddings(files, capsys):
         with pytest.raises(SystemExit) as caught:
             main(["explore", str(files["archive"]), "--embeddings", "e.npy", *option])
         assert caught.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_explore_refuses_a_model_fitted_on_other_stamps(files, tmp_path, capsys):
+    path, _ = odd_archive(tmp_path, n=12)  # 16-px stamps; the model was fitted on 32-px ones
+    np.save(tmp_path / "e.npy", np.eye(12, 4) + 0.1)
+    argv = [
+        "explore", str(path), "--embeddings", str(tmp_path / "e.npy"), "--model",
+        str(files["folder"] / "photoz.skops"), "--check", "--no-cache",
+    ]  # fmt: skip
+    assert main(argv) == 1
+    assert "was fitted on stamps of shape (5, 32, 32)" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from ._io import check_input_file, load_model, preprocessing_options, say
+from ._io import check_input_file, check_stamps, load_model, preprocessing_options, say
 
 
 def _preprocessing(models: dict, args) -> tuple[bool, int | None]:
@@ -29,9 +29,9 @@ def _preprocessing(models: dict, args) -> tuple[bool, int | None]:
 
 def build_explorer(args):
     """The :class:`~skphotoz.explore.Explorer` that ``args`` describe."""
+    from ..data import load_embeddings
     from ..explore import Explorer
     from ._io import open_checked_archive
-    from ._predict import _load_embeddings
 
     check_input_file(args.archive, "archive")
     models = {}
@@ -46,11 +46,13 @@ def build_explorer(args):
         )  # fmt: skip
         models[args.model] = model
     deredden, crop = _preprocessing(models, args)
-    open_checked_archive(args.archive, deredden=deredden, crop=crop)  # errors that name it
+    archive = open_checked_archive(args.archive, deredden=deredden, crop=crop)
+    for path, fitted in models.items():  # the stamps each model was fitted on
+        check_stamps(fitted, path, archive.images, args.archive, crop)
     embeddings = None
     if args.embeddings is not None:
         check_input_file(args.embeddings, "embeddings")
-        embeddings = _load_embeddings(args.embeddings)
+        embeddings = load_embeddings(args.embeddings)
     cache = None if args.no_cache else ("auto" if args.cache_dir is None else args.cache_dir)
     return Explorer(
         args.archive, embeddings=embeddings, embedder=embedder, model=model,

@@ -223,41 +223,6 @@ def _query_row(archive, archive_path, query_index, objid) -> int:
     return int(rows[0])
 
 
-def _load_embeddings(path):
-    """The embeddings written by ``skphotoz embed``: a .npy array, or the dataset
-    ``embeddings`` of an HDF5 file; a one-line error naming the file otherwise."""
-    import h5py
-    import numpy as np
-
-    if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
-            if "embeddings" not in f:
-                raise ValueError(
-                    f"embeddings {os.fspath(path)!r} is an HDF5 file without a dataset "
-                    f"'embeddings' (it holds {sorted(f)}); write one with `skphotoz embed`."
-                )
-            from ..data._checksum import read_rows
-
-            dataset = f["embeddings"]
-            return read_rows(dataset, (), path=path, what="embeddings", first=0, stop=len(dataset))
-    try:
-        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        # (numpy's own text can advise allow_pickle=True, which could run code: not shown)
-        detail = "" if "pickle" in str(exc) else f"; numpy says: {exc}"
-        raise ValueError(
-            f"embeddings {os.fspath(path)!r} is neither a .npy array of numbers nor an HDF5 "
-            f"file with a dataset 'embeddings' (as `skphotoz embed` writes){detail}"
-        ) from exc
-    if not isinstance(loaded, np.ndarray):  # an .npz archive of several arrays
-        loaded.close()
-        raise ValueError(
-            f"embeddings {os.fspath(path)!r} is a .npz archive; give the .npy array or the "
-            f"HDF5 file that `skphotoz embed` writes."
-        )
-    return loaded
-
-
 def run_search_cli(
     archive_path,
     query_index: int | None = None,
@@ -361,7 +326,9 @@ def run_search_cli(
         n_neighbors = n - 1
     if embeddings_path is not None:
         check_input_file(embeddings_path, "embeddings")
-        X = _load_embeddings(embeddings_path)
+        from ..data import load_embeddings
+
+        X = load_embeddings(embeddings_path)
         if X.ndim != 2 or X.shape[0] != n:
             raise ValueError(
                 f"embeddings_path must hold one row per archive galaxy ({n}); got shape {X.shape}."

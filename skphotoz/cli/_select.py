@@ -19,7 +19,6 @@ from ._io import (
     say,
     set_runtime,
 )
-from ._predict import _load_embeddings
 
 
 def _photometry(args, archive):
@@ -223,7 +222,9 @@ def select(args) -> int:
     embeddings = None
     if features_kind in ("embeddings", "both"):
         check_input_file(args.embeddings, "--embeddings")
-        embeddings = _load_embeddings(args.embeddings)
+        from ..data import load_embeddings
+
+        embeddings = load_embeddings(args.embeddings)
         if embeddings.ndim != 2 or len(embeddings) != n:
             raise ValueError(
                 f"--embeddings {args.embeddings!r} has shape {embeddings.shape}; the archive "

@@ -3,6 +3,7 @@ catalogues (``ingest``), extinction and flux units."""
 
 from ._archive import (
     ArchiveWriter,
+    load_embeddings,
     load_npz_cube,
     open_archive,
     save_npz_cube,
@@ -36,6 +37,7 @@ __all__ = [
     "deredden",
     "extinction_from_ebv",
     "ingest",
+    "load_embeddings",
     "load_npz_cube",
     "mag_to_nanomaggies",
     "nanomaggies_to_mag",

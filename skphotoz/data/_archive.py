@@ -28,6 +28,7 @@ from ._checksum import (
     CRC_KEY,
     DATASETS_ATTR,
     read_column,
+    read_rows,
     row_crcs,
     structure_errors,
 )
@@ -545,6 +546,38 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
                 )
             bunch[alias] = read_column(column, path=path, what=f"column {alias!r}")
     return bunch
+
+
+def load_embeddings(path) -> np.ndarray:
+    """The embeddings written by ``skphotoz embed``: a .npy array (memory-mapped), or the
+    dataset ``embeddings`` of an HDF5 file (its checksums verified); a one-line error naming
+    the file otherwise. Used by ``skphotoz search``, ``select`` and ``explore``."""
+
+    if h5py.is_hdf5(path):
+        with h5py.File(path, "r") as f:
+            if "embeddings" not in f:
+                raise ValueError(
+                    f"embeddings {os.fspath(path)!r} is an HDF5 file without a dataset "
+                    f"'embeddings' (it holds {sorted(f)}); write one with `skphotoz embed`."
+                )
+            dataset = f["embeddings"]
+            return read_rows(dataset, (), path=path, what="embeddings", first=0, stop=len(dataset))
+    try:
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        # (numpy's own text can advise allow_pickle=True, which could run code: not shown)
+        detail = "" if "pickle" in str(exc) else f"; numpy says: {exc}"
+        raise ValueError(
+            f"embeddings {os.fspath(path)!r} is neither a .npy array of numbers nor an HDF5 "
+            f"file with a dataset 'embeddings' (as `skphotoz embed` writes){detail}"
+        ) from exc
+    if not isinstance(loaded, np.ndarray):  # an .npz archive of several arrays
+        loaded.close()
+        raise ValueError(
+            f"embeddings {os.fspath(path)!r} is a .npz archive; give the .npy array or the "
+            f"HDF5 file that `skphotoz embed` writes."
+        )
+    return loaded
 
 
 def save_npz_cube(path, images, redshift, **labels) -> None:

@@ -68,33 +68,6 @@ def _finite(value, digits: int | None = None):
     return value if digits is None else round(value, digits)
 
 
-def _read_embeddings(path: str) -> np.ndarray:
-    """Embeddings from a ``.npy`` file (memory-mapped) or the dataset ``embeddings`` of an
-    HDF5 file, as ``skphotoz embed`` writes them."""
-    import h5py
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"embeddings: no such file {path!r}.")
-    if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
-            if not isinstance(f.get("embeddings"), h5py.Dataset):
-                raise ValueError(
-                    f"embeddings {path!r} is an HDF5 file without a dataset 'embeddings' (as "
-                    "`skphotoz embed` writes)."
-                )
-            return f["embeddings"][()]
-    try:
-        X = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        X = None
-    if not isinstance(X, np.ndarray):
-        raise ValueError(
-            f"embeddings {path!r} is neither a .npy array of numbers nor an HDF5 file with a "
-            "dataset 'embeddings' (as `skphotoz embed` writes)."
-        )
-    return X
-
-
 def _file_key(path) -> str:
     """Identity of a file for the cache: its absolute path, size and modification time (the
     archive may be terabytes, so its bytes are not hashed)."""
@@ -349,7 +322,11 @@ class Explorer:
             X = np.concatenate(blocks)
             self._cache.put("embeddings", key, X)
         elif isinstance(embeddings, str | os.PathLike):
-            X = _read_embeddings(os.fspath(embeddings))
+            from ..data import load_embeddings
+
+            if not os.path.isfile(embeddings):
+                raise FileNotFoundError(f"embeddings: no such file {os.fspath(embeddings)!r}.")
+            X = load_embeddings(embeddings)
         else:
             X = np.asarray(embeddings)
         if X.ndim != 2 or X.shape[0] != self.n_galaxies or X.shape[1] < 2:
