@@ -491,7 +491,9 @@ def _as_column(values, dtype: np.dtype, name: str) -> np.ndarray:
 
 
 @validated({"crop": [integer(1), None], "deredden": ["boolean"]})
-def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bunch:
+def open_archive(
+    path, *, crop: int | None = None, deredden: bool = False, cache: str | None = None
+) -> Bunch:
     """Open an HDF5 archive: images stay on disk, per-galaxy columns are loaded.
 
     Parameters
@@ -503,6 +505,9 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
     deredden : bool, default=False
         Correct the images for Galactic extinction with the ``e_bv`` column on read
         (refused if any galaxy's extinction is NaN or infinite).
+    cache : {None, "exact", "float16"}, default=None
+        Keep the stamps read in memory, so that later epochs do not read the file again
+        (see :class:`HDF5Images`).
 
     Returns
     -------
@@ -520,7 +525,7 @@ def open_archive(path, *, crop: int | None = None, deredden: bool = False) -> Bu
         incomplete archive (an :class:`ArchiveWriter` that stopped before its last galaxy),
         or a column has a different number of rows than there are images.
     """
-    images = HDF5Images(path, crop=crop, deredden=deredden)
+    images = HDF5Images(path, crop=crop, deredden=deredden, cache=cache)
     n_samples, n_bands = len(images), images.shape[1]
     bunch = Bunch(images=images)
     with open_hdf5(path) as f, structure_errors(path):

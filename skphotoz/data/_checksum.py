@@ -105,14 +105,13 @@ def read_column(dataset: h5py.Dataset, *, path, what: str) -> np.ndarray:
     return values
 
 
-def check_uniform_rows(
-    dataset: h5py.Dataset, block: np.ndarray, first: int, *, path, what: str
-) -> None:
-    """Refuse rows of ``block`` (rows ``first``.. of an archive's images, as stored) that read
-    as one repeated byte, 0x00 or 0xFF, and are not what was written: a chunk overwritten
-    so passes Fletcher-32. Checked against the per-stamp CRC-32s where the archive has them,
-    else by whether the chunk is stored at all (a lost index entry reads as zeros). Costs a
-    look at three bytes per row, and a full check only for such rows."""
+def check_uniform_rows(dataset: h5py.Dataset, block: np.ndarray, first, *, path, what: str) -> None:
+    """Refuse rows of ``block`` (rows ``first``.. of an archive's images, as stored, or the
+    rows numbered by the integer array ``first``) that read as one repeated byte, 0x00 or
+    0xFF, and are not what was written: a chunk overwritten so passes Fletcher-32. Checked
+    against the per-stamp CRC-32s where the archive has them, else by whether the chunk is
+    stored at all (a lost index entry reads as zeros). Costs a look at three bytes per row,
+    and a full check only for such rows."""
     if not getattr(dataset, "fletcher32", False) or dataset.chunks is None or block.size == 0:
         return
     raw = np.ascontiguousarray(block).view(np.uint8).reshape(len(block), -1)
@@ -123,7 +122,7 @@ def check_uniform_rows(
     candidates = candidates[(raw[candidates] == head[candidates, None]).all(axis=1)]
     if candidates.size == 0:
         return
-    rows = first + candidates
+    rows = first + candidates if np.ndim(first) == 0 else np.asarray(first)[candidates]
     table = dataset.file.get(CRC_KEY) if dataset.name == "/images" else None
     if isinstance(table, h5py.Dataset) and len(table) == dataset.shape[0]:
         bad = []
@@ -229,6 +228,29 @@ def unchecked_chunks(dataset: h5py.Dataset, chunks, *, allocated: bool) -> list[
         if info.filter_mask != 0 or missing:
             bad.append(int(chunk))
     return bad
+
+
+def sound_chunks(dataset: h5py.Dataset) -> np.ndarray | None:
+    """Which chunks (indices along the first axis) of a checksummed ``dataset`` have a sound
+    index entry, by :func:`unchecked_chunks`'s rules with ``allocated=True``, from one pass
+    over the chunk index: about 4 µs a chunk, against about 100 µs for each chunk looked up
+    alone. None where HDF5 or h5py cannot iterate over the chunks (HDF5 < 1.12.3)."""
+    step = dataset.chunks[0]
+    end = dataset.file.id.get_filesize()
+    sound = np.zeros(-(-dataset.shape[0] // step), dtype=bool)
+
+    def visit(info) -> None:
+        offset = info.chunk_offset
+        if any(offset[1:]) or info.byte_offset is None:
+            return
+        if info.filter_mask == 0 and info.byte_offset + info.size <= end:
+            sound[offset[0] // step] = True
+
+    try:
+        dataset.id.chunk_iter(visit)
+    except (AttributeError, NotImplementedError, *_READ_ERRORS):
+        return None
+    return sound
 
 
 def chunk_rows(dataset: h5py.Dataset, chunks) -> np.ndarray:
