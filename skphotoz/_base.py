@@ -107,6 +107,7 @@ class NetworkEstimator(FixedAfterFit, BaseEstimator):
         "nan_policy": [StrOptions(set(NAN_POLICIES))],
         "device": [str, torch.device],
         "num_workers": [integer(0, 128)],
+        "shuffle_buffer": [integer(1), None],
         "random_state": random_state(),
         "verbose": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
@@ -144,6 +145,7 @@ class NetworkEstimator(FixedAfterFit, BaseEstimator):
         nan_policy,
         device,
         num_workers,
+        shuffle_buffer,
         random_state,
         verbose,
         checkpoint_dir,
@@ -168,6 +170,7 @@ class NetworkEstimator(FixedAfterFit, BaseEstimator):
         self.nan_policy = nan_policy
         self.device = device
         self.num_workers = num_workers
+        self.shuffle_buffer = shuffle_buffer
         self.random_state = random_state
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
@@ -357,6 +360,7 @@ class NetworkEstimator(FixedAfterFit, BaseEstimator):
             clip_grad_norm=clip_grad_norm,
             device=self.device,
             num_workers=self.num_workers,
+            shuffle_buffer=self.shuffle_buffer,
             seed=seed,
             description=description,
         )

@@ -196,7 +196,20 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         "auto" (CUDA if available), or any torch device string ("cpu", "cuda", "cuda:1",
         "mps", ...); one this machine does not have raises a ValueError listing those it has.
     num_workers : int, default=0
-        DataLoader worker processes reading the batches (useful for HDF5 input).
+        DataLoader worker processes reading the batches; they start once and persist
+        across epochs. With 0, a thread of this process reads the next batches while the
+        network computes, which is usually enough; workers pay where reading a batch costs
+        more than a step (compressed archives, many CPU cores feeding a GPU).
+    shuffle_buffer : int, optional
+        None (default): each epoch visits the galaxies in a uniformly random order. An
+        integer: a block shuffle for archives too large for memory, on slow disks or
+        network file systems: each epoch reads the archive in contiguous blocks of at least
+        64 galaxies (whole chunks of the archive) in random order, about ``shuffle_buffer``
+        galaxies at a time, and shuffles the batches within each such buffer. Reading is
+        sequential, at the price of batches drawn from fewer, neighbouring stretches of the
+        archive; that cost is small where the archive's order is unrelated to the galaxies
+        (measured in the docs' throughput page) and largest for an archive sorted by a
+        property (sky position, redshift). Memory: about two buffers of stamps.
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, batches, augmentations and the validation split: on the CPU equal
         seeds give equal models. Resuming a checkpoint needs an integer.
@@ -331,6 +344,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         test_time_augmentation=False,
         device="auto",
         num_workers=0,
+        shuffle_buffer=None,
         random_state=None,
         verbose=False,
         checkpoint_dir=None,
@@ -356,6 +370,7 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
             nan_policy=nan_policy,
             device=device,
             num_workers=num_workers,
+            shuffle_buffer=shuffle_buffer,
             random_state=random_state,
             verbose=verbose,
             checkpoint_dir=checkpoint_dir,

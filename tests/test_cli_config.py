@@ -139,7 +139,7 @@ def test_unknown_key(tmp_path, recorded, capsys):
     assert main(["pretrain", "--config", config, "--output", "e.joblib"]) == 2
     err = _error(capsys, "pretrain")
     assert f"config file {config!r}: unknown key 'epoch' (did you mean 'epochs'?)" in err
-    assert "batch-size, checkpoint-dir" in err  # what it takes
+    assert "batch-size, cache, checkpoint-dir" in err  # what it takes
     assert not recorded
 
 

@@ -51,6 +51,7 @@ COMMON = {
     "nan_policy": _param(st.sampled_from(["raise", "fill"])),
     "backbone": _param(st.sampled_from(["auto", "mlp", "resnet18"])),
     "device": _param(st.sampled_from(["cpu", "auto", "cuda:3", "mps", "cpu:0"])),
+    "shuffle_buffer": _param(st.one_of(st.none(), st.integers(1, 20))),
 }
 EMBEDDER = {
     **COMMON,

@@ -59,7 +59,7 @@ def check_output_path(path, what: str = "--output", inputs: dict | None = None) 
         raise PermissionError(f"{what}: the folder {folder!r} is not writable.")
 
 
-def open_checked_archive(path, *, crop=None, deredden=False):
+def open_checked_archive(path, *, crop=None, deredden=False, cache=None):
     """:func:`skphotoz.data.open_archive` with errors that name the file."""
     import h5py
 
@@ -71,7 +71,7 @@ def open_checked_archive(path, *, crop=None, deredden=False):
             f"archive {os.fspath(path)!r} is not an HDF5 file; write one with `skphotoz ingest` "
             f"or skphotoz.data.write_archive."
         )
-    return open_archive(path, crop=crop, deredden=deredden)
+    return open_archive(path, crop=crop, deredden=deredden, cache=cache)
 
 
 def load_model(
@@ -185,12 +185,12 @@ def check_stamps(model, model_path, images, archive_path, crop) -> None:
     )
 
 
-def open_for_model(model, model_path, archive_path, *, deredden=None, crop=None):
+def open_for_model(model, model_path, archive_path, *, deredden=None, crop=None, cache=None):
     """ARCHIVE opened as ``model`` was fitted on (its remembered preprocessing, else the
     flags; ``model`` None: the flags), its stamps checked against the model's input shape;
     returns the archive and the ``deredden``, ``crop`` used."""
     deredden, crop = preprocessing_options(model, model_path, deredden=deredden, crop=crop)
-    archive = open_checked_archive(archive_path, deredden=deredden, crop=crop)
+    archive = open_checked_archive(archive_path, deredden=deredden, crop=crop, cache=cache)
     check_stamps(model, model_path, archive.images, archive_path, crop)
     return archive, deredden, crop
 

@@ -27,6 +27,7 @@ TRAINING_OPTIONS = (
     "nan_policy",
     "checkpoint_dir",
     "num_workers",
+    "shuffle_buffer",
 )
 
 
@@ -220,6 +221,9 @@ def add_training_options(parser, *, epochs=None, **help_texts: str) -> None:
         "checkpoint_dir": "folder of a checkpoint written each epoch; running the same command "
         "again resumes from it",
         "num_workers": "DataLoader processes reading the archive",
+        "shuffle_buffer": "read the archive in contiguous blocks in random order, about this "
+        "many galaxies at a time, shuffled within (for archives on slow disks); without it, "
+        "a uniform shuffle",
         "seed": "random seed of weights and batches",
         **help_texts,
     }
@@ -241,4 +245,11 @@ def add_training_options(parser, *, epochs=None, **help_texts: str) -> None:
     add_nan_policy(parser, "the estimator's")
     add("--checkpoint-dir", dest="checkpoint_dir")
     add("--num-workers", dest="num_workers", type=int_at_least(0))
+    add("--shuffle-buffer", dest="shuffle_buffer", type=int_at_least(1))
+    parser.add_argument(
+        "--cache", choices=["exact", "float16"], default=None,
+        help="keep the stamps read in memory, so that only the first epoch reads the archive "
+        "(for archives that fit in RAM; float16: half the memory, rounded to 11 significant "
+        "bits; use with --num-workers 0) (default: read the archive every epoch)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int_at_least(0), default=0, help=text["seed"])

@@ -80,7 +80,9 @@ def pretrain(args) -> int:
 
     check_output_path(args.output, inputs={"ARCHIVE": args.archive})
     params = pretrain_params(args)
-    archive = open_checked_archive(args.archive, deredden=args.deredden, crop=args.crop)
+    archive = open_checked_archive(
+        args.archive, deredden=args.deredden, crop=args.crop, cache=args.cache
+    )
     size = archive.images.shape[-1]
     if args.preset and args.crop_size is None and (params["crop_size"] or 0) > size:
         raise ValueError(
@@ -152,7 +154,12 @@ def fit_photoz(args) -> int:
             )
         encoder = embedder  # the object: the file is read (and trusted or not) once
     archive, _, _ = open_for_model(
-        embedder, args.encoder, args.archive, deredden=args.deredden, crop=args.crop
+        embedder,
+        args.encoder,
+        args.archive,
+        deredden=args.deredden,
+        crop=args.crop,
+        cache=args.cache,
     )
     z = _labelled_redshifts(archive, args.archive)
     labelled = np.flatnonzero(~np.isnan(z))

@@ -16,9 +16,12 @@ thing whether the run was interrupted before it or not.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import math
+import queue
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -45,12 +48,14 @@ class TrainConfig:
     clip_grad_norm: float | None = None
     device: str = "auto"
     num_workers: int = 0
+    prefetch: int = 2
+    shuffle_buffer: int | None = None
     seed: int = 0
     description: str = "train"
 
 
 # Settings that change how a run computes, not what: left out of the run's fingerprint.
-_RUNTIME_SETTINGS = ("device", "num_workers", "description")
+_RUNTIME_SETTINGS = ("device", "num_workers", "prefetch", "description")
 
 
 def available_devices() -> list[str]:
@@ -121,22 +126,86 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def _shuffled_batches(n_samples: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """The epoch's random order of the samples, split into near-equal batches (unsorted)."""
-    order = np.random.default_rng([seed, epoch]).permutation(n_samples)
+#: Rows of the contiguous blocks of a block-shuffled epoch (rounded up to whole chunks of an
+#: archive whose chunks hold more rows): one HDF5 read each.
+SHUFFLE_BLOCK_ROWS = 64
+
+
+def shuffle_block_rows(array) -> int:
+    """Rows of each contiguous block of a block-shuffled epoch over ``array``: at least
+    :data:`SHUFFLE_BLOCK_ROWS`, in whole chunks of an array that says how many rows its
+    chunks hold (``chunk_rows``, as :class:`~skphotoz.data.HDF5Images` does), so that no
+    chunk is read by two blocks."""
+    chunk = int(getattr(array, "chunk_rows", 1) or 1)
+    return chunk * -(-SHUFFLE_BLOCK_ROWS // chunk)
+
+
+def epoch_order(
+    n_samples: int, seed: int, epoch: int, shuffle_buffer: int | None = None, block: int = 1
+) -> np.ndarray:
+    """The epoch's order of the samples, a function of ``(seed, epoch)`` only.
+
+    With ``shuffle_buffer=None`` a uniform random permutation. With an integer, a
+    block shuffle: the samples are cut into contiguous blocks of ``block`` rows, the blocks
+    are put in random order, and each run of ``shuffle_buffer // block`` consecutive blocks
+    of that order (a buffer) is shuffled within itself, so that an epoch reads the data in
+    contiguous blocks, one buffer at a time.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    if shuffle_buffer is None:
+        return rng.permutation(n_samples)
+    starts = rng.permutation(np.arange(0, n_samples, block))
+    per_buffer = max(1, shuffle_buffer // block)
+    order = []
+    for i in range(0, len(starts), per_buffer):
+        rows = np.concatenate(
+            [np.arange(s, min(s + block, n_samples)) for s in starts[i : i + per_buffer]]
+        )
+        order.append(rng.permutation(rows))
+    return np.concatenate(order)
+
+
+def _shuffled_batches(
+    n_samples: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle_buffer: int | None = None,
+    block: int = 1,
+) -> list[np.ndarray]:
+    """The epoch's order of the samples, split into near-equal batches (unsorted)."""
+    order = epoch_order(n_samples, seed, epoch, shuffle_buffer, block)
     return np.array_split(order, max(1, n_samples // batch_size))
 
 
-def epoch_batches(n_samples: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+def epoch_batches(
+    n_samples: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle_buffer: int | None = None,
+    block: int = 1,
+) -> list[np.ndarray]:
     """Shuffled index batches of one epoch, of near-equal size and never of a single sample.
 
-    The order depends only on ``(seed, epoch)``, so a resumed run sees the same batches.
+    The order depends only on ``(seed, epoch)`` (see :func:`epoch_order` for
+    ``shuffle_buffer`` and ``block``), so a resumed run sees the same batches.
     """
-    return [np.sort(b) for b in _shuffled_batches(n_samples, batch_size, seed, epoch)]
+    return [
+        np.sort(b)
+        for b in _shuffled_batches(n_samples, batch_size, seed, epoch, shuffle_buffer, block)
+    ]
 
 
 def rank_batches(
-    n_samples: int, batch_size: int, seed: int, epoch: int, rank: int, world_size: int
+    n_samples: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    rank: int,
+    world_size: int,
+    shuffle_buffer: int | None = None,
+    block: int = 1,
 ) -> list[np.ndarray]:
     """This rank's share of each batch of :func:`epoch_batches` (a distributed sampler).
 
@@ -146,16 +215,27 @@ def rank_batches(
     together the batch a single process would. With one process, :func:`epoch_batches`.
     """
     if world_size == 1:
-        return epoch_batches(n_samples, batch_size, seed, epoch)
+        return epoch_batches(n_samples, batch_size, seed, epoch, shuffle_buffer, block)
     shares = []
-    for batch in _shuffled_batches(n_samples, batch_size, seed, epoch):
+    for batch in _shuffled_batches(n_samples, batch_size, seed, epoch, shuffle_buffer, block):
         usable = len(batch) - len(batch) % world_size
         shares.append(np.sort(batch[:usable][rank::world_size]))
     return shares
 
 
+def read_groups(
+    batches: Sequence[np.ndarray], batch_size: int, shuffle_buffer: int | None
+) -> list[tuple[np.ndarray, ...]]:
+    """The batches of an epoch in groups read from the data at once: one batch each for a
+    full shuffle; for a block shuffle, the consecutive batches of about one buffer, whose
+    rows lie in a few contiguous blocks."""
+    per_group = 1 if shuffle_buffer is None else max(1, shuffle_buffer // max(1, batch_size))
+    return [tuple(batches[i : i + per_group]) for i in range(0, len(batches), per_group)]
+
+
 class _Batches(torch.utils.data.Dataset):
-    """Reads a whole batch from the array-likes at once (one HDF5 read per batch)."""
+    """Reads a group of batches from the array-likes at once (one read of the union of their
+    rows: one HDF5 read per contiguous run), returned as a list of batches."""
 
     def __init__(self, arrays: Sequence):
         self.arrays = arrays
@@ -163,21 +243,61 @@ class _Batches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.arrays[0])
 
-    def __getitem__(self, indices):
+    def __getitem__(self, group):
+        if isinstance(group, np.ndarray):  # a single batch
+            return self._read(group)
+        if len(group) == 1:
+            return [self._read(group[0])]
+        rows = np.unique(np.concatenate(group))
+        read = [np.asarray(a[rows]) for a in self.arrays]
+        return [
+            tuple(
+                torch.as_tensor(np.ascontiguousarray(r[np.searchsorted(rows, b)], dtype=np.float32))
+                for r in read
+            )
+            for b in group
+        ]
+
+    def _read(self, indices) -> tuple[torch.Tensor, ...]:
         # Contiguous copies: torch refuses views with negative strides (e.g. of X[::-1]).
         return tuple(
             torch.as_tensor(np.ascontiguousarray(a[indices], dtype=np.float32)) for a in self.arrays
         )
 
 
+class _Groups(torch.utils.data.Sampler):
+    """The read groups of the current epoch: one sampler for the life of a loader whose
+    workers persist across epochs (each epoch iterates it again)."""
+
+    def __init__(self):
+        self.groups: list = []
+
+    def __iter__(self):
+        return iter(self.groups)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+
 def batch_loader(
-    arrays: Sequence, batches: Sequence[np.ndarray], device, num_workers=0, seed: int = 0
+    arrays: Sequence,
+    batches: Sequence,
+    device,
+    num_workers=0,
+    seed: int = 0,
+    persistent: bool = False,
+    prefetch: int = 2,
 ):
     """DataLoader yielding the given index batches of ``arrays`` as float32 tensors.
 
-    The loader draws its workers' base seed from a generator of its own, seeded with ``seed``:
-    without one it would draw from torch's global RNG, and every fit would change the
-    caller's random state (an estimator must leave it as it found it).
+    ``batches`` holds index arrays (one batch each) or, as :func:`read_groups` makes them,
+    tuples of index arrays read at once (each yields a list of batches). With
+    ``persistent`` the workers live as long as the loader; give it a :class:`_Groups` and set
+    its ``groups`` before each epoch. Each worker holds ``prefetch`` items ahead. The loader
+    draws its workers' base seed from a generator
+    of its own, seeded with ``seed``: without one it would draw from torch's global RNG, and
+    every fit would change the caller's random state (an estimator must leave it as it found
+    it).
     """
     return torch.utils.data.DataLoader(
         _Batches(arrays),
@@ -185,9 +305,117 @@ def batch_loader(
         batch_size=None,
         num_workers=num_workers,
         pin_memory=torch.device(device).type == "cuda",
-        persistent_workers=False,
+        persistent_workers=persistent and num_workers > 0,
+        prefetch_factor=max(1, prefetch) if num_workers > 0 else None,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+class ReadAhead:
+    """Batches read by a background thread, at most ``depth`` ahead of the one in use.
+
+    The thread reads each group of ``groups`` with ``read`` (a list of batches), pins the
+    batches' memory where they go to a CUDA device (so that their copy can overlap compute),
+    and queues them; iterating yields them in order. An error of the reader is raised where
+    the batch it failed on would have been yielded, with its own type. Reading overlaps the
+    step: numpy, h5py and torch release the interpreter while they compute, and the queue
+    bounds the memory read ahead to ``depth`` batches. :meth:`close` (or leaving a ``with``
+    block) stops the thread, also in the middle of an epoch.
+    """
+
+    _END = object()
+
+    def __init__(self, read: Callable, groups: Sequence, depth: int, pin: bool = False):
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._read, self._groups, self._pin = read, groups, pin
+        self._thread = threading.Thread(target=self._run, name="skphotoz-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for group in self._groups:
+                for batch in self._read(group):
+                    if self._pin:
+                        batch = tuple(t.pin_memory() for t in batch)
+                    if not self._put(batch):
+                        return
+            self._put(self._END)
+        except BaseException as error:  # raised again in the consuming thread
+            self._put(_ReaderError(error))
+
+    def __iter__(self):
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, _ReaderError):
+                raise item.error
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):  # unblock a waiting put
+                self._queue.get(timeout=0.05)
+        self._thread.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _ReaderError:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _flat(groups):
+    """The batches of an iterable of read groups (lists of batches) in order."""
+    for group in groups:
+        if isinstance(group, list):
+            yield from group
+        else:
+            yield group
+
+
+def on_device(batches, device: torch.device):
+    """``batches`` moved to ``device``; on CUDA the copy of the next batch is started on a
+    side stream before the current one is handed out, so that it overlaps the current
+    step (the step waits for its own batch's copy only)."""
+    if device.type != "cuda":
+        for batch in batches:
+            yield [to_device(t, device) for t in batch]
+        return
+    side = torch.cuda.Stream(device)
+    batches = iter(batches)
+
+    def send(batch):
+        with torch.cuda.stream(side):
+            return [to_device(t, device) for t in batch]
+
+    ahead = next(batches, None)
+    ahead = None if ahead is None else send(ahead)
+    while ahead is not None:
+        current = torch.cuda.current_stream(device)
+        current.wait_stream(side)
+        for tensor in ahead:
+            tensor.record_stream(current)
+        batch = ahead
+        following = next(batches, None)
+        ahead = None if following is None else send(following)
+        yield batch
 
 
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -324,7 +552,10 @@ class Trainer:
                 f"batch_size is the global batch, and each process needs at least 2 samples "
                 f"of it; use batch_size >= {2 * self.world_size} or fewer processes."
             )
+        self.shuffle_block = shuffle_block_rows(arrays[0]) if config.shuffle_buffer else 1
         self.steps_per_epoch = len(epoch_batches(self.n_samples, config.batch_size, config.seed, 0))
+        self._loader = None
+        self._groups = None
         self.history: list[dict] = []
         self.stop = False
         self.finished = False
@@ -406,43 +637,28 @@ class Trainer:
         """One pass over the data; returns the epoch's history entry."""
         config, device, task = self.config, self.device, self.task
         batches = rank_batches(
-            self.n_samples, config.batch_size, config.seed, epoch, self.rank, self.world_size
+            self.n_samples,
+            config.batch_size,
+            config.seed,
+            epoch,
+            self.rank,
+            self.world_size,
+            config.shuffle_buffer,
+            self.shuffle_block,
         )
         generator = torch.Generator(device=device)
         # Rank 0 draws what a single process draws; the other ranks draw their own.
         generator.manual_seed(config.seed * 100_003 + epoch + self.rank * 1_000_003)
-        loader = batch_loader(
-            self.arrays,
-            batches,
-            device,
-            config.num_workers,
-            seed=config.seed * 100_003 + epoch + self.rank * 1_000_003,
-        )
         self._call("on_epoch_begin", epoch, len(batches))
         task.train()
         forward = getattr(self, "_forward", task)
         total_loss, n_seen, started = 0.0, 0, time.perf_counter()
         term_sums: dict[str, float] = {}
-        for batch in loader:
-            batch = [to_device(t, device) for t in batch]
-            with autocast(device):
-                loss = forward(*batch, generator=generator)
-            # The mean loss of the global batch (of this rank's share on one process).
-            value_t = distributed.all_reduce_sum(loss.detach().float()) / self.world_size
-            if not torch.isfinite(value_t):
-                raise NonFiniteError(self._non_finite_message(value_t, batch, epoch))
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_grad_norm is not None:
-                nn.utils.clip_grad_norm_(task.parameters(), config.clip_grad_norm)
-            self.optimizer.step()
-            self.scheduler.step()
-            value, size = value_t.item(), batch[0].shape[0] * self.world_size
-            total_loss += value * size
-            n_seen += size
-            for name, term in getattr(task, "loss_terms", {}).items():
-                term_sums[name] = term_sums.get(name, 0.0) + float(term) * size
-            self._call("on_batch_end", value, size)
+        with self._reading(batches) as stream:
+            for batch in on_device(stream, device):
+                total_loss, n_seen = self._step(
+                    batch, forward, generator, epoch, total_loss, n_seen, term_sums
+                )
         task.eval()
         if self.world_size > 1 and term_sums:  # each rank summed the terms of its share
             sums = distributed.all_reduce_sum(torch.tensor(list(term_sums.values())))
@@ -457,6 +673,67 @@ class Trainer:
             "images_per_s": n_seen / elapsed,
             "time_s": elapsed,
         }
+
+    def _step(self, batch, forward, generator, epoch, total_loss, n_seen, term_sums):
+        """One optimiser step on ``batch`` (on the device); the running loss sums."""
+        config, task = self.config, self.task
+        with autocast(self.device):
+            loss = forward(*batch, generator=generator)
+        # The mean loss of the global batch (of this rank's share on one process).
+        value_t = distributed.all_reduce_sum(loss.detach().float()) / self.world_size
+        if not torch.isfinite(value_t):
+            raise NonFiniteError(self._non_finite_message(value_t, batch, epoch))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(task.parameters(), config.clip_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        value, size = value_t.item(), batch[0].shape[0] * self.world_size
+        for name, term in getattr(task, "loss_terms", {}).items():
+            term_sums[name] = term_sums.get(name, 0.0) + float(term) * size
+        self._call("on_batch_end", value, size)
+        return total_loss + value * size, n_seen + size
+
+    @contextlib.contextmanager
+    def _reading(self, batches):
+        """The epoch's batches as CPU tensors, read ahead of the step that uses them.
+
+        With ``num_workers=0`` a :class:`ReadAhead` thread reads up to ``prefetch`` batches
+        ahead (``prefetch=0``: each batch is read when its step starts). With workers, one
+        DataLoader for the whole run, whose workers persist across epochs (started once, not
+        at every epoch), each holding ``prefetch`` groups ahead.
+        """
+        config = self.config
+        groups = read_groups(batches, config.batch_size, config.shuffle_buffer)
+        if config.num_workers > 0:
+            if self._loader is None:
+                self._groups = _Groups()
+                self._loader = batch_loader(
+                    self.arrays,
+                    self._groups,
+                    self.device,
+                    config.num_workers,
+                    seed=config.seed * 100_003 + self.rank,
+                    persistent=True,
+                    prefetch=config.prefetch,
+                )
+            self._groups.groups = groups
+            yield _flat(self._loader)
+        elif config.prefetch > 0:
+            reader = _Batches(self.arrays)
+            pin = self.device.type == "cuda"
+            with ReadAhead(reader.__getitem__, groups, config.prefetch, pin) as ahead:
+                yield iter(ahead)
+        else:
+            reader = _Batches(self.arrays)
+            yield _flat(reader[group] for group in groups)
+
+    def close(self) -> None:
+        """Stop the DataLoader workers (they persist across epochs); the next epoch starts
+        new ones. :meth:`fit` calls it when it ends."""
+        self._loader = None
+        self._groups = None
 
     def fit(self) -> list[dict]:
         """Train until ``n_epochs`` or a callback's stop; returns :attr:`history`.
@@ -515,6 +792,8 @@ class Trainer:
                 UserWarning,
                 stacklevel=2,
             )
+        finally:
+            self.close()
         self._call("on_train_end")
         distributed.broadcast_state(self.task)
         self._forward = self.task
@@ -597,17 +876,31 @@ def predict(module: nn.Module, X, *, batch_size: int, device, crop: int | None =
     # Filled in place (the outputs of a large archive are held once, not twice).
     outputs = None
     n = len(X)
-    for start in range(0, n, batch_size):
+
+    def read(start: int) -> list[tuple[torch.Tensor]]:
         rows = np.ascontiguousarray(X[start : start + batch_size], dtype=np.float32)
         if not rows.flags.writeable:  # a read-only memmap: torch warns on shared memory
             rows = rows.copy()
-        batch = torch.as_tensor(rows)
-        batch = center_crop(to_device(batch, device), crop).to(dtype)
-        with autocast(device):
-            out = module(batch).float().cpu().numpy()
-        if outputs is None:
-            outputs = np.empty((n, *out.shape[1:]), dtype=np.float32)
-        outputs[start : start + len(out)] = out
+        return [(torch.as_tensor(rows),)]
+
+    starts = range(0, n, batch_size)
+    # An array in memory is sliced as fast as it is read; anything else (an archive read
+    # lazily) is read one batch ahead by a thread, overlapping the network.
+    ahead = None if isinstance(X, np.ndarray) or len(starts) < 2 else ReadAhead(read, starts, 1)
+    try:
+        stream = (batch for start in starts for batch in read(start)) if ahead is None else ahead
+        start = 0
+        for (batch,) in stream:
+            batch = center_crop(to_device(batch, device), crop).to(dtype)
+            with autocast(device):
+                out = module(batch).float().cpu().numpy()
+            if outputs is None:
+                outputs = np.empty((n, *out.shape[1:]), dtype=np.float32)
+            outputs[start : start + len(out)] = out
+            start += len(out)
+    finally:
+        if ahead is not None:
+            ahead.close()
     if outputs is None:
         raise ValueError("predict needs at least one row of X; got 0 rows.")
     return outputs
