@@ -138,6 +138,16 @@ class CheckedImages:
 
     dtype = np.dtype(np.float32)
 
+    @property
+    def chunk_rows(self) -> int:
+        """Galaxies per stored chunk of the wrapped archive (1 where it does not say)."""
+        return int(getattr(self.data, "chunk_rows", 1) or 1)
+
+    @property
+    def cache(self) -> str | None:
+        """The in-memory cache of the wrapped archive (None where it has none)."""
+        return getattr(self.data, "cache", None)
+
     def _read(self, index) -> tuple[np.ndarray, np.ndarray | None]:
         """Rows ``index`` as float32 (huge values clipped) and their finite mask, None when
         all are finite; raises for non-finite values under ``nan_policy="raise"``."""
@@ -481,6 +491,16 @@ class RowSubset:
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+    @property
+    def chunk_rows(self) -> int:
+        """Galaxies per stored chunk of the underlying archive (1 where it does not say)."""
+        return int(getattr(self.data, "chunk_rows", 1) or 1)
+
+    @property
+    def cache(self) -> str | None:
+        """The in-memory cache of the underlying archive (None where it has none)."""
+        return getattr(self.data, "cache", None)
 
     def __getitem__(self, index):
         return self.data[self.rows[index]]

@@ -116,10 +116,11 @@ class HDF5Images:
         Keep each galaxy read in memory, so that later epochs read memory instead of the
         file (for an archive that fits in RAM: the first epoch reads the file, the others
         do not). ``"exact"`` keeps the stamps (after cropping) as stored; ``"float16"`` in
-        half the memory of float32, rounded to float16's 11 significant bits (relative
-        error at most 2**-11, far below the photometric noise of survey stamps: see the
-        docs' throughput page); a stamp with a value beyond float16's range (65,504) is not
-        cached and is read from the file each time. The memory is taken as galaxies are
+        half the memory of float32, rounded to float16's 11 significant bits (a relative
+        error of at most 2**-11 for values above 6.1e-5, an absolute one of at most 3e-8
+        below: far below the pixel noise of survey stamps, see the docs' throughput page); a
+        stamp with a value beyond float16's range (65,504) is not cached and is read from the
+        file each time. The memory is taken as galaxies are
         read; a cache larger than the memory available now is refused. It serves the process
         that holds it (and the thread that reads batches ahead in training): DataLoader
         worker processes (``num_workers``) each start without it, so use it with

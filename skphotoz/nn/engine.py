@@ -708,6 +708,17 @@ class Trainer:
         groups = read_groups(batches, config.batch_size, config.shuffle_buffer)
         if config.num_workers > 0:
             if self._loader is None:
+                cached = [a.cache for a in self.arrays if getattr(a, "cache", None)]
+                if cached:
+                    warnings.warn(
+                        f"{config.description}: an archive opened with cache={cached[0]!r} "
+                        f"keeps its stamps in the memory of the process that reads them; "
+                        f"with num_workers={config.num_workers} each worker reads the file "
+                        f"and fills a cache of its own. Use num_workers=0 with a cache (a "
+                        f"thread reads the batches ahead).",
+                        UserWarning,
+                        stacklevel=4,
+                    )
                 self._groups = _Groups()
                 self._loader = batch_loader(
                     self.arrays,
