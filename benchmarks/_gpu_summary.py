@@ -86,7 +86,7 @@ def main(folder: str) -> None:
             elif r["section"] == "pipeline" and r["images_per_s"]:
                 print(
                     f"  {r['section']:<9} {r['setup']:<17} {r['measure']:<44} "
-                    f"{r['images_per_s']:>8} img/s"
+                    f"{r['images_per_s']:>8} img/s{'  ' + r['note'] if r['note'] else ''}"
                 )
 
 

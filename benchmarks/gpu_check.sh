@@ -5,7 +5,7 @@
 #   bash benchmarks/gpu_check.sh --cpu-dry-run  # the same steps on the CPU at tiny sizes
 #
 # Run from the repository (it cd's to the repo root). Steps, each under `timeout`, the whole
-# script within about 7 minutes (BUDGET_S, default 400 s); a failed step is recorded and the
+# script within about 9 minutes (BUDGET_S, default 520 s); a failed step is recorded and the
 # script goes on:
 #   1. .venv: `python3 -m venv .venv && .venv/bin/pip install -e .` as asked; if that fails
 #      (no package index), a venv that sees the image's own packages (torch, ...) through a
@@ -17,6 +17,9 @@
 #      pipeline's share, MoCo/bare ratio, stage profile, reference loop.
 #   3. `skphotoz simulate` a 4,096-galaxy archive, then a 1-GPU NCCL torchrun of
 #      `skphotoz pretrain ... --device cuda --epochs 1`.
+#   3b. a 2-epoch pretraining of the published preset from a 16,384-galaxy 107-px archive
+#      (GPU utilisation within it, in the summary); with 2 GPUs, the same under a 2-process
+#      NCCL torchrun.
 #   4. the full backbone x stem x view grid, in the time left.
 #   5. the preset with the bf16 autocast off (fp32), in the time left.
 #   nvidia-smi samples utilization.gpu and memory.used every second throughout.
@@ -35,7 +38,7 @@ elif [[ -n "${1:-}" ]]; then
     echo "usage: bash benchmarks/gpu_check.sh [--cpu-dry-run]" >&2
     exit 2
 fi
-BUDGET_S=${BUDGET_S:-400}
+BUDGET_S=${BUDGET_S:-520}
 WORK=$(mktemp -d /tmp/skphotoz-gpu-check.XXXXXX)
 if [[ -n "${OUT:-}" ]]; then
     RESULTS=$OUT
@@ -54,7 +57,8 @@ export PYTHONUNBUFFERED=1
 SMI_PID=
 cleanup() {
     if [[ -n $SMI_PID ]]; then kill "$SMI_PID" 2>/dev/null; fi
-    rm -rf "$WORK/archive.h5" "$WORK/embedder.skops"
+    rm -rf "$WORK/archive.h5" "$WORK/embedder.skops" "$WORK/preset.h5" "$WORK/preset.skops" \
+        "$WORK/preset2.skops"
 }
 trap cleanup EXIT
 
@@ -244,6 +248,35 @@ step "torchrun 1 GPU: skphotoz pretrain" "$(left 60)" \
 if [[ -f $WORK/embedder.skops ]]; then
     echo "torchrun: wrote $(du -h "$WORK/embedder.skops" | cut -f1) embedder"
 fi
+
+# ------------- 3b. the published preset pretraining from an archive: GPU utilisation
+# (the summary gives nvidia-smi's mean utilisation within this step), images/s from
+# --verbose's epoch table; then, on a machine with 2 GPUs, the same with 2 NCCL processes.
+if [[ $MODE == gpu ]]; then
+    PRESET_N=16384
+    PRESET_SIZE=107
+    PRESET=(--preset published)
+else
+    PRESET_N=64
+    PRESET_SIZE=64
+    PRESET=(--batch-size 16 --crop-size 32)
+fi
+step "simulate preset archive" "$(left 200)" \
+    "$SKPHOTOZ" simulate "$WORK/preset.h5" --n "$PRESET_N" --stamp-size "$PRESET_SIZE"
+CROP=()
+[[ $MODE == gpu ]] && CROP=(--crop 64)
+step "pretrain preset from the archive, 1 process" "$(left 150)" \
+    "$SKPHOTOZ" pretrain "$WORK/preset.h5" "${CROP[@]}" "${PRESET[@]}" --epochs 2 \
+    --device "$DEVICE" --output "$WORK/preset.skops"
+GPUS=$( (command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -c '^GPU') || echo 0)
+if ((GPUS >= 2)); then
+    step "torchrun 2 GPUs NCCL: pretrain preset from the archive" "$(left 100)" \
+        "${TORCHRUN[@]}" --standalone --nproc_per_node=2 "$SKPHOTOZ" pretrain "$WORK/preset.h5" \
+        "${CROP[@]}" "${PRESET[@]}" --epochs 2 --device "$DEVICE" --output "$WORK/preset2.skops"
+else
+    echo "=== torchrun 2 GPUs: skipped, $GPUS GPU(s) here"
+fi
+rm -f "$WORK/preset.h5"
 
 # ------------------------------------------------- 4-5. grid and fp32, time permitting
 step "throughput grid" "$(left 50)" \

@@ -714,6 +714,8 @@ class Bench:
             if self.device.type == "cpu" and not args.quick
             else self.timing
         )
+        if args.rounds:
+            self.timing = dataclasses.replace(self.timing, rounds=args.rounds)
         self.pools: dict[int, object] = {}
         self.rows: list[dict] = []
         if args.append and os.path.exists(args.out):
@@ -999,28 +1001,60 @@ class Bench:
             ms_per_batch=round(first, 2),
             note="worker start-up included",
         )
-        # Whole epochs through the engine, from memory and from the archive.
-        arms = {"epoch, numpy": (steps, None)}
-        for workers in sorted({0, self.args.loader_workers}):
-            clone = self.trainer(self.embedder(setup), HDF5Images(path)) if workers else trainer_h5
-            clone.config.num_workers = workers
-            arms[f"epoch, HDF5, {workers} workers"] = (EngineBlocks(clone), None)
-        arms = {name: (block, self.warm(block, setup.batch)) for name, (block, _) in arms.items()}
+        # Whole epochs through the engine, from memory and from the archive, on data of
+        # their own: --epoch-steps batches, so that an epoch's first batch (which no reading
+        # ahead can hide) weighs what it weighs in a real epoch.
+        X_epoch, _ = self.data(setup, rows=setup.batch * self.args.epoch_steps)
+        epoch_path = os.path.join(folder, "epoch.h5")
+        write_archive(epoch_path, X_epoch)
+
+        def epoch_trainer(source, **config):
+            clone = self.trainer(self.embedder(setup), source)
+            for key, value in config.items():
+                setattr(clone.config, key, value)
+            return EngineBlocks(clone)
+
+        arms = {
+            "epoch, numpy": epoch_trainer(X_epoch),
+            "epoch, HDF5, read in the step (prefetch=0)": epoch_trainer(
+                HDF5Images(epoch_path), prefetch=0
+            ),
+            "epoch, HDF5, read ahead by a thread (default)": epoch_trainer(HDF5Images(epoch_path)),
+            f"epoch, HDF5, block shuffle (shuffle_buffer={self.args.shuffle_buffer})": (
+                epoch_trainer(HDF5Images(epoch_path), shuffle_buffer=self.args.shuffle_buffer)
+            ),
+        }
+        if self.args.loader_workers:
+            arms[f"epoch, HDF5, {self.args.loader_workers} persistent workers"] = epoch_trainer(
+                HDF5Images(epoch_path), num_workers=self.args.loader_workers
+            )
+        for block in arms.values():
+            block.run(1)  # allocations, kernel choices, worker starts
+        arms = {name: (block, block.max_steps) for name, block in arms.items()}
         rates = interleaved(arms, self.timing)
+        base = statistics.median(rates["epoch, numpy"])
         line = printer(
-            "Whole steps through Trainer.run_epoch (images/s, median of rounds)",
-            [("input", 36), ("images/s", 9)],
+            f"Whole epochs of {self.args.epoch_steps} steps through Trainer.run_epoch "
+            f"(images/s, median of {self.timing.rounds} interleaved rounds)",
+            [("input", 56), ("images/s", 9), ("/ numpy", 8)],
         )
         for name, values in rates.items():
-            line(name, statistics.median(values))
+            pairs = zip(values, rates["epoch, numpy"], strict=True)
+            paired = statistics.median(v / b for v, b in pairs)
+            line(name, statistics.median(values), f"{paired:.3f}")
             self.add(
                 measure=name,
                 **d,
                 **rate_fields(values, arms[name][0]),
                 steps_per_block=arms[name][1],
+                note=f"epoch / numpy epoch: median of paired rounds {paired:.3f}; "
+                f"median rates {statistics.median(values) / base:.3f}",
             )
+        for block, _ in arms.values():
+            block.trainer.close()
         with contextlib.suppress(OSError):
             os.remove(path)
+            os.remove(epoch_path)
             os.rmdir(folder)
 
     def ratio(self, setup: Setup) -> None:
@@ -1265,7 +1299,26 @@ def main(argv=None) -> None:
         type=int,
         default=2,
         help="num_workers of the engine's reading of the HDF5 archive in the "
-        "pipeline section (default: 2)",
+        "pipeline section (default: 2; 0 leaves that arm out)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="interleaved rounds of the pipeline, ratio, reference and layout sections "
+        "(default: 5 on the CPU, 3 on CUDA)",
+    )
+    parser.add_argument(
+        "--epoch-steps",
+        type=int,
+        default=None,
+        help="steps of the whole epochs of the pipeline section (default: 16; 2 with --quick)",
+    )
+    parser.add_argument(
+        "--shuffle-buffer",
+        type=int,
+        default=1024,
+        help="shuffle_buffer of the pipeline section's block-shuffled epoch (default: 1024)",
     )
     parser.add_argument(
         "--torch-profile",
@@ -1284,6 +1337,8 @@ def main(argv=None) -> None:
         help="CSV (default: benchmarks/results/throughput_<device>[_quick].csv)",
     )
     args = parser.parse_args(argv)
+    if args.epoch_steps is None:
+        args.epoch_steps = 2 if args.quick else 16
     if args.threads:
         torch.set_num_threads(args.threads)
     device = engine.resolve_device(args.device)
