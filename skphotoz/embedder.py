@@ -183,7 +183,8 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         sequential, at the price of batches drawn from fewer, neighbouring stretches of the
         archive; that cost is small where the archive's order is unrelated to the galaxies
         (measured in the docs' throughput page) and largest for an archive sorted by a
-        property (sky position, redshift). Memory: about two buffers of stamps.
+        property (sky position, redshift). A buffer smaller than a block is one block.
+        Memory: about two buffers of stamps (two per worker with ``num_workers``).
     random_state : int, RandomState instance or None, default=None
         Seeds weights, batches and augmentations: on the CPU equal seeds give equal embeddings.
     verbose : bool, default=False

@@ -209,7 +209,8 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         sequential, at the price of batches drawn from fewer, neighbouring stretches of the
         archive; that cost is small where the archive's order is unrelated to the galaxies
         (measured in the docs' throughput page) and largest for an archive sorted by a
-        property (sky position, redshift). Memory: about two buffers of stamps.
+        property (sky position, redshift). A buffer smaller than a block is one block.
+        Memory: about two buffers of stamps (two per worker with ``num_workers``).
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, batches, augmentations and the validation split: on the CPU equal
         seeds give equal models. Resuming a checkpoint needs an integer.

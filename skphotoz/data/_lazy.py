@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 
 import h5py
 import numpy as np
@@ -85,6 +86,36 @@ def open_hdf5(path) -> h5py.File:
         ) from exc
 
 
+def available_memory() -> int | None:
+    """Bytes of memory a process can still take without swapping, where the system says: the
+    kernel's MemAvailable (free memory plus reclaimable page cache), capped by the memory
+    limit of this process's cgroup (a container or a batch job); None elsewhere."""
+    free = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    free = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if free is None:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+    try:  # cgroup v2: the limit and what the group uses now
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if limit != "max":
+            free = min(free, max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return free
+
+
 class HDF5Images:
     """Images of an HDF5 archive, read on demand.
 
@@ -114,17 +145,18 @@ class HDF5Images:
         Dataset (n_samples, n_bands) of per-band extinction in magnitudes.
     cache : {None, "exact", "float16"}, default=None
         Keep each galaxy read in memory, so that later epochs read memory instead of the
-        file (for an archive that fits in RAM: the first epoch reads the file, the others
-        do not). ``"exact"`` keeps the stamps (after cropping) as stored; ``"float16"`` in
-        half the memory of float32, rounded to float16's 11 significant bits (a relative
-        error of at most 2**-11 for values above 6.1e-5, an absolute one of at most 3e-8
-        below: far below the pixel noise of survey stamps, see the docs' throughput page); a
-        stamp with a value beyond float16's range (65,504) is not cached and is read from the
-        file each time. The memory is taken as galaxies are
-        read; a cache larger than the memory available now is refused. It serves the process
-        that holds it (and the thread that reads batches ahead in training): DataLoader
-        worker processes (``num_workers``) each start without it, so use it with
-        ``num_workers=0``.
+        file (for an archive that fits in RAM: the first epoch reads the file, the others do
+        not). ``"exact"`` keeps the stamps (after cropping) as stored; ``"float16"`` in half
+        the memory of float32, rounded to float16's 11 significant bits (a relative error of
+        at most 2**-11 for values above 6.1e-5, an absolute one of at most 3e-8 below: far
+        below the pixel noise of survey stamps, see the docs' throughput page); a stamp with
+        a value beyond float16's range (65,504) is not cached and is read from the file each
+        time; every read of a cached stamp, the first included, returns the float16 values,
+        so that a read never depends on what was read before. The memory is taken as
+        galaxies are read; where all the galaxies' stamps would not fit in the memory
+        available now, a warning says so when the object is made. It serves the process that
+        holds it (and the thread that reads batches ahead in training): DataLoader worker
+        processes (``num_workers``) each start without it, so use it with ``num_workers=0``.
 
     Raises
     ------
@@ -230,18 +262,19 @@ class HDF5Images:
         return np.dtype(np.float16) if self.cache == "float16" else self._stored_dtype
 
     def _check_cache_fits(self) -> None:
-        """Refuse a cache larger than the memory available now (where the system says)."""
+        """Warn where a cache of every galaxy would not fit in the memory available now."""
         need = int(np.prod(self.shape, dtype=np.int64)) * self._cache_dtype().itemsize
-        try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (AttributeError, ValueError, OSError):  # not on this system
-            return
-        if need > free:
-            raise ValueError(
-                f"cache={self.cache!r} would hold {need / 2**30:.2f} GiB of stamps of "
-                f"{self.path}, more than the {free / 2**30:.2f} GiB of memory available now; "
-                f"read the archive from disk (cache=None)"
+        free = available_memory()
+        if free is not None and need > free:
+            warnings.warn(
+                f"cache={self.cache!r}: the stamps of all {len(self)} galaxies of {self.path} "
+                f"take {need / 2**30:.2f} GiB, more than the {free / 2**30:.2f} GiB of memory "
+                f"available now. The cache fills as galaxies are read: a fit that reads them "
+                f"all would run out of memory. Read the archive from disk (cache=None)"
                 + (", or use cache='float16' (half the memory)." if self.cache == "exact" else ".")
+                + " A fit of a subset of the galaxies caches that subset only.",
+                UserWarning,
+                stacklevel=3,
             )
 
     def _check_written(self, f: h5py.File, key: str) -> None:
@@ -381,11 +414,10 @@ class HDF5Images:
     def _read_sorted(self, rows: np.ndarray) -> np.ndarray:
         """Read strictly increasing rows, as few contiguous slices as the gaps allow.
 
-        A run of consecutive rows is read straight into its place in the output (one HDF5
-        call and no intermediate copy), and the whole read is checked for rows of one
-        repeated byte once, not once per run: on an archive of one galaxy per chunk, where a
-        random batch is as many runs as rows, the per-run work used to cost more than HDF5's
-        own reading.
+        A run of consecutive rows is one HDF5 call, copied once into its place in the
+        output, and the whole read is checked for rows of one repeated byte once, not once
+        per run: on an archive of one galaxy per chunk, where a random batch is as many runs
+        as rows, the per-run work used to cost more than HDF5's own reading.
         """
         dataset = self._dataset()
         ys, xs = self._window()
@@ -476,6 +508,10 @@ class HDF5Images:
             missed, fresh = missed[fits], fresh[fits]
         stamps[missed] = fresh
         held[missed] = True
+        if stamps.dtype != out.dtype:
+            # What is cached is what every read returns, the first included: a read must
+            # not depend on whether the galaxy was read before (a second fit, a resumed one).
+            out[np.searchsorted(rows, missed)] = stamps[missed]
         return out
 
     def _read_rows(self, rows: np.ndarray) -> np.ndarray:

@@ -329,6 +329,7 @@ class ReadAhead:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._read, self._groups, self._pin = read, groups, pin
+        self._done = False
         self._thread = threading.Thread(target=self._run, name="skphotoz-read-ahead", daemon=True)
         self._thread.start()
 
@@ -354,15 +355,21 @@ class ReadAhead:
             self._put(_ReaderError(error))
 
     def __iter__(self):
-        while True:
+        # Once: after the end, an error or close(), nothing more comes (rather than a wait
+        # for a reader that has stopped).
+        while not self._done:
             item = self._queue.get()
             if item is self._END:
+                self._done = True
                 return
             if isinstance(item, _ReaderError):
+                self._done = True
                 raise item.error
             yield item
 
     def close(self) -> None:
+        """Stop the reader, also in the middle of the groups; iterating then ends."""
+        self._done = True
         self._stop.set()
         while self._thread.is_alive():
             with contextlib.suppress(queue.Empty):  # unblock a waiting put
@@ -412,10 +419,15 @@ def on_device(batches, device: torch.device):
         current.wait_stream(side)
         for tensor in ahead:
             tensor.record_stream(current)
-        batch = ahead
-        following = next(batches, None)
+        batch, error = ahead, None
+        try:
+            following = next(batches, None)
+        except Exception as exc:  # raised after this batch's step, where it belongs
+            following, error = None, exc
         ahead = None if following is None else send(following)
         yield batch
+        if error is not None:
+            raise error
 
 
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -602,6 +614,8 @@ class Trainer:
         out["lr_scale of each parameter group"] = repr(scales)
         for i, array in enumerate(self.arrays):
             out[f"data (array {i})"] = fingerprint_array(array)
+        if self.config.shuffle_buffer is not None:  # the blocks follow the archive's chunks
+            out["rows per shuffled block"] = repr(self.shuffle_block)
         out["initial weights"] = fingerprint_state(self.task.state_dict())
         return out
 
@@ -742,7 +756,13 @@ class Trainer:
 
     def close(self) -> None:
         """Stop the DataLoader workers (they persist across epochs); the next epoch starts
-        new ones. :meth:`fit` calls it when it ends."""
+        new ones. :meth:`fit` calls it when it ends, also on an error: the workers are shut
+        down here, not when the loader is collected (a traceback kept by an interactive
+        session or a retry loop would keep them alive)."""
+        iterator = getattr(self._loader, "_iterator", None)
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
         self._loader = None
         self._groups = None
 
