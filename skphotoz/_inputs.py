@@ -111,7 +111,24 @@ def _row_numbers(index, n: int) -> np.ndarray:
     return np.where(index < 0, index + n, index).reshape(-1)
 
 
-class CheckedImages:
+class _ArchiveView:
+    """What a wrapper of an array-like (``self.data``) tells of the archive under it: how
+    the engine should read it (``chunk_rows``) and whether it keeps a cache."""
+
+    data: object
+
+    @property
+    def chunk_rows(self) -> int:
+        """Galaxies per stored chunk of the archive underneath (1 where it does not say)."""
+        return int(getattr(self.data, "chunk_rows", 1) or 1)
+
+    @property
+    def cache(self) -> str | None:
+        """The in-memory cache of the archive underneath (None where it has none)."""
+        return getattr(self.data, "cache", None)
+
+
+class CheckedImages(_ArchiveView):
     """Lazy images read through the estimator's ``nan_policy``, batch by batch.
 
     Wraps an out-of-core image array (e.g. :class:`~skphotoz.data.HDF5Images`): every read
@@ -137,16 +154,6 @@ class CheckedImages:
         return len(self.shape)
 
     dtype = np.dtype(np.float32)
-
-    @property
-    def chunk_rows(self) -> int:
-        """Galaxies per stored chunk of the wrapped archive (1 where it does not say)."""
-        return int(getattr(self.data, "chunk_rows", 1) or 1)
-
-    @property
-    def cache(self) -> str | None:
-        """The in-memory cache of the wrapped archive (None where it has none)."""
-        return getattr(self.data, "cache", None)
 
     def _read(self, index) -> tuple[np.ndarray, np.ndarray | None]:
         """Rows ``index`` as float32 (huge values clipped) and their finite mask, None when
@@ -474,7 +481,7 @@ def check_sample_shape(estimator, X) -> None:
         )
 
 
-class RowSubset:
+class RowSubset(_ArchiveView):
     """Rows ``rows`` of an array-like, indexed lazily (for HDF5 input)."""
 
     def __init__(self, data, rows: np.ndarray):
@@ -491,16 +498,6 @@ class RowSubset:
     @property
     def ndim(self) -> int:
         return len(self.shape)
-
-    @property
-    def chunk_rows(self) -> int:
-        """Galaxies per stored chunk of the underlying archive (1 where it does not say)."""
-        return int(getattr(self.data, "chunk_rows", 1) or 1)
-
-    @property
-    def cache(self) -> str | None:
-        """The in-memory cache of the underlying archive (None where it has none)."""
-        return getattr(self.data, "cache", None)
 
     def __getitem__(self, index):
         return self.data[self.rows[index]]

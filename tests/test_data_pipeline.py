@@ -31,6 +31,21 @@ from skphotoz.nn.engine import (
 from tests.helpers import TINY
 
 
+class _Task(torch.nn.Module):
+    """The smallest training task: one weight; ``on_step(step)`` runs at each step."""
+
+    def __init__(self, on_step=None):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.on_step, self.steps = on_step, 0
+
+    def forward(self, x, generator=None):
+        self.steps += 1
+        if self.on_step is not None:
+            self.on_step(self.steps)
+        return (self.w * x.mean()).sum()
+
+
 @pytest.fixture(scope="module")
 def sample():
     return make_sdss_galaxies(96, random_state=0, stamp_size=16)
@@ -106,21 +121,12 @@ def test_an_interrupted_epoch_leaves_no_reader_behind(archive, sample):
     class Stop(Exception):
         pass
 
-    calls = []
-
-    class Task(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, x, generator=None):
-            calls.append(len(x))
-            if len(calls) == 2:
-                raise Stop
-            return (self.w * x.mean()).sum()
+    def stop_at_two(step):
+        if step == 2:
+            raise Stop
 
     config = TrainConfig(n_epochs=1, batch_size=8, device="cpu")
-    trainer = Trainer(Task(), [HDF5Images(archive)], config)
+    trainer = Trainer(_Task(stop_at_two), [HDF5Images(archive)], config)
     with pytest.raises(Stop):
         trainer.fit()
     time.sleep(0.1)
@@ -171,16 +177,8 @@ def test_workers_persist_across_epochs(sample, tmp_path):
     log = tmp_path / "pids.txt"
     epochs = []
 
-    class Task(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, x, generator=None):
-            return (self.w * x.mean()).sum()
-
     config = TrainConfig(n_epochs=3, batch_size=16, device="cpu", num_workers=2)
-    trainer = Trainer(Task(), [_PidLog(sample.images, log)], config)
+    trainer = Trainer(_Task(), [_PidLog(sample.images, log)], config)
     original = trainer.run_epoch
 
     def run_epoch(epoch):
@@ -199,20 +197,12 @@ def test_workers_persist_across_epochs(sample, tmp_path):
 def test_workers_stop_when_a_fit_fails(sample):
     import multiprocessing
 
-    class Fails(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-            self.steps = 0
-
-        def forward(self, x, generator=None):
-            self.steps += 1
-            if self.steps == 8:  # in the second epoch
-                raise RuntimeError("a step failed")
-            return (self.w * x.mean()).sum()
+    def fail_in_the_second_epoch(step):
+        if step == 8:
+            raise RuntimeError("a step failed")
 
     config = TrainConfig(n_epochs=3, batch_size=16, device="cpu", num_workers=2)
-    trainer = Trainer(Fails(), [sample.images], config)
+    trainer = Trainer(_Task(fail_in_the_second_epoch), [sample.images], config)
     with pytest.raises(RuntimeError, match="a step failed") as caught:
         trainer.fit()
     # The traceback (kept here, as an interactive session keeps it) holds the loader's
@@ -222,22 +212,17 @@ def test_workers_stop_when_a_fit_fails(sample):
 
 
 def test_the_block_size_is_part_of_the_run(archive, tmp_path):
-    class Task(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
     path = tmp_path / "chunky.h5"
     images = np.asarray(HDF5Images(archive))
     with h5py.File(path, "w") as f:
         f.create_dataset("images", data=images, chunks=(96, *images.shape[1:]))
     config = TrainConfig(batch_size=16, device="cpu", shuffle_buffer=64)
-    a = Trainer(Task(), [HDF5Images(archive)], config).fingerprint()
-    b = Trainer(Task(), [HDF5Images(path)], config).fingerprint()
+    a = Trainer(_Task(), [HDF5Images(archive)], config).fingerprint()
+    b = Trainer(_Task(), [HDF5Images(path)], config).fingerprint()
     assert a["data (array 0)"] == b["data (array 0)"]  # the same values ...
     assert a["rows per shuffled block"] == "64" and b["rows per shuffled block"] == "96"
     plain = TrainConfig(batch_size=16, device="cpu")
-    assert "rows per shuffled block" not in Trainer(Task(), [images], plain).fingerprint()
+    assert "rows per shuffled block" not in Trainer(_Task(), [images], plain).fingerprint()
 
 
 def test_reading_ahead_in_predict_gives_the_same_outputs(archive, sample):
@@ -332,15 +317,7 @@ def _reads_of_an_epoch(archive, monkeypatch, shuffle_buffer):
     monkeypatch.setattr(images, "_dataset", lambda: _Reads(real(), counter))
     config = TrainConfig(n_epochs=1, batch_size=16, device="cpu", shuffle_buffer=shuffle_buffer)
 
-    class Task(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, x, generator=None):
-            return (self.w * x.mean()).sum()
-
-    Trainer(Task(), [images], config).fit()
+    Trainer(_Task(), [images], config).fit()
     return counter
 
 
