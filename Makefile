@@ -30,7 +30,8 @@ MIN_TESTS ?= tests/test_metrics.py tests/data tests/datasets tests/nn tests/test
 	tests/test_search.py tests/test_embedder.py tests/test_regressor.py tests/test_cli.py \
 	tests/test_cli_photoz.py tests/test_input_errors.py tests/test_model_selection.py \
 	tests/test_properties_search.py tests/test_properties_photometry.py tests/test_packaging.py \
-	tests/test_baselines.py tests/test_io.py tests/test_silent_inputs.py tests/test_selection.py
+	tests/test_baselines.py tests/test_io.py tests/test_silent_inputs.py tests/test_selection.py \
+	tests/test_data_pipeline.py
 test-minimum:
 	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip

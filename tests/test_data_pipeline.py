@@ -203,12 +203,13 @@ def test_workers_stop_when_a_fit_fails(sample):
 
     config = TrainConfig(n_epochs=3, batch_size=16, device="cpu", num_workers=2)
     trainer = Trainer(_Task(fail_in_the_second_epoch), [sample.images], config)
+    before = set(multiprocessing.active_children())  # e.g. joblib's, from other tests
     with pytest.raises(RuntimeError, match="a step failed") as caught:
         trainer.fit()
     # The traceback (kept here, as an interactive session keeps it) holds the loader's
     # frames; the workers must be gone all the same.
     assert caught.value.__traceback__ is not None
-    assert multiprocessing.active_children() == []
+    assert set(multiprocessing.active_children()) - before == set()
 
 
 def test_the_block_size_is_part_of_the_run(archive, tmp_path):
@@ -446,6 +447,8 @@ def test_the_index_pass_agrees_with_looking_up_each_chunk(holey):
         sound = sound_chunks(d)
         bad = unchecked_chunks(d, range(200), allocated=True)
     assert bad == [5]
+    if sound is None:
+        pytest.skip(f"HDF5 {h5py.version.hdf5_version} cannot iterate over chunks (< 1.12.3)")
     np.testing.assert_array_equal(np.flatnonzero(~sound), bad)
 
 
