@@ -14,14 +14,15 @@
 #      skphotoz and torch is kept.
 #   2. benchmarks/throughput.py on CUDA (bf16, channels-last: the engine's defaults) for the
 #      CPU defaults and MOCO_PRESETS["published"]: images/s, peak GPU memory, the data
-#      pipeline's share, MoCo/bare ratio, stage profile, reference loop.
-#   3. `skphotoz simulate` a 4,096-galaxy archive, then a 1-GPU NCCL torchrun of
-#      `skphotoz pretrain ... --device cuda --epochs 1`.
-#   3b. a 2-epoch pretraining of the published preset from a 16,384-galaxy 107-px archive
+#      pipeline's share and whole epochs from an archive against numpy (with their ratio),
+#      MoCo/bare ratio, stage profile, reference loop.
+#   3. a 6-epoch pretraining of the published preset from an 8,192-galaxy 107-px archive
 #      (GPU utilisation within it, in the summary); with 2 GPUs, the same under a 2-process
 #      NCCL torchrun.
-#   4. the full backbone x stem x view grid, in the time left.
-#   5. the preset with the bf16 autocast off (fp32), in the time left.
+#   4. `skphotoz simulate` a 4,096-galaxy archive, then a 1-GPU NCCL torchrun of
+#      `skphotoz pretrain ... --device cuda --epochs 1`.
+#   5. the full backbone x stem x view grid, in the time left.
+#   6. the preset with the bf16 autocast off (fp32), in the time left.
 #   nvidia-smi samples utilization.gpu and memory.used every second throughout.
 #
 # Writes at most 8 files to $OUT if set, else benchmarks/results/gpu_check/ (dry run: a
@@ -229,31 +230,22 @@ fi
 THROUGHPUT=(benchmarks/throughput.py --device "$DEVICE" "${SIZE[@]}")
 
 # ------------------------------------------------------- 2. the two setups, bf16
-step "throughput: defaults + published preset" "$(left 150)" \
+step "throughput: defaults + published preset" "$(left 270)" \
     "$PY" "${THROUGHPUT[@]}" --setups defaults,preset --grid main \
-    --sections grid,pipeline,ratio,reference,profile --workers "$WORKERS" --loader-workers 4 \
+    --sections pipeline,grid,ratio,reference,profile --workers "$WORKERS" --loader-workers 4 \
     --torch-profile --out "$RESULTS/throughput_$DEVICE.csv"
 
-# ------------------------------------------------------------- 3. torchrun
-step "simulate archive" "$(left 120)" \
-    "$SKPHOTOZ" simulate "$WORK/archive.h5" --n "$N_ARCHIVE"
 if [[ -x .venv/bin/torchrun ]]; then
     TORCHRUN=(.venv/bin/torchrun)
 else
     TORCHRUN=("$PY" -m torch.distributed.run)
 fi
-step "torchrun 1 GPU: skphotoz pretrain" "$(left 60)" \
-    "${TORCHRUN[@]}" --standalone --nproc_per_node=1 "$SKPHOTOZ" pretrain "$WORK/archive.h5" \
-    --output "$WORK/embedder.skops" --device "$DEVICE" --epochs 1
-if [[ -f $WORK/embedder.skops ]]; then
-    echo "torchrun: wrote $(du -h "$WORK/embedder.skops" | cut -f1) embedder"
-fi
 
-# ------------- 3b. the published preset pretraining from an archive: GPU utilisation
+# --------- 3. the published preset pretraining from an archive: GPU utilisation
 # (the summary gives nvidia-smi's mean utilisation within this step), images/s from
-# --verbose's epoch table; then, on a machine with 2 GPUs, the same with 2 NCCL processes.
+# the epoch table; then, on a machine with 2 GPUs, the same with 2 NCCL processes.
 if [[ $MODE == gpu ]]; then
-    PRESET_N=16384
+    PRESET_N=8192
     PRESET_SIZE=107
     PRESET=(--preset published)
 else
@@ -261,30 +253,41 @@ else
     PRESET_SIZE=64
     PRESET=(--batch-size 16 --crop-size 32)
 fi
-step "simulate preset archive" "$(left 200)" \
+step "simulate preset archive" "$(left 210)" \
     "$SKPHOTOZ" simulate "$WORK/preset.h5" --n "$PRESET_N" --stamp-size "$PRESET_SIZE"
 CROP=()
 [[ $MODE == gpu ]] && CROP=(--crop 64)
-step "pretrain preset from the archive, 1 process" "$(left 150)" \
-    "$SKPHOTOZ" pretrain "$WORK/preset.h5" "${CROP[@]}" "${PRESET[@]}" --epochs 2 \
+step "pretrain preset from the archive, 1 process" "$(left 130)" \
+    "$SKPHOTOZ" pretrain "$WORK/preset.h5" "${CROP[@]}" "${PRESET[@]}" --epochs 6 \
     --device "$DEVICE" --output "$WORK/preset.skops"
-GPUS=$( (command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -c '^GPU') || echo 0)
+GPUS=0
+command -v nvidia-smi >/dev/null && GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 if ((GPUS >= 2)); then
-    step "torchrun 2 GPUs NCCL: pretrain preset from the archive" "$(left 100)" \
+    step "torchrun 2 GPUs NCCL: pretrain preset from the archive" "$(left 70)" \
         "${TORCHRUN[@]}" --standalone --nproc_per_node=2 "$SKPHOTOZ" pretrain "$WORK/preset.h5" \
-        "${CROP[@]}" "${PRESET[@]}" --epochs 2 --device "$DEVICE" --output "$WORK/preset2.skops"
+        "${CROP[@]}" "${PRESET[@]}" --epochs 6 --device "$DEVICE" --output "$WORK/preset2.skops"
 else
     echo "=== torchrun 2 GPUs: skipped, $GPUS GPU(s) here"
 fi
 rm -f "$WORK/preset.h5"
 
-# ------------------------------------------------- 4-5. grid and fp32, time permitting
-step "throughput grid" "$(left 50)" \
+# ------------------------------------- 4. torchrun of the CLI defaults, 1 GPU
+step "simulate archive" "$(left 55)" \
+    "$SKPHOTOZ" simulate "$WORK/archive.h5" --n "$N_ARCHIVE"
+step "torchrun 1 GPU: skphotoz pretrain" "$(left 30)" \
+    "${TORCHRUN[@]}" --standalone --nproc_per_node=1 "$SKPHOTOZ" pretrain "$WORK/archive.h5" \
+    --output "$WORK/embedder.skops" --device "$DEVICE" --epochs 1
+if [[ -f $WORK/embedder.skops ]]; then
+    echo "torchrun: wrote $(du -h "$WORK/embedder.skops" | cut -f1) embedder"
+fi
+
+# ------------------------------------------------- 5-6. grid and fp32, time permitting
+step "throughput grid" "$(left 15)" \
     "$PY" "${THROUGHPUT[@]}" --setups defaults --grid full --sections grid \
     --out "$RESULTS/throughput_${DEVICE}_grid.csv"
 FP32=(--fp32)
 [[ $MODE == cpu ]] && FP32=()
-step "throughput preset fp32" "$(left 10)" \
+step "throughput preset fp32" "$(left 0)" \
     "$PY" "${THROUGHPUT[@]}" --setups preset --grid main --sections grid "${FP32[@]}" \
     --out "$RESULTS/throughput_${DEVICE}_fp32.csv"
 
