@@ -72,7 +72,7 @@ step() {
     shift 2
     if ((limit < 15)); then
         echo "=== $name: skipped, $limit s left of the budget"
-        echo "$name,,,skipped" >>"$PHASES"
+        echo "\"$name\",,,skipped" >>"$PHASES"
         return 0
     fi
     echo
@@ -81,7 +81,7 @@ step() {
     start=$(date +%s.%N)
     timeout --kill-after=10 "$limit" "$@"
     rc=$?
-    echo "$name,$start,$(date +%s.%N),$rc" >>"$PHASES"
+    echo "\"$name\",$start,$(date +%s.%N),$rc" >>"$PHASES"
     if ((rc == 124 || rc == 137)); then
         echo "=== $name: TIMED OUT after $limit s (rc $rc)"
     elif ((rc != 0)); then
@@ -257,7 +257,7 @@ step "simulate preset archive" "$(left 210)" \
     "$SKPHOTOZ" simulate "$WORK/preset.h5" --n "$PRESET_N" --stamp-size "$PRESET_SIZE"
 CROP=()
 [[ $MODE == gpu ]] && CROP=(--crop 64)
-step "pretrain preset from the archive, 1 process" "$(left 130)" \
+step "pretrain preset from the archive (1 process)" "$(left 130)" \
     "$SKPHOTOZ" pretrain "$WORK/preset.h5" "${CROP[@]}" "${PRESET[@]}" --epochs 6 \
     --device "$DEVICE" --output "$WORK/preset.skops"
 GPUS=0
