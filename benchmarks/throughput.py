@@ -63,7 +63,8 @@ from skphotoz.data import HDF5Images, write_archive
 from skphotoz.datasets import make_sdss_galaxies
 from skphotoz.nn import Callback, GalaxyAugment, info_nce
 from skphotoz.nn.augment import add_gaussian_noise, affine_resample, gaussian_blur
-from skphotoz.nn.engine import batch_loader, center_crop, epoch_batches, predict, to_device
+from skphotoz.nn.engine import center_crop, predict
+from skphotoz.nn.loading import batch_loader, epoch_batches, to_device
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _moco_reference as reference  # noqa: E402
@@ -941,8 +942,8 @@ class Bench:
                 loader = iter(batch_loader(arrays, batches, device, 0))
                 for _ in batches:
                     timed(f"read batch ({source})", lambda loader=loader: next(loader))
-            # Each epoch makes a new DataLoader (persistent_workers=False): with workers, its
-            # first batch waits for them to start.
+            # The first batch of a new DataLoader with workers waits for them to start: the
+            # engine pays this once per fit (its workers persist across epochs).
             timed(
                 "first batch of an epoch (HDF5, workers)",
                 lambda: next(iter(batch_loader(trainer_h5.arrays, batches, device, workers))),
@@ -992,14 +993,14 @@ class Bench:
             )
         first = ms["first batch of an epoch (HDF5, workers)"]
         print(
-            f"first batch of an epoch from the archive with {workers} DataLoader workers "
-            f"(started per epoch): {first:.0f} ms"
+            f"first batch from the archive of a new loader with {workers} DataLoader workers "
+            f"(their start-up, once per fit): {first:.0f} ms"
         )
         self.add(
             measure=f"first batch of an epoch (HDF5, {workers} workers)",
             **d,
             ms_per_batch=round(first, 2),
-            note="worker start-up included",
+            note="worker start-up included; once per fit (workers persist across epochs)",
         )
         # Whole epochs through the engine, from memory and from the archive, on data of
         # their own: --epoch-steps batches, so that an epoch's first batch (which no reading

@@ -196,21 +196,15 @@ class PhotoZRegressor(RegressorMixin, NetworkEstimator):
         "auto" (CUDA if available), or any torch device string ("cpu", "cuda", "cuda:1",
         "mps", ...); one this machine does not have raises a ValueError listing those it has.
     num_workers : int, default=0
-        DataLoader worker processes reading the batches; they start once and persist
-        across epochs. With 0, a thread of this process reads the next batches while the
-        network computes, which is usually enough; workers pay where reading a batch costs
-        more than a step (compressed archives, many CPU cores feeding a GPU).
+        DataLoader worker processes reading the batches, started once per fit. With 0, a
+        thread reads the next batches while the network computes, usually enough; workers
+        pay where a batch costs more to read than a step (compressed archives, a GPU fed by
+        many cores).
     shuffle_buffer : int, optional
-        None (default): each epoch visits the galaxies in a uniformly random order. An
-        integer: a block shuffle for archives too large for memory, on slow disks or
-        network file systems: each epoch reads the archive in contiguous blocks of at least
-        64 galaxies (whole chunks of the archive) in random order, about ``shuffle_buffer``
-        galaxies at a time, and shuffles the batches within each such buffer. Reading is
-        sequential, at the price of batches drawn from fewer, neighbouring stretches of the
-        archive; that cost is small where the archive's order is unrelated to the galaxies
-        (measured in the docs' throughput page) and largest for an archive sorted by a
-        property (sky position, redshift). A buffer smaller than a block is one block.
-        Memory: about two buffers of stamps (two per worker with ``num_workers``).
+        None: each epoch visits the galaxies in a uniformly random order. An integer: each
+        epoch reads the archive in contiguous blocks of at least 64 galaxies, in random
+        order, about this many at a time, shuffled within (for slow disks and network file
+        systems; what it costs is measured in the docs' training and throughput pages).
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, batches, augmentations and the validation split: on the CPU equal
         seeds give equal models. Resuming a checkpoint needs an integer.

@@ -18,10 +18,9 @@ from skphotoz.data import HDF5Images, open_archive, write_archive
 from skphotoz.data._checksum import sound_chunks, unchecked_chunks
 from skphotoz.datasets import make_sdss_galaxies
 from skphotoz.exceptions import DamagedDataError
-from skphotoz.nn.engine import (
+from skphotoz.nn.engine import TrainConfig, Trainer
+from skphotoz.nn.loading import (
     ReadAhead,
-    TrainConfig,
-    Trainer,
     epoch_batches,
     epoch_order,
     rank_batches,

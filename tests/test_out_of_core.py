@@ -21,7 +21,7 @@ import skphotoz.search._estimator as search_module
 from skphotoz import MoCoEmbedder, PhotoZRegressor
 from skphotoz._inputs import CheckedImages
 from skphotoz.data import HDF5Images, write_archive
-from skphotoz.nn.engine import batch_loader, epoch_batches
+from skphotoz.nn.loading import batch_loader, epoch_batches
 from skphotoz.search import SimilaritySearch
 from tests import helpers
 

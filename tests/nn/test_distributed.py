@@ -19,7 +19,8 @@ import torch.distributed as dist
 
 from skphotoz.nn import distributed
 from skphotoz.nn.callbacks import Checkpoint, ProgressTable
-from skphotoz.nn.engine import TrainConfig, Trainer, epoch_batches, rank_batches
+from skphotoz.nn.engine import TrainConfig, Trainer
+from skphotoz.nn.loading import epoch_batches, rank_batches
 
 WORKER = Path(__file__).with_name("_distributed_worker.py")
 

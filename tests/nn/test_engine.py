@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from skphotoz.nn import TrainConfig, fit_module, predict, resolve_device
-from skphotoz.nn.engine import epoch_batches
+from skphotoz.nn.loading import epoch_batches
 
 
 class _Regression(nn.Module):
