@@ -33,9 +33,10 @@ from ._validation import (
 from .metrics import MAD_TO_SIGMA
 from .nn import MoCo, MoCoTask, TargetHead
 from .nn.engine import predict
+from .nn.moco import ViewShift
 from .nn.photometry import PhotometryJoined
 from .nn.scaling import photometry_layer
-from .preprocessing import default_photometry
+from .preprocessing import AperturePhotometry, default_photometry
 
 _PUBLISHED = dict(
     backbone="resnet50",
@@ -71,18 +72,40 @@ _MAX_PROJECTION_DIM = 8192
 _MAX_QUEUE_FLOATS = 1 << 28  # 1 GiB of float32
 
 
-def _target_head(in_features: int, values: np.ndarray) -> TargetHead:
-    """A linear head whose targets are standardised by their median and MAD (robust to the
-    odd aperture at the flux floor); columns without spread get a scale of 1."""
+#: Width of the photometry head's bottleneck (Linear, ReLU, Linear).
+_PHOTOMETRY_HIDDEN = 64
+
+
+def _target_head(in_features: int, values: np.ndarray, **kwargs) -> TargetHead:
+    """A head whose targets are standardised by their median and MAD (robust to the odd
+    aperture at the flux floor); columns without spread get a scale of 1. ``kwargs`` go to
+    :class:`TargetHead` (its width and loss)."""
     values = values.reshape(len(values), -1).astype(np.float64)
     known = values[~np.isnan(values).any(axis=1)]
     if len(known) == 0:
-        return TargetHead(in_features, np.zeros(values.shape[1]), np.ones(values.shape[1]))
+        return TargetHead(
+            in_features, np.zeros(values.shape[1]), np.ones(values.shape[1]), **kwargs
+        )
     center = np.median(known, axis=0)
     scale = MAD_TO_SIGMA * np.median(np.abs(known - center), axis=0)
     spread = np.std(known, axis=0)
     scale = np.where(scale > 0, scale, np.where(spread > 0, spread, 1.0))
-    return TargetHead(in_features, center, scale)
+    return TargetHead(in_features, center, scale, **kwargs)
+
+
+def view_photometry(n_bands: int, crop: int, jitter: float, scale: float) -> AperturePhotometry:
+    """The aperture photometry that the photometry term predicts from views of ``crop``
+    pixels: the radii of :func:`~skphotoz.preprocessing.default_photometry` whose aperture
+    stays inside every view (radius and centre shift magnified by up to ``scale``), or its two
+    smallest when fewer fit (they then reach beyond the view)."""
+    photometry = default_photometry(n_bands)
+    inside = [
+        radius
+        for radius in photometry.radii
+        if (radius / photometry.pixel_scale + jitter) * max(scale, 1.0) <= crop / 2
+    ]
+    radii = tuple(inside) if len(inside) >= 2 else tuple(sorted(photometry.radii)[:2])
+    return photometry.set_params(radii=radii)
 
 
 class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEstimator):
@@ -202,16 +225,21 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         Weight of the InfoNCE term. 0 leaves only the photometry and redshift terms (then
         the views are still augmented, but not contrasted).
     photometry_weight : float, default=1.0
-        Weight of the photometry term: a linear head predicts each galaxy's photometry from
-        the representation of each augmented view, with a Huber loss on robustly
-        standardised targets. The targets are colours and magnitudes in three apertures
-        (:class:`~skphotoz.preprocessing.AperturePhotometry`) measured on the un-augmented
-        stamp, or the ``photometry`` given to ``fit`` (catalogue photometry); for 2-D input,
-        the input features. The target is the galaxy, not the view, so reddening and
-        brightness augmentations keep asking for the same answer, as InfoNCE does.
-        Contrastive learning alone separates galaxies by what survives the augmentations
-        most clearly (brightness, size) and loses much of the colour that carries redshift;
-        this term keeps it (measured in ``docs/results.md``). 0 is plain MoCo v2.
+        Weight of the photometry term: a small MLP head (a 64-wide bottleneck) predicts the
+        photometry of each augmented query view from its representation, under a mean
+        squared error on robustly standardised targets. For images the targets are the
+        colours and reference-band magnitudes of
+        :class:`~skphotoz.preprocessing.AperturePhotometry` in the apertures that stay inside
+        every view (``target_photometry_``; 1.5" and 3" for 32-pixel views, all three for
+        64-pixel ones), measured on the stamp and moved by the brightness change and
+        reddening drawn for the view, so each view is asked for what it shows: the apertures
+        follow the galaxy through rotation, shift and magnification, and the photometry is
+        that before noise and blur. Catalogue ``photometry`` given to ``fit``, or the features
+        of 2-D input, are the targets of every view as they are (give quantities that the
+        augmentations do not change). Contrastive learning alone separates galaxies by what
+        survives the augmentations most clearly (brightness, size) and loses much of the
+        colour that carries redshift; this term keeps it (measured in ``docs/results.md``).
+        0 is plain MoCo v2.
     join_photometry : float, default=0.0
         Images only: weight of the stamps' aperture photometry joined to the embedding by
         ``transform``. 0 returns the image embedding alone. A weight w > 0 returns
@@ -242,6 +270,11 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         ``loss_redshift``: the unweighted terms); warm starts append to it.
     heads_ : torch.nn.ModuleDict
         The pretraining heads used ("photometry", "redshift"); empty for plain MoCo.
+        ``heads_["photometry"](transform(X))`` reads the photometry from the embeddings (of
+        ``embedding="backbone"``), a check of the term that needs no labels.
+    target_photometry_ : skphotoz.preprocessing.AperturePhotometry or None
+        The fitted aperture photometry whose features the photometry head predicts (None
+        without the term, for catalogue photometry or for 2-D input).
     callbacks_ : list
         The copies of ``callbacks`` used by the last fit.
     n_features_in_ : int
@@ -400,7 +433,10 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
                 f"MoCoEmbedder needs at least 2 samples to contrast; got {len(X)} sample."
             )
         z = self._check_redshifts(y, len(X))
-        targets = self._photometry_targets(X, photometry)
+        if not continuing:
+            self.input_shape_ = input_shape(X)
+            self.crop_size_ = resolve_crop_size(self.crop_size, X)
+        targets, measured = self._photometry_targets(X, photometry)
         if self.contrastive_weight == 0 and targets is None and z is None:
             raise ValueError(
                 "contrastive_weight=0 leaves nothing to learn without the photometry term "
@@ -410,8 +446,6 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         if continuing:
             moco, heads = self.moco_, self.heads_
         else:
-            self.input_shape_ = input_shape(X)
-            self.crop_size_ = resolve_crop_size(self.crop_size, X)
             with seeded(seed):
                 moco = self._build_moco(X, seed)
             heads = nn.ModuleDict()
@@ -430,14 +464,24 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
                     continue
                 head = heads[name] if name in heads else None
                 if head is None or head.center.numel() != values.reshape(len(X), -1).shape[1]:
-                    heads[name] = _target_head(width, values)
+                    heads[name] = (
+                        _target_head(width, values, hidden=_PHOTOMETRY_HIDDEN, loss="mse")
+                        if name == "photometry"
+                        else _target_head(width, values)
+                    )
                 arrays.append(values)
+        augment = self._build_augment(X, moco.backbone, self.crop_size_)
         task = MoCoTask(
             moco,
-            self._build_augment(X, moco.backbone, self.crop_size_),
+            augment,
             photometry_head=heads["photometry"] if targets is not None else None,
             redshift_head=heads["redshift"] if z is not None else None,
             weights=(self.contrastive_weight, self.photometry_weight, self.redshift_weight),
+            view_shift=(
+                ViewShift(measured.band_weights(), augment.extinction_coefficients)
+                if measured is not None
+                else None
+            ),
         )
         trainer = self._train(
             task, tuple(arrays), seed=seed, description="MoCo", checkpoint_name="moco.pt"
@@ -499,9 +543,13 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         return y.astype(np.float32)
 
     def _photometry_targets(self, X, photometry):
-        """Targets of the photometry term, float32 (n_samples, n_targets), or None."""
+        """Targets of the photometry term, float32 (n_samples, n_targets), or None; and the
+        fitted :class:`AperturePhotometry` that measured them on the stamps (None for
+        catalogue photometry or 2-D input), also kept as ``target_photometry_``."""
+        measured = None
         if self.photometry_weight == 0:
-            return None
+            self.target_photometry_ = None
+            return None, None
         if photometry is not None:
             check_numeric(np.asarray(photometry), "photometry")
             values = np.asarray(photometry, dtype=np.float64)
@@ -521,15 +569,16 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         elif len(input_shape(X)) == 1:
             values = np.asarray(X, dtype=np.float64)
         else:
-            n_bands = input_shape(X)[0]
-            # Measured on the stamps as the network sees them (holes filled with the sky).
+            # Measured on the stamps as the network sees them (holes filled with the sky), in
+            # apertures that stay inside the views.
             stamps = fill_input(X, None, self.nan_policy)
-            photometry = default_photometry(n_bands)
-            values = photometry.fit_transform(stamps)
+            measured = view_photometry(input_shape(X)[0], self.crop_size_, self.jitter, self.scale)
+            values = measured.fit_transform(stamps)
+        self.target_photometry_ = measured
         # Rows with non-finite targets (holes in 2-D features under nan_policy="fill") do
         # not count in the photometry term.
         values = np.where(np.isfinite(values), values, np.nan)
-        return np.clip(values, -1e30, 1e30).astype(np.float32)
+        return np.clip(values, -1e30, 1e30).astype(np.float32), measured
 
     def transform(self, X):
         """Embed X.

@@ -247,6 +247,24 @@ class AperturePhotometry(TransformerMixin, BaseEstimator):
             + [f'{c} ({radii[0]}")' for c in colour]
         )
 
+    def band_weights(self) -> np.ndarray:
+        """Each feature as a sum of band magnitudes: ``W`` of shape (n_features_out, n_bands)
+        with ``feature = W @ magnitudes`` up to the aperture (a colour u−g: +1 at u, −1 at g).
+
+        A change of each band's magnitude by ``dm`` changes the features by ``W @ dm`` (where
+        no flux is at ``flux_floor``): a brightness change moves only the magnitudes, a
+        reddening by ``E(B-V)`` moves a colour a−b by ``(R_a − R_b) E(B-V)``. The embedder's
+        photometry term uses it to follow its augmentations.
+        """
+        check_is_fitted(self, "n_bands_")
+        n_colours = self.n_bands_ - 1
+        colour = np.zeros((n_colours, self.n_bands_))
+        colour[np.arange(n_colours), np.arange(n_colours)] = 1.0
+        colour[np.arange(n_colours), np.arange(1, self.n_bands_)] = -1.0
+        magnitude = np.zeros((len(self.radii), self.n_bands_))
+        magnitude[:, self.reference_band] = 1.0
+        return np.vstack([colour, magnitude, colour])
+
     def _features(self, images: np.ndarray) -> np.ndarray:
         flux = aperture_fluxes(images, self.radii, self.pixel_scale)
         mag = 22.5 - 2.5 * np.log10(np.clip(flux, self.flux_floor, None))

@@ -12,8 +12,8 @@ from sklearn.pipeline import make_pipeline
 from skphotoz import MoCoEmbedder, PhotoZRegressor
 from skphotoz.data import HDF5Images, write_archive
 from skphotoz.datasets import make_sdss_galaxies
+from skphotoz.embedder import view_photometry
 from skphotoz.metrics import sigma_mad, sigma_mad_scorer
-from skphotoz.preprocessing import AperturePhotometry
 
 
 @pytest.fixture(scope="module")
@@ -201,13 +201,20 @@ def test_plain_moco_is_unchanged_by_the_new_parameters_when_off(galaxies):
 def test_photometry_targets_are_the_aperture_photometry_of_the_stamps(galaxies):
     X, _ = galaxies
     emb = _tiny(photometry_weight=1.0)
-    targets = emb._photometry_targets(X, None)
-    np.testing.assert_allclose(targets, AperturePhotometry().fit_transform(X), rtol=1e-6)
+    emb.crop_size_ = X.shape[-1]
+    targets, measured = emb._photometry_targets(X, None)
+    expected = view_photometry(X.shape[1], X.shape[-1], emb.jitter, emb.scale)
+    np.testing.assert_allclose(targets, expected.fit_transform(X), rtol=1e-6)
+    assert measured.radii == expected.radii and emb.target_photometry_ is measured
     # Feature vectors are their own targets; catalogue photometry replaces the measurement.
     V = X.reshape(48, -1)[:, :6]
-    np.testing.assert_array_equal(emb._photometry_targets(V, None), V)
+    values, measured = emb._photometry_targets(V, None)
+    np.testing.assert_array_equal(values, V)
+    assert measured is None
     catalogue = np.arange(96.0).reshape(48, 2)
-    np.testing.assert_array_equal(emb._photometry_targets(X, catalogue), catalogue)
+    values, measured = emb._photometry_targets(X, catalogue)
+    np.testing.assert_array_equal(values, catalogue)
+    assert measured is None and emb.target_photometry_ is None
 
 
 def test_fit_records_every_term_and_the_heads(galaxies):
@@ -222,7 +229,8 @@ def test_fit_records_every_term_and_the_heads(galaxies):
         assert entry["loss"] == pytest.approx(total, rel=1e-5)
     # The photometry head reads the photometry of the galaxies from their embeddings.
     predicted = emb.heads_["photometry"](torch.as_tensor(emb.transform(X))).detach().numpy()
-    assert predicted.shape == (48, 11) and np.isfinite(predicted).all()
+    names = emb.target_photometry_.get_feature_names_out()
+    assert predicted.shape == (48, len(names)) and np.isfinite(predicted).all()
 
 
 def test_photometry_term_learns_the_photometry():
@@ -323,3 +331,27 @@ def test_semi_supervised_pretraining_refuses_missing_value_codes():
         embedder.fit(X, y)
     # With the redshift term off, y is not used as redshifts.
     MoCoEmbedder(n_epochs=1, batch_size=8, random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "crop, jitter, scale, radii",
+    [
+        (32, 4.0, 1.3, (1.5, 3.0)),  # CPU default: the 6" aperture (15 px) leaves the view
+        (64, 7.0, 1.0, (1.5, 3.0, 6.0)),  # the published crop keeps all three
+        (8, 4.0, 1.3, (1.5, 3.0)),  # none fits: the two smallest
+    ],
+)
+def test_photometry_term_keeps_the_apertures_inside_the_views(crop, jitter, scale, radii):
+    assert view_photometry(5, crop, jitter, scale).radii == radii
+    assert view_photometry(2, crop, jitter, scale).reference_band == 1
+
+
+def test_photometry_term_follows_the_augmentations(galaxies):
+    X, _ = galaxies
+    emb = _tiny(photometry_weight=1.0, brightness=1.0, dust_ebv=0.2).fit(X)
+    assert emb.target_photometry_.radii == (1.5, 3.0)
+    # The head: a bottleneck MLP under a mean squared error.
+    head = emb.heads_["photometry"]
+    assert head.loss_name == "mse" and isinstance(head.net, torch.nn.Sequential)
+    catalogue = _tiny(photometry_weight=1.0).fit(X, photometry=np.ones((48, 2)))
+    assert catalogue.target_photometry_ is None

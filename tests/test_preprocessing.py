@@ -29,6 +29,22 @@ def test_features_are_colours_magnitudes_and_inner_colours():
     np.testing.assert_allclose(batched, features, rtol=1e-12)
 
 
+@pytest.mark.parametrize("reference_band", [2, 4])
+def test_band_weights_give_the_features_change_per_band(reference_band):
+    rng = np.random.default_rng(1)
+    images = rng.uniform(1.0, 2.0, size=(4, 5, 24, 24))
+    transformer = AperturePhotometry(reference_band=reference_band).fit(images)
+    weights = transformer.band_weights()
+    assert weights.shape == (11, 5)
+    assert weights[:4].sum(axis=1).tolist() == [0.0] * 4  # colours: +1 and -1
+    assert (weights[4:7, reference_band] == 1).all() and weights[4:7].sum() == 3
+    dm = np.array([0.3, -0.1, 0.05, 0.2, -0.4])
+    dimmed = images * 10 ** (-0.4 * dm).reshape(1, 5, 1, 1)
+    np.testing.assert_allclose(
+        transformer.transform(dimmed), transformer.transform(images) + weights @ dm, atol=1e-9
+    )
+
+
 def test_lazy_input_and_errors(tmp_path):
     images = np.random.default_rng(1).uniform(1, 2, size=(6, 5, 16, 16)).astype(np.float32)
     path = tmp_path / "a.h5"

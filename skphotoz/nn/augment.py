@@ -220,7 +220,20 @@ class GalaxyAugment(nn.Module):
             _finite_vector("GalaxyAugment", "extinction_coefficients", extinction_coefficients),
         )
 
-    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None):
+    def forward(
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+        return_draws: bool = False,
+    ):
+        """Views of ``images`` (n, n_bands, output_size, output_size).
+
+        With ``return_draws`` also a dict of the photometric changes drawn for each view,
+        tensors of shape (n,): ``"ebv"``, the E(B-V) of the reddening, and ``"delta_mag"``,
+        the brightness change in magnitudes (zeros where off). Every band's magnitude in the
+        view is its stamp's plus ``delta_mag + R_b ebv`` (the aperture following the
+        galaxy, before noise and blur): what the photometry term of pretraining follows.
+        """
         if not isinstance(images, torch.Tensor) or not images.is_floating_point():
             what = images.dtype if isinstance(images, torch.Tensor) else type(images).__name__
             raise TypeError(f"GalaxyAugment takes a floating-point torch tensor; got {what}.")
@@ -230,9 +243,14 @@ class GalaxyAugment(nn.Module):
                 f"{tuple(images.shape)}."
             )
         n, c, size, _ = images.shape
-        if n == 0:
-            return images.new_empty((0, c, self.output_size, self.output_size))
         dev = images.device
+        draws = {
+            "ebv": torch.zeros(n, device=dev),
+            "delta_mag": torch.zeros(n, device=dev),
+        }
+        if n == 0:
+            views = images.new_empty((0, c, self.output_size, self.output_size))
+            return (views, draws) if return_draws else views
         if self.noise > 0 and len(self.noise_sigma) != c:
             raise ValueError(
                 f"noise needs one noise_sigma per band: {c} bands, {len(self.noise_sigma)} "
@@ -246,8 +264,10 @@ class GalaxyAugment(nn.Module):
                 )
             ebv = _uniform(n, 0.0, self.dust_ebv, generator, dev)
             images = redden_images(images, ebv, self.extinction_coefficients)
+            draws["ebv"] = ebv
         if self.brightness > 0:
             delta_mag = _uniform(n, -self.brightness, self.brightness, generator, dev)
+            draws["delta_mag"] = delta_mag
             images = images * (10.0 ** (-0.4 * delta_mag)).to(images.dtype).reshape(n, 1, 1, 1)
         angle = (
             _uniform(n, 0.0, 2.0 * math.pi, generator, dev)
@@ -271,7 +291,7 @@ class GalaxyAugment(nn.Module):
         if self.noise > 0:
             level = _uniform(n, 0.0, self.noise, generator, dev).reshape(n, 1)
             views = add_gaussian_noise(views, level * self.noise_sigma.reshape(1, c), generator)
-        return views
+        return (views, draws) if return_draws else views
 
 
 class VectorAugment(nn.Module):

@@ -20,6 +20,9 @@ from . import distributed
 #: in cache rather than the whole (queries x queue) matrix going through memory.
 INFO_NCE_CHUNK = 4096
 
+#: Standardised targets of a mean-squared-error head are clipped at this many units.
+_MSE_CLIP = 5.0
+
 
 class _QueueLogSumExp(torch.autograd.Function):
     """Row-wise log-sum-exp of ``query @ negatives.T``, taken ``chunk`` keys at a time.
@@ -233,42 +236,90 @@ class MoCo(nn.Module):
 class TargetHead(nn.Module):
     """Predicts standardised per-galaxy targets (photometry, redshift) from a representation.
 
-    Targets are standardised with fixed ``center`` and ``scale`` (from the training data)
-    and compared with a Huber loss (smooth L1, transition at one standard unit), so that a
-    few extreme targets (an aperture at the flux floor, a catastrophic redshift) do not
-    dominate. Rows whose target is NaN (unlabelled galaxies) do not count.
+    Targets are standardised with fixed ``center`` and ``scale`` (from the training data).
+    Rows whose target is NaN (unlabelled galaxies) do not count.
 
     Parameters
     ----------
     in_features : int
     center, scale : sequence of float
         One value per target column.
-
-    The head is linear, so that the targets must be linearly readable from the
-    representation (and neighbours in it share them).
+    hidden : int, default=0
+        0: a linear head, so that the targets must be linearly readable from the
+        representation. Otherwise an MLP through a ``hidden``-wide bottleneck (Linear, ReLU,
+        Linear), which lets the representation hold the targets in any smooth form.
+    loss : {"huber", "mse"}, default="huber"
+        Huber (smooth L1, transition at one standard unit: a few extreme targets, e.g. a
+        catastrophic redshift, do not dominate), or the mean squared error (for targets that
+        the view determines, where every unit of error counts), with the standardised
+        targets clipped at ±5 (an aperture at the flux floor is noise, not a colour).
     """
 
-    def __init__(self, in_features: int, center, scale):
+    def __init__(self, in_features: int, center, scale, hidden: int = 0, loss: str = "huber"):
         super().__init__()
+        if loss not in ("huber", "mse"):
+            raise ValueError(f"loss must be 'huber' or 'mse'; got {loss!r}.")
         center = torch.as_tensor(center, dtype=torch.float32).reshape(-1)
         scale = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)
         self.register_buffer("center", center)
         self.register_buffer("scale", scale)
-        self.net = nn.Linear(in_features, center.numel())
+        self.loss_name = loss
+        if hidden:
+            self.net = nn.Sequential(
+                nn.Linear(in_features, hidden),
+                nn.ReLU(inplace=True),
+                nn.Linear(hidden, center.numel()),
+            )
+        else:
+            self.net = nn.Linear(in_features, center.numel())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Predicted targets in their own units, (n, n_targets)."""
         return self.net(features).float() * self.scale + self.center
 
     def loss(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean Huber loss over the rows with a target; 0 (with gradient) if there are none."""
+        """Mean loss over the rows with a target; 0 (with gradient) if there are none."""
         target = target.float().reshape(features.shape[0], -1)
         known = ~torch.isnan(target).any(dim=1)
         predicted = self.net(features).float()
         if not bool(known.any()):
             return predicted.sum() * 0.0
         standard = (target[known] - self.center) / self.scale
+        if self.loss_name == "mse":
+            return F.mse_loss(predicted[known], standard.clamp(-_MSE_CLIP, _MSE_CLIP))
         return F.smooth_l1_loss(predicted[known], standard)
+
+
+class ViewShift(nn.Module):
+    """How the photometry of an augmented view differs from its stamp's.
+
+    A view is the stamp brightened or dimmed by ``delta_mag`` magnitudes and reddened by
+    ``ebv`` (:meth:`GalaxyAugment.forward` with ``return_draws``), so each band's magnitude
+    moves by ``delta_mag + R_b ebv``, and a feature ``W @ magnitudes`` by ``W`` times that.
+    Adding it to the stamp's photometry gives the view's own, exactly: the apertures follow
+    the galaxy through rotation, shift and magnification (flux is kept), and the photometry
+    is of the view before noise and blur.
+
+    Parameters
+    ----------
+    band_weights : array of shape (n_targets, n_bands)
+        :meth:`skphotoz.preprocessing.AperturePhotometry.band_weights`.
+    extinction_coefficients : sequence of float
+        R_b = A_b / E(B-V) of the augmentation's reddening.
+    """
+
+    def __init__(self, band_weights, extinction_coefficients):
+        super().__init__()
+        self.register_buffer("band_weights", torch.as_tensor(band_weights, dtype=torch.float32))
+        self.register_buffer(
+            "extinction", torch.as_tensor(extinction_coefficients, dtype=torch.float32)
+        )
+
+    def forward(self, draws: dict) -> torch.Tensor:
+        """The change of each target, (n, n_targets)."""
+        ebv = draws["ebv"].float().reshape(-1, 1)
+        change = draws["delta_mag"].float().reshape(-1, 1) + ebv * self.extinction.reshape(1, -1)
+        return change @ self.band_weights.T
 
 
 class MoCoTask(nn.Module):
@@ -276,8 +327,11 @@ class MoCoTask(nn.Module):
     photometry and redshift terms on the query view's representation.
 
     ``forward(x, [photometry], [z], generator=...)`` takes the targets of the heads present,
-    in that order: ``photometry`` of the galaxy (measured on the un-augmented stamp, so the
-    target is the galaxy, not the view) and ``z`` (NaN where unknown). The loss is
+    in that order: ``photometry`` of the galaxy, measured on the un-augmented stamp, and
+    ``z`` (NaN where unknown). With ``view_shift`` (a :class:`ViewShift`) the photometry
+    target of each query view is moved by the brightness and reddening drawn for that view,
+    so that the head predicts what the view shows; without it, the stamp's photometry is the
+    target of every view (catalogue quantities that the augmentations do not change). The loss is
     ``weights[0] * InfoNCE + weights[1] * photometry + weights[2] * redshift``; the terms of
     the last step are kept in :attr:`loss_terms`.
     """
@@ -289,24 +343,33 @@ class MoCoTask(nn.Module):
         photometry_head: TargetHead | None = None,
         redshift_head: TargetHead | None = None,
         weights=(1.0, 0.0, 0.0),
+        view_shift: ViewShift | None = None,
     ):
         super().__init__()
         self.moco = moco
         self.augment = augment
+        self.view_shift = view_shift if photometry_head is not None else None
         self.photometry_head = photometry_head
         self.redshift_head = redshift_head
         self.weights = tuple(float(w) for w in weights)
         self.loss_terms: dict[str, torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor, *targets, generator: torch.Generator | None = None):
-        view_q, view_k = self.augment(x, generator), self.augment(x, generator)
+        if self.view_shift is not None:
+            view_q, draws = self.augment(x, generator, return_draws=True)
+        else:
+            view_q = self.augment(x, generator)
+        view_k = self.augment(x, generator)
         if self.photometry_head is None and self.redshift_head is None:
             return self.moco(view_q, view_k, generator)
         contrastive, features = self.moco(view_q, view_k, generator, return_features=True)
         targets = list(targets)
         terms = {"contrastive": contrastive}
         if self.photometry_head is not None:
-            terms["photometry"] = self.photometry_head.loss(features, targets.pop(0))
+            photometry = targets.pop(0)
+            if self.view_shift is not None:
+                photometry = photometry.float() + self.view_shift(draws)
+            terms["photometry"] = self.photometry_head.loss(features, photometry)
         if self.redshift_head is not None:
             terms["redshift"] = self.redshift_head.loss(features, targets.pop(0))
         self.loss_terms = {name: value.detach() for name, value in terms.items()}

@@ -228,3 +228,36 @@ def test_galaxy_augment_checks_its_input_tensor():
     with pytest.raises(TypeError, match=r"floating-point torch tensor; got ndarray"):
         augment(np.ones((2, 5, 16, 16), np.float32))
     assert augment(torch.ones(0, 5, 16, 16)).shape == (0, 5, 8, 8)
+
+
+def test_returned_draws_give_each_views_photometry():
+    # Brightness and reddening move every band's magnitude by delta_mag + R_b E(B-V), so the
+    # view's features are the stamp's plus band_weights x that. (Geometry off: an even stamp
+    # is flipped about its middle, half a pixel from the apertures' centre pixel.)
+    from skphotoz.datasets import make_sdss_galaxies
+    from skphotoz.preprocessing import AperturePhotometry
+
+    stamps = make_sdss_galaxies(30, random_state=3, stamp_size=24).images.astype(np.float64)
+    images = torch.as_tensor(stamps)
+    augment = GalaxyAugment(
+        24, rotation=False, flip=False, jitter=0.0, scale=1.0, psf_fwhm=0.0, noise=0.0,
+        brightness=1.0, dust_ebv=0.4,
+    ).double()  # fmt: skip
+    views, draws = augment(images, torch.Generator().manual_seed(4), return_draws=True)
+    same = augment(images, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(views, same)  # the draws do not change the views
+    assert set(draws) == {"ebv", "delta_mag"} and draws["ebv"].max() > 0.2
+    photometry = AperturePhotometry(radii=(1.5, 3.0)).fit(stamps)
+    change = draws["delta_mag"][:, None] + draws["ebv"][:, None] * augment.extinction_coefficients
+    expected = photometry.transform(stamps) + change.numpy() @ photometry.band_weights().T
+    np.testing.assert_allclose(photometry.transform(views.numpy()), expected, atol=1e-6)
+
+
+def test_draws_are_zero_where_the_augmentation_is_off():
+    images = _galaxies(n=4, size=16)
+    augment = GalaxyAugment(8, noise=0.0)
+    views, draws = augment(images, torch.Generator().manual_seed(0), return_draws=True)
+    assert views.shape == (4, 5, 8, 8)
+    assert not draws["ebv"].any() and not draws["delta_mag"].any()
+    empty, draws = augment(images[:0], return_draws=True)
+    assert empty.shape == (0, 5, 8, 8) and draws["ebv"].shape == (0,)

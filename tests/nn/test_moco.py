@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skphotoz.nn import GalaxyAugment, MoCo, MoCoTask, TargetHead, info_nce
+from skphotoz.nn.moco import ViewShift
 
 
 class _Linear(nn.Module):
@@ -199,3 +200,57 @@ def test_info_nce_gives_negatives_that_need_it_their_gradient():
     queue = torch.nn.functional.normalize(torch.randn(50, 8), dim=1).requires_grad_()
     info_nce(q, q.clone(), queue, 0.1, chunk_size=16).backward()
     assert queue.grad is not None and queue.grad.abs().sum() > 0
+
+
+def test_target_head_mlp_with_mse_clips_far_targets():
+    torch.manual_seed(0)
+    head = TargetHead(4, center=[0.0, 1.0], scale=[1.0, 2.0], hidden=3, loss="mse")
+    assert [type(m).__name__ for m in head.net] == ["Linear", "ReLU", "Linear"]
+    assert head.net[0].out_features == 3
+    features = torch.randn(3, 4)
+    target = torch.tensor([[0.5, 1.0], [40.0, 3.0], [-1.0, -99.0]])
+    standard = torch.tensor([[0.5, 0.0], [5.0, 1.0], [-1.0, -5.0]])  # clipped at +-5 units
+    expected = F.mse_loss(head.net(features), standard)
+    assert head.loss(features, target).item() == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="loss must be 'huber' or 'mse'; got 'l1'"):
+        TargetHead(4, [0.0], [1.0], loss="l1")
+
+
+def test_view_shift_moves_each_feature_by_its_bands():
+    weights = torch.tensor([[1.0, -1.0, 0.0], [0.0, 1.0, 0.0]])  # a colour, a magnitude
+    shift = ViewShift(weights, [5.0, 3.0, 2.0])
+    draws = {"ebv": torch.tensor([0.0, 0.1]), "delta_mag": torch.tensor([0.7, -0.2])}
+    # Brightness moves magnitudes only; reddening moves a-b by (R_a - R_b) E(B-V).
+    expected = torch.tensor([[0.0, 0.7], [0.2, -0.2 + 0.3]])
+    torch.testing.assert_close(shift(draws), expected)
+
+
+def test_moco_task_asks_each_query_view_for_its_own_photometry():
+    # The target the head gets is the stamp's photometry moved by the brightness and
+    # reddening drawn for that query view, which are the draws of the first augment call.
+    torch.manual_seed(0)
+    images = torch.rand(6, 5, 12, 12)
+    photometry = torch.randn(6, 11)
+    augment = GalaxyAugment(8, noise=0.0, psf_fwhm=0.0, brightness=1.0, dust_ebv=0.3)
+    weights = torch.randn(11, 5)
+    seen = []
+
+    class Recording(TargetHead):
+        def loss(self, features, target):
+            seen.append(target.clone())
+            return super().loss(features, target)
+
+    head = Recording(8, torch.zeros(11), torch.ones(11))
+    task = MoCoTask(
+        MoCo(_Flat(), projection_dim=4, queue_size=12),
+        augment,
+        head,
+        weights=(1.0, 1.0, 0.0),
+        view_shift=ViewShift(weights, augment.extinction_coefficients),
+    )
+    task(images, photometry, generator=torch.Generator().manual_seed(3))
+    _, draws = augment(images, torch.Generator().manual_seed(3), return_draws=True)
+    assert draws["delta_mag"].abs().max() > 0.1 and draws["ebv"].max() > 0.05
+    extinction = augment.extinction_coefficients
+    magnitude_change = draws["delta_mag"][:, None] + draws["ebv"][:, None] * extinction
+    torch.testing.assert_close(seen[0], photometry + magnitude_change @ weights.T)
