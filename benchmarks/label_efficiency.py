@@ -8,7 +8,9 @@ and label subsets:
 - ``hybrid fine-tuned``: ``PhotoZRegressor(FrozenEstimator(plain embedder), photometry=True)``:
   the plain MoCo encoder fine-tuned with the stamps' exact aperture photometry joined to a
   bottleneck of its features;
-- ``hybrid from scratch``: ``PhotoZRegressor(photometry=True)``, its fully supervised control;
+- ``hybrid fine-tuned (colour)``: the same from the encoder pretrained with the photometry
+  term (the ``colour MoCo`` embedder, ``MoCoEmbedder`` defaults);
+- ``hybrid from scratch``: ``PhotoZRegressor(photometry=True)``, their fully supervised control;
 - ``GP photometry+embedding``: ``GaussianProcessPhotoZ`` on the aperture photometry joined to
   the first ``--embedding-components`` principal components of the plain MoCo embeddings;
 - ``GP``: ``photometry_baseline("gp")``, the Gaussian process on aperture photometry (the
@@ -72,6 +74,7 @@ from _output import write_rows  # noqa: E402
 
 MODELS = (
     "hybrid fine-tuned",
+    "hybrid fine-tuned (colour)",
     "hybrid from scratch",
     "GP photometry+embedding",
     "semi-supervised",
@@ -81,10 +84,22 @@ MODELS = (
     "GP",
     "forest",
 )
-NETWORKS = ("hybrid fine-tuned", "semi-supervised", "colour MoCo", "plain MoCo")
-DEFAULT_MODELS = tuple(m for m in MODELS if m not in ("semi-supervised", "colour MoCo"))
+NETWORKS = (
+    "hybrid fine-tuned",
+    "hybrid fine-tuned (colour)",
+    "semi-supervised",
+    "colour MoCo",
+    "plain MoCo",
+)
+DEFAULT_MODELS = tuple(
+    m for m in MODELS if m not in ("semi-supervised", "colour MoCo", "hybrid fine-tuned (colour)")
+)
 # Pairs whose factor k is read: (pretrained, its from-scratch control).
-CONTROLS = {"hybrid fine-tuned": "hybrid from scratch"}
+CONTROLS = {
+    "hybrid fine-tuned": "hybrid from scratch",
+    "hybrid fine-tuned (colour)": "hybrid from scratch",
+}
+USES_COLOUR_EMBEDDER = ("colour MoCo", "hybrid fine-tuned (colour)")
 USES_PLAIN_EMBEDDER = ("hybrid fine-tuned", "GP photometry+embedding", "plain MoCo")
 
 
@@ -115,8 +130,8 @@ def build(name: str, X, seed: int, args, cache: dict):
         batch_size=args.batch_size, min_steps=args.min_steps, random_state=0, device=args.device
     )
     moco = dict(n_epochs=args.moco_epochs, random_state=seed, device=args.device)
-    if name in USES_PLAIN_EMBEDDER or name == "colour MoCo":
-        kind = "colour" if name == "colour MoCo" else "plain"
+    if name in USES_PLAIN_EMBEDDER or name in USES_COLOUR_EMBEDDER:
+        kind = "colour" if name in USES_COLOUR_EMBEDDER else "plain"
         frozen = FrozenEstimator(pretrained(kind, X, seed, args, cache))
         if name == "GP photometry+embedding":
             features = make_union(
@@ -125,7 +140,7 @@ def build(name: str, X, seed: int, args, cache: dict):
             )
             gp = GaussianProcessPhotoZ(n_restarts=args.gp_restarts, random_state=0)
             return make_pipeline(features, gp)
-        return PhotoZRegressor(frozen, photometry=name == "hybrid fine-tuned", **network)
+        return PhotoZRegressor(frozen, photometry=name.startswith("hybrid"), **network)
     if name == "semi-supervised":
         return PhotoZRegressor(MoCoEmbedder(**moco, redshift_weight=1.0), **network)
     if name in ("from scratch", "hybrid from scratch"):

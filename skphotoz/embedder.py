@@ -478,7 +478,13 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             redshift_head=heads["redshift"] if z is not None else None,
             weights=(self.contrastive_weight, self.photometry_weight, self.redshift_weight),
             view_shift=(
-                ViewShift(measured.band_weights(), augment.extinction_coefficients)
+                ViewShift(
+                    measured.band_weights(),
+                    # No reddening (dust_ebv=0, or other than the 5 SDSS bands): R_b unused.
+                    augment.extinction_coefficients
+                    if augment.dust_ebv > 0
+                    else np.zeros(self.input_shape_[0]),
+                )
                 if measured is not None
                 else None
             ),

@@ -355,3 +355,7 @@ def test_photometry_term_follows_the_augmentations(galaxies):
     assert head.loss_name == "mse" and isinstance(head.net, torch.nn.Sequential)
     catalogue = _tiny(photometry_weight=1.0).fit(X, photometry=np.ones((48, 2)))
     assert catalogue.target_photometry_ is None
+    # Other than 5 bands: no reddening, the brightness change still followed.
+    three = _tiny(photometry_weight=1.0, brightness=1.0, dust_ebv=0.2).fit(X[:, :3])
+    assert three.target_photometry_.band_weights().shape == (6, 3)
+    assert np.isfinite(three.history_[-1]["loss_photometry"])
