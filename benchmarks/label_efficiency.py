@@ -13,6 +13,8 @@ and label subsets:
 - ``hybrid from scratch``: ``PhotoZRegressor(photometry=True)``, their fully supervised control;
 - ``GP photometry+embedding``: ``GaussianProcessPhotoZ`` on the aperture photometry joined to
   the first ``--embedding-components`` principal components of the plain MoCo embeddings;
+- ``GP photometry+embedding (colour)``: the same on the embeddings of the colour embedder
+  (below);
 - ``GP``: ``photometry_baseline("gp")``, the Gaussian process on aperture photometry (the
   strongest photometry baseline);
 
@@ -77,6 +79,7 @@ MODELS = (
     "hybrid fine-tuned (colour)",
     "hybrid from scratch",
     "GP photometry+embedding",
+    "GP photometry+embedding (colour)",
     "semi-supervised",
     "colour MoCo",
     "plain MoCo",
@@ -91,15 +94,17 @@ NETWORKS = (
     "colour MoCo",
     "plain MoCo",
 )
-DEFAULT_MODELS = tuple(
-    m for m in MODELS if m not in ("semi-supervised", "colour MoCo", "hybrid fine-tuned (colour)")
-)
+DEFAULT_MODELS = tuple(m for m in MODELS if m not in ("semi-supervised",) and "colour" not in m)
 # Pairs whose factor k is read: (pretrained, its from-scratch control).
 CONTROLS = {
     "hybrid fine-tuned": "hybrid from scratch",
     "hybrid fine-tuned (colour)": "hybrid from scratch",
 }
-USES_COLOUR_EMBEDDER = ("colour MoCo", "hybrid fine-tuned (colour)")
+USES_COLOUR_EMBEDDER = (
+    "colour MoCo",
+    "hybrid fine-tuned (colour)",
+    "GP photometry+embedding (colour)",
+)
 USES_PLAIN_EMBEDDER = ("hybrid fine-tuned", "GP photometry+embedding", "plain MoCo")
 
 
@@ -133,7 +138,7 @@ def build(name: str, X, seed: int, args, cache: dict):
     if name in USES_PLAIN_EMBEDDER or name in USES_COLOUR_EMBEDDER:
         kind = "colour" if name in USES_COLOUR_EMBEDDER else "plain"
         frozen = FrozenEstimator(pretrained(kind, X, seed, args, cache))
-        if name == "GP photometry+embedding":
+        if name.startswith("GP photometry+embedding"):
             features = make_union(
                 AperturePhotometry(),
                 make_pipeline(frozen, PCA(args.embedding_components, random_state=0)),
@@ -221,8 +226,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
         "--models", nargs="+", default=list(DEFAULT_MODELS), choices=MODELS, metavar="MODEL",
-        help=f"models to fit, of {', '.join(MODELS)} (default: all but semi-supervised and "
-        "colour MoCo)",
+        help=f"models to fit, of {', '.join(MODELS)} (default: all but semi-supervised and the "
+        "models of the colour embedder)",
     )  # fmt: skip
     parser.add_argument(
         "--reuse", nargs="*", default=[], metavar="PICKLE",
