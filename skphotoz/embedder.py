@@ -31,9 +31,8 @@ from ._validation import (
     integer,
 )
 from .metrics import MAD_TO_SIGMA
-from .nn import MoCo, MoCoTask, TargetHead
+from .nn import MoCo, MoCoTask, TargetHead, ViewShift
 from .nn.engine import predict
-from .nn.moco import ViewShift
 from .nn.photometry import PhotometryJoined
 from .nn.scaling import photometry_layer
 from .preprocessing import AperturePhotometry, default_photometry

@@ -11,7 +11,7 @@ from .augment import GalaxyAugment, VectorAugment
 from .backbones import MLP, Encoder, build_backbone, resnet
 from .callbacks import Callback, Checkpoint, EarlyStopping, ProgressTable
 from .engine import TrainConfig, Trainer, fit_module, predict, resolve_device
-from .moco import MoCo, MoCoTask, TargetHead, info_nce
+from .moco import MoCo, MoCoTask, TargetHead, ViewShift, info_nce
 from .scaling import AsinhScaling, Standardize
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "TargetHead",
     "TrainConfig",
     "VectorAugment",
+    "ViewShift",
     "build_backbone",
     "distributed",
     "fit_module",

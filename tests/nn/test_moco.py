@@ -5,8 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skphotoz.nn import GalaxyAugment, MoCo, MoCoTask, TargetHead, info_nce
-from skphotoz.nn.moco import ViewShift
+from skphotoz.nn import GalaxyAugment, MoCo, MoCoTask, TargetHead, ViewShift, info_nce
 
 
 class _Linear(nn.Module):
