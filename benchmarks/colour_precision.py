@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from moco_quality import knn_scores  # noqa: E402
+from moco_quality import knn_scores, robust_spread  # noqa: E402
 
 from skphotoz.data import deredden  # noqa: E402
 from skphotoz.datasets import make_sdss_galaxies  # noqa: E402
@@ -44,7 +44,7 @@ def main():
     features = photometry.transform(X)
     names = photometry.get_feature_names_out()
     colour = np.array(["-" in name for name in names])
-    spread = 1.4826 * np.median(np.abs(features - np.median(features, axis=0)), axis=0)
+    spread = robust_spread(features)
     rng = np.random.default_rng(args.seed)
     print(f"{args.n} galaxies, seed {args.seed}{', contaminated' if args.contaminated else ''}")
     print(f"{'noise / spread':>15} {'colours only':>13} {'all 11 features':>16}")

@@ -44,7 +44,7 @@ from sklearn.preprocessing import StandardScaler
 from skphotoz import MoCoEmbedder
 from skphotoz.data import deredden
 from skphotoz.datasets import make_sdss_galaxies
-from skphotoz.metrics import PHOTOZ_SCORING
+from skphotoz.metrics import MAD_TO_SIGMA, PHOTOZ_SCORING
 from skphotoz.preprocessing import AperturePhotometry
 
 
@@ -54,6 +54,11 @@ def knn_scores(features, z, seed, standardise=True):
     cv = KFold(5, shuffle=True, random_state=seed)
     result = cross_validate(probe, features, z, cv=cv, scoring=PHOTOZ_SCORING)
     return -result["test_neg_sigma_mad"].mean(), -result["test_neg_outlier_fraction"].mean()
+
+
+def robust_spread(values):
+    """Per-column standard deviation from the MAD (1.4826 x MAD), blind to the odd outlier."""
+    return MAD_TO_SIGMA * np.median(np.abs(values - np.median(values, axis=0)), axis=0)
 
 
 def head_residuals(embedder, args, n_held_out=1000):
@@ -72,8 +77,7 @@ def head_residuals(embedder, args, n_held_out=1000):
     with torch.no_grad():
         read = embedder.heads_["photometry"](torch.as_tensor(embedder.transform(stamps)))
     error = read.numpy().astype(np.float64) - target
-    spread = 1.4826 * np.median(np.abs(target - np.median(target, axis=0)), axis=0)
-    robust = 1.4826 * np.median(np.abs(error - np.median(error, axis=0)), axis=0)
+    spread, robust = robust_spread(target), robust_spread(error)
     rms = np.sqrt(np.mean(error**2, axis=0))
     return [
         dict(
