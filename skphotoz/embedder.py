@@ -469,24 +469,13 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
                         else _target_head(width, values)
                     )
                 arrays.append(values)
-        augment = self._build_augment(X, moco.backbone, self.crop_size_)
         task = MoCoTask(
             moco,
-            augment,
+            self._build_augment(X, moco.backbone, self.crop_size_),
             photometry_head=heads["photometry"] if targets is not None else None,
             redshift_head=heads["redshift"] if z is not None else None,
             weights=(self.contrastive_weight, self.photometry_weight, self.redshift_weight),
-            view_shift=(
-                ViewShift(
-                    measured.band_weights(),
-                    # No reddening (dust_ebv=0, or other than the 5 SDSS bands): R_b unused.
-                    augment.extinction_coefficients
-                    if augment.dust_ebv > 0
-                    else np.zeros(self.input_shape_[0]),
-                )
-                if measured is not None
-                else None
-            ),
+            view_shift=None if measured is None else ViewShift(measured.band_weights()),
         )
         trainer = self._train(
             task, tuple(arrays), seed=seed, description="MoCo", checkpoint_name="moco.pt"

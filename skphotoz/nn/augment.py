@@ -228,11 +228,12 @@ class GalaxyAugment(nn.Module):
     ):
         """Views of ``images`` (n, n_bands, output_size, output_size).
 
-        With ``return_draws`` also a dict of the photometric changes drawn for each view,
-        tensors of shape (n,): ``"ebv"``, the E(B-V) of the reddening, and ``"delta_mag"``,
-        the brightness change in magnitudes (zeros where off). Every band's magnitude in the
-        view is its stamp's plus ``delta_mag + R_b ebv`` (the aperture following the
-        galaxy, before noise and blur): what the photometry term of pretraining follows.
+        With ``return_draws`` also a dict of the photometric changes drawn for each view:
+        ``"ebv"`` (n,), the E(B-V) of the reddening, ``"delta_mag"`` (n,), the brightness
+        change in magnitudes (zeros where off), and ``"magnitude_change"`` (n, n_bands),
+        ``delta_mag + R_b ebv``: every band's magnitude in the view is its stamp's plus that
+        (the aperture following the galaxy, before noise and blur), what the photometry term
+        of pretraining follows.
         """
         if not isinstance(images, torch.Tensor) or not images.is_floating_point():
             what = images.dtype if isinstance(images, torch.Tensor) else type(images).__name__
@@ -247,6 +248,7 @@ class GalaxyAugment(nn.Module):
         draws = {
             "ebv": torch.zeros(n, device=dev),
             "delta_mag": torch.zeros(n, device=dev),
+            "magnitude_change": torch.zeros(n, c, device=dev),
         }
         if n == 0:
             views = images.new_empty((0, c, self.output_size, self.output_size))
@@ -265,9 +267,11 @@ class GalaxyAugment(nn.Module):
             ebv = _uniform(n, 0.0, self.dust_ebv, generator, dev)
             images = redden_images(images, ebv, self.extinction_coefficients)
             draws["ebv"] = ebv
+            draws["magnitude_change"] = ebv[:, None] * self.extinction_coefficients[None, :]
         if self.brightness > 0:
             delta_mag = _uniform(n, -self.brightness, self.brightness, generator, dev)
             draws["delta_mag"] = delta_mag
+            draws["magnitude_change"] = draws["magnitude_change"] + delta_mag[:, None]
             images = images * (10.0 ** (-0.4 * delta_mag)).to(images.dtype).reshape(n, 1, 1, 1)
         angle = (
             _uniform(n, 0.0, 2.0 * math.pi, generator, dev)

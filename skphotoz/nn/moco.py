@@ -293,33 +293,26 @@ class TargetHead(nn.Module):
 class ViewShift(nn.Module):
     """How the photometry of an augmented view differs from its stamp's.
 
-    A view is the stamp brightened or dimmed by ``delta_mag`` magnitudes and reddened by
-    ``ebv`` (:meth:`GalaxyAugment.forward` with ``return_draws``), so each band's magnitude
-    moves by ``delta_mag + R_b ebv``, and a feature ``W @ magnitudes`` by ``W`` times that.
-    Adding it to the stamp's photometry gives the view's own, exactly: the apertures follow
-    the galaxy through rotation, shift and magnification (flux is kept), and the photometry
-    is of the view before noise and blur.
+    A view's band magnitudes are its stamp's plus the ``"magnitude_change"`` that
+    :meth:`GalaxyAugment.forward` (``return_draws=True``) drew for it (brightness and
+    reddening), so a feature ``W @ magnitudes`` moves by ``W`` times that. Added to the
+    stamp's photometry it gives the view's own, exactly: the apertures follow the galaxy
+    through rotation, shift and magnification (flux is kept), and the photometry is of the
+    view before noise and blur.
 
     Parameters
     ----------
     band_weights : array of shape (n_targets, n_bands)
         :meth:`skphotoz.preprocessing.AperturePhotometry.band_weights`.
-    extinction_coefficients : sequence of float
-        R_b = A_b / E(B-V) of the augmentation's reddening.
     """
 
-    def __init__(self, band_weights, extinction_coefficients):
+    def __init__(self, band_weights):
         super().__init__()
         self.register_buffer("band_weights", torch.as_tensor(band_weights, dtype=torch.float32))
-        self.register_buffer(
-            "extinction", torch.as_tensor(extinction_coefficients, dtype=torch.float32)
-        )
 
     def forward(self, draws: dict) -> torch.Tensor:
         """The change of each target, (n, n_targets)."""
-        ebv = draws["ebv"].float().reshape(-1, 1)
-        change = draws["delta_mag"].float().reshape(-1, 1) + ebv * self.extinction.reshape(1, -1)
-        return change @ self.band_weights.T
+        return draws["magnitude_change"].float() @ self.band_weights.T
 
 
 class MoCoTask(nn.Module):

@@ -246,9 +246,10 @@ def test_returned_draws_give_each_views_photometry():
     views, draws = augment(images, torch.Generator().manual_seed(4), return_draws=True)
     same = augment(images, torch.Generator().manual_seed(4))
     torch.testing.assert_close(views, same)  # the draws do not change the views
-    assert set(draws) == {"ebv", "delta_mag"} and draws["ebv"].max() > 0.2
+    assert set(draws) == {"ebv", "delta_mag", "magnitude_change"} and draws["ebv"].max() > 0.2
     photometry = AperturePhotometry(radii=(1.5, 3.0)).fit(stamps)
     change = draws["delta_mag"][:, None] + draws["ebv"][:, None] * augment.extinction_coefficients
+    torch.testing.assert_close(draws["magnitude_change"], change)
     expected = photometry.transform(stamps) + change.numpy() @ photometry.band_weights().T
     np.testing.assert_allclose(photometry.transform(views.numpy()), expected, atol=1e-6)
 
@@ -259,5 +260,6 @@ def test_draws_are_zero_where_the_augmentation_is_off():
     views, draws = augment(images, torch.Generator().manual_seed(0), return_draws=True)
     assert views.shape == (4, 5, 8, 8)
     assert not draws["ebv"].any() and not draws["delta_mag"].any()
+    assert draws["magnitude_change"].shape == (4, 5) and not draws["magnitude_change"].any()
     empty, draws = augment(images[:0], return_draws=True)
     assert empty.shape == (0, 5, 8, 8) and draws["ebv"].shape == (0,)

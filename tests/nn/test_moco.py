@@ -217,8 +217,10 @@ def test_target_head_mlp_with_mse_clips_far_targets():
 
 def test_view_shift_moves_each_feature_by_its_bands():
     weights = torch.tensor([[1.0, -1.0, 0.0], [0.0, 1.0, 0.0]])  # a colour, a magnitude
-    shift = ViewShift(weights, [5.0, 3.0, 2.0])
-    draws = {"ebv": torch.tensor([0.0, 0.1]), "delta_mag": torch.tensor([0.7, -0.2])}
+    shift = ViewShift(weights)
+    # Brightness 0.7 and -0.2 mag; the second view also reddened by E(B-V) = 0.1 with
+    # R = (5, 3, 2).
+    draws = {"magnitude_change": torch.tensor([[0.7, 0.7, 0.7], [0.3, 0.1, 0.0]])}
     # Brightness moves magnitudes only; reddening moves a-b by (R_a - R_b) E(B-V).
     expected = torch.tensor([[0.0, 0.7], [0.2, -0.2 + 0.3]])
     torch.testing.assert_close(shift(draws), expected)
@@ -245,7 +247,7 @@ def test_moco_task_asks_each_query_view_for_its_own_photometry():
         augment,
         head,
         weights=(1.0, 1.0, 0.0),
-        view_shift=ViewShift(weights, augment.extinction_coefficients),
+        view_shift=ViewShift(weights),
     )
     task(images, photometry, generator=torch.Generator().manual_seed(3))
     _, draws = augment(images, torch.Generator().manual_seed(3), return_draws=True)
