@@ -80,9 +80,21 @@ def wait_for(driver, condition, what, timeout=30):
 
 
 def open_page(driver, server):
+    """Load the page afresh and wait until its script has finished starting.
+
+    The old window is marked first, so that a poll which still reaches the previous page (whose
+    state is already ready) does not count, and a poll that reaches the new page before its
+    script ran (no ``window.skphotozExplore`` yet) waits instead of raising.
+    """
+    driver.execute_script("window.skphotozOldPage = true")
     driver.get(server.url)
     wait_for(
-        driver, lambda d: d.execute_script("return window.skphotozExplore.state.ready"), "the page"
+        driver,
+        lambda d: d.execute_script(
+            "return !window.skphotozOldPage && document.readyState === 'complete'"
+            " && window.skphotozExplore !== undefined && window.skphotozExplore.state.ready"
+        ),
+        "the page",
     )
 
 
