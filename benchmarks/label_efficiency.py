@@ -11,8 +11,9 @@ and label subsets:
 - ``hybrid fine-tuned (colour)``: the same from the encoder pretrained with the photometry
   term (the ``colour MoCo`` embedder, ``MoCoEmbedder`` defaults);
 - ``hybrid from scratch``: ``PhotoZRegressor(photometry=True)``, their fully supervised control;
-- ``GP photometry+embedding``: ``GaussianProcessPhotoZ`` on the aperture photometry joined to
-  the first ``--embedding-components`` principal components of the plain MoCo embeddings;
+- ``GP photometry+embedding``: ``hybrid_gp``, the Gaussian process on the aperture photometry
+  joined to the first ``--embedding-components`` principal components of the plain MoCo
+  embeddings;
 - ``GP photometry+embedding (colour)``: the same on the embeddings of the colour embedder
   (below);
 - ``GP``: ``photometry_baseline("gp")``, the Gaussian process on aperture photometry (the
@@ -54,14 +55,13 @@ from pathlib import Path
 import joblib
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import make_pipeline, make_union
 
 from skphotoz import MoCoEmbedder, PhotoZRegressor
-from skphotoz.baselines import GaussianProcessPhotoZ, photometry_baseline
+from skphotoz.baselines import photometry_baseline
 from skphotoz.data import deredden
 from skphotoz.datasets import make_sdss_galaxies
+from skphotoz.hybrid import hybrid_gp
 from skphotoz.metrics import bias, outlier_fraction
 from skphotoz.model_selection import (
     LabelEfficiencyCurve,
@@ -69,7 +69,6 @@ from skphotoz.model_selection import (
     label_efficiency_factor,
     paired_difference,
 )
-from skphotoz.preprocessing import AperturePhotometry
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _output import write_rows  # noqa: E402
@@ -139,12 +138,12 @@ def build(name: str, X, seed: int, args, cache: dict):
         kind = "colour" if name in USES_COLOUR_EMBEDDER else "plain"
         frozen = FrozenEstimator(pretrained(kind, X, seed, args, cache))
         if name.startswith("GP photometry+embedding"):
-            features = make_union(
-                AperturePhotometry(),
-                make_pipeline(frozen, PCA(args.embedding_components, random_state=0)),
+            return hybrid_gp(
+                frozen,
+                n_components=args.embedding_components,
+                n_restarts=args.gp_restarts,
+                random_state=0,
             )
-            gp = GaussianProcessPhotoZ(n_restarts=args.gp_restarts, random_state=0)
-            return make_pipeline(features, gp)
         return PhotoZRegressor(frozen, photometry=name.startswith("hybrid"), **network)
     if name == "semi-supervised":
         return PhotoZRegressor(MoCoEmbedder(**moco, redshift_weight=1.0), **network)

@@ -17,12 +17,21 @@ _LAZY = {
     "MoCoEmbedder": ".embedder",
     "PhotoZRegressor": ".regressor",
     "SimilaritySearch": ".search",
+    "hybrid_gp": ".hybrid",
 }
 
-__all__ = ["MOCO_PRESETS", "MoCoEmbedder", "PhotoZRegressor", "SimilaritySearch", "__version__"]
+__all__ = [
+    "MOCO_PRESETS",
+    "MoCoEmbedder",
+    "PhotoZRegressor",
+    "SimilaritySearch",
+    "__version__",
+    "hybrid_gp",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .embedder import MOCO_PRESETS, MoCoEmbedder
+    from .hybrid import hybrid_gp
     from .regressor import PhotoZRegressor
     from .search import SimilaritySearch
 
