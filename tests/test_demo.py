@@ -26,21 +26,23 @@ def test_demo_writes_the_report_with_every_figure_and_a_row_per_method_and_budge
     assert set(result["figures"]) == names
     for name in result["figures"].values():
         assert (tmp_path / name).stat().st_size > 1000
-    assert len(result["rows"]) == 5 * 2
+    assert len(result["rows"]) == 6 * 2
     report = (tmp_path / "report.html").read_text()
     for name in result["figures"].values():
         assert f'src="{name}"' in report
     # The table printed and the table in the report hold the same numbers.
     for row in result["rows"]:
         assert f"{row['sigma_mad']:.4f}" in report and f"{row['sigma_mad']:.4f}" in out
-    # Networks have PDFs (CRPS), the photometry baselines have none.
-    assert all((r["crps"] is None) == (r["method"] in _demo.BASELINES) for r in result["rows"])
+    # Networks have PDFs (CRPS), the GPs and the forest have none.
+    without_pdf = (*_demo.BASELINES, _demo.IMAGE_GP)
+    assert all((r["crps"] is None) == (r["method"] in without_pdf) for r in result["rows"])
     assert re.search(r"chance level ln\(1 \+ \d+ queued keys\)", out)
     assert "Pretraining + fine-tuning matches training from scratch" in out
     # A reading per budget for k, one with all labels, one per network and budget against the
-    # better photometry baseline.
+    # better photometry baseline (the GP on photometry + embedding among them).
     per_budget = [line for line in result["readings"] if line.startswith("  ")]
-    assert len(per_budget) == 2 + 1 + 3 * 2
+    assert len(per_budget) == 2 + 1 + 4 * 2
+    assert sum("labels: GP photometry+embedding − " in line for line in per_budget) == 2
     assert "Against the better photometry baseline" in out
     # The selection panel: the default strategy against random labels, both metrics, each
     # budget, with the numbers of the curve it measured.
