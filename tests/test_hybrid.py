@@ -68,3 +68,16 @@ def test_bad_arguments_name_themselves(pool):
         hybrid_gp(MoCoEmbedder())
     with pytest.raises(TypeError, match="n_restart"):
         hybrid_gp(embedder, n_restart=1)
+
+
+def test_a_fitted_hybrid_gp_is_a_safe_model_file(pool, tmp_path):
+    pytest.importorskip("skops")
+    from skphotoz import io
+
+    X, z, embedder = pool
+    model = hybrid_gp(embedder, n_components=2, random_state=0, n_restarts=0).fit(X[:80], z[:80])
+    path = tmp_path / "hybrid_gp.skops"
+    io.dump(model, path)
+    assert io.get_untrusted_types(path) == []
+    loaded = io.load(path)
+    np.testing.assert_allclose(loaded.predict(X[80:]), model.predict(X[80:]), rtol=1e-5)
