@@ -76,6 +76,10 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
     kernel_ : Kernel
         Its fitted kernel; ``kernel_.k1.k2.length_scale`` are the length scales of the
         features, in standard deviations.
+    noise_std_ : float
+        The fitted white-noise level in redshift units: the scatter of the labels about the
+        GP's smooth function of the features (what ``predict(..., return_std=True)`` cannot
+        go below).
     loo_mse_ : float
         Leave-one-out mean squared error of the GP on its training rows.
     linear_loo_mse_ : float
@@ -177,6 +181,10 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
                     stacklevel=3,
                 )
         self.kernel_ = self.gp_.kernel_
+        # The white-noise level is fitted on standardised redshifts (normalize_y divides by
+        # their standard deviation, or by 1 if they are all equal).
+        spread = float(np.std(y)) or 1.0
+        self.noise_std_ = float(np.sqrt(self.kernel_.k2.noise_level)) * spread
         return self
 
     @staticmethod

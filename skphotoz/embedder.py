@@ -71,8 +71,10 @@ _MAX_PROJECTION_DIM = 8192
 _MAX_QUEUE_FLOATS = 1 << 28  # 1 GiB of float32
 
 
-#: Width of the photometry head's bottleneck (Linear, ReLU, Linear).
+#: Width of the photometry head's bottleneck (Linear, ReLU, Linear); the redshift head's too.
 _PHOTOMETRY_HIDDEN = 64
+#: The labelled rows' least share of the redshift term's total weight.
+_LABELLED_SHARE = 0.25
 
 
 def _target_head(in_features: int, values: np.ndarray, **kwargs) -> TargetHead:
@@ -252,10 +254,14 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         embeddings gets them exactly this way. Can be changed after fitting.
     redshift_weight : float, default=0.0
         Weight of the redshift term of semi-supervised pretraining, used when ``fit`` gets
-        ``y``: a linear head predicts the standardised redshift of the labelled rows (``y``
-        not NaN) with a Huber loss. Off by default: at weight 1 it made fine-tuned models
-        worse on the simulator, its loss not falling steadily (``docs/results.md``). With 0,
-        or ``fit(X)`` alone, pretraining is unsupervised.
+        ``y`` (NaN for unlabelled rows). A photometric teacher gives every row a target: a
+        Gaussian process fitted on the labelled rows' aperture photometry predicts each
+        unlabelled galaxy's redshift, weighted by its confidence; the labelled rows keep
+        their own redshift and at least a quarter of the term's weight. A small MLP head (a
+        64-wide bottleneck) predicts the targets from each query view under a weighted mean
+        squared error, so that every row of a batch teaches the encoder, not only the few
+        labelled ones. Off by default until it is shown to help (``docs/results.md``); with
+        0, or ``fit(X)`` alone, pretraining is unsupervised.
 
     Attributes
     ----------
@@ -271,6 +277,9 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         The pretraining heads used ("photometry", "redshift"); empty for plain MoCo.
         ``heads_["photometry"](transform(X))`` reads the photometry from the embeddings (of
         ``embedding="backbone"``), a check of the term that needs no labels.
+    redshift_teacher_ : skphotoz.baselines.GaussianProcessPhotoZ or None
+        The photometric teacher of the redshift term, which gave the unlabelled rows their
+        targets (fitted on the labelled rows' aperture photometry); None without the term.
     target_photometry_ : skphotoz.preprocessing.AperturePhotometry or None
         The fitted aperture photometry whose features the photometry head predicts (None
         without the term, for catalogue photometry or for 2-D input).
@@ -442,6 +451,9 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
                 "(photometry_weight > 0) or labels (y with redshift_weight > 0)."
             )
         seed = self._draw_seed()
+        self.redshift_teacher_ = None
+        if z is not None:
+            z = self._redshift_targets(X, z, seed)
         if continuing:
             moco, heads = self.moco_, self.heads_
         else:
@@ -462,12 +474,10 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
                 if values is None:
                     continue
                 head = heads[name] if name in heads else None
-                if head is None or head.center.numel() != values.reshape(len(X), -1).shape[1]:
-                    heads[name] = (
-                        _target_head(width, values, hidden=_PHOTOMETRY_HIDDEN, loss="mse")
-                        if name == "photometry"
-                        else _target_head(width, values)
-                    )
+                # The redshift targets come with their weights: (n, 2).
+                column = values[:, :1] if name == "redshift" else values
+                if head is None or head.center.numel() != column.reshape(len(X), -1).shape[1]:
+                    heads[name] = _target_head(width, column, hidden=_PHOTOMETRY_HIDDEN, loss="mse")
                 arrays.append(values)
         task = MoCoTask(
             moco,
@@ -476,6 +486,7 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             redshift_head=heads["redshift"] if z is not None else None,
             weights=(self.contrastive_weight, self.photometry_weight, self.redshift_weight),
             view_shift=None if measured is None else ViewShift(measured.band_weights()),
+            redshift_weighted=True,
         )
         trainer = self._train(
             task, tuple(arrays), seed=seed, description="MoCo", checkpoint_name="moco.pt"
@@ -535,6 +546,48 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             return None
         check_redshifts(y, allow_nan=True)
         return y.astype(np.float32)
+
+    def _redshift_targets(self, X, z, seed: int) -> np.ndarray:
+        """Targets of the redshift term, float32 (n_samples, 2): a redshift for every row and
+        its weight, from a photometric teacher.
+
+        A :class:`~skphotoz.baselines.GaussianProcessPhotoZ` is fitted on the labelled rows'
+        photometry (the stamps' aperture photometry; the features themselves for 2-D input)
+        and predicts every unlabelled galaxy's redshift and its uncertainty s. A labelled row
+        keeps its own redshift with weight 1; an unlabelled one gets the teacher's, with
+        weight ``noise_std_² / s²`` (at most 1: as certain as a label where the teacher is
+        sure, little where it guesses). If the labelled rows would carry less than a quarter
+        of the total weight, their weights are raised to that. The fitted teacher is kept
+        as ``redshift_teacher_``.
+        """
+        from .baselines import GaussianProcessPhotoZ
+
+        labelled = ~np.isnan(z)
+        if labelled.sum() < 2:
+            raise ValueError(
+                f"y must label at least 2 rows for the redshift term (its photometric teacher "
+                f"is fitted on them); got {int(labelled.sum())} labelled row(s). Mark "
+                f"unlabelled rows NaN, or set redshift_weight=0."
+            )
+        if len(input_shape(X)) == 1:
+            features = np.asarray(X, dtype=np.float64)
+            # Holes (nan_policy="fill") take the column's median of the labelled rows.
+            median = np.nanmedian(features[labelled], axis=0)
+            features = np.where(np.isfinite(features), features, np.nan_to_num(median))
+        else:
+            stamps = fill_input(X, None, self.nan_policy)
+            features = default_photometry(input_shape(X)[0]).fit_transform(stamps)
+        teacher = GaussianProcessPhotoZ(n_restarts=1, random_state=seed)
+        teacher.fit(features[labelled], z[labelled].astype(np.float64))
+        self.redshift_teacher_ = teacher
+        targets = np.stack([z.astype(np.float64), np.ones(len(z))], axis=1)
+        if not labelled.all():
+            mean, std = teacher.predict(features[~labelled], return_std=True)
+            weight = np.clip((teacher.noise_std_ / np.maximum(std, 1e-12)) ** 2, 0.0, 1.0)
+            targets[~labelled] = np.stack([mean, weight], axis=1)
+            share = _LABELLED_SHARE / (1 - _LABELLED_SHARE)
+            targets[labelled, 1] = max(1.0, share * weight.sum() / labelled.sum())
+        return targets.astype(np.float32)
 
     def _photometry_targets(self, X, photometry):
         """Targets of the photometry term, float32 (n_samples, n_targets), or None; and the

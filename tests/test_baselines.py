@@ -134,3 +134,16 @@ def test_photometry_baselines_on_images_beat_the_median():
         clone(model)
     with pytest.raises(ValueError, match="'gp' or 'forest'; got 'knn'"):
         photometry_baseline("knn")
+
+
+def test_noise_std_is_the_scatter_about_the_smooth_relation_in_redshift_units():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 2))
+    z = 0.3 + 0.05 * np.tanh(X[:, 0]) + 0.01 * rng.normal(size=400)
+    gp = GaussianProcessPhotoZ(n_restarts=0, random_state=0).fit(X, z)
+    assert gp.noise_std_ == pytest.approx(0.01, rel=0.15)
+    _, std = gp.predict(X[:50], return_std=True)
+    assert (std >= gp.noise_std_ * (1 - 1e-6)).all()
+    # The same in other units: redshifts ten times larger, noise ten times larger.
+    scaled = GaussianProcessPhotoZ(n_restarts=0, random_state=0).fit(X, 10 * z)
+    assert scaled.noise_std_ == pytest.approx(10 * gp.noise_std_, rel=1e-3)

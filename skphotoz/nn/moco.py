@@ -277,17 +277,33 @@ class TargetHead(nn.Module):
         """Predicted targets in their own units, (n, n_targets)."""
         return self.net(features).float() * self.scale + self.center
 
-    def loss(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean loss over the rows with a target; 0 (with gradient) if there are none."""
+    def loss(
+        self, features: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean loss over the rows with a target; 0 (with gradient) if there are none.
+
+        ``weight`` (n,), optional: each row's weight (e.g. a soft target's confidence); the
+        loss is then the weighted mean, rows of weight 0 not counting.
+        """
         target = target.float().reshape(features.shape[0], -1)
         known = ~torch.isnan(target).any(dim=1)
+        if weight is not None:
+            weight = weight.float().reshape(-1)
+            known &= weight > 0
         predicted = self.net(features).float()
         if not bool(known.any()):
             return predicted.sum() * 0.0
         standard = (target[known] - self.center) / self.scale
         if self.loss_name == "mse":
-            return F.mse_loss(predicted[known], standard.clamp(-_MSE_CLIP, _MSE_CLIP))
-        return F.smooth_l1_loss(predicted[known], standard)
+            errors = F.mse_loss(
+                predicted[known], standard.clamp(-_MSE_CLIP, _MSE_CLIP), reduction="none"
+            )
+        else:
+            errors = F.smooth_l1_loss(predicted[known], standard, reduction="none")
+        if weight is None:
+            return errors.mean()
+        weight = weight[known]
+        return (errors.mean(dim=1) * weight).sum() / weight.sum()
 
 
 class ViewShift(nn.Module):
@@ -321,7 +337,8 @@ class MoCoTask(nn.Module):
 
     ``forward(x, [photometry], [z], generator=...)`` takes the targets of the heads present,
     in that order: ``photometry`` of the galaxy, measured on the un-augmented stamp, and
-    ``z`` (NaN where unknown). With ``view_shift`` (a :class:`ViewShift`) the photometry
+    ``z`` (NaN where unknown; with ``redshift_weighted``, shape (n, 2): each row's redshift
+    target and its weight in the term). With ``view_shift`` (a :class:`ViewShift`) the photometry
     target of each query view is moved by the brightness and reddening drawn for that view,
     so that the head predicts what the view shows; without it, the stamp's photometry is the
     target of every view (catalogue quantities that the augmentations do not change). The loss is
@@ -337,8 +354,10 @@ class MoCoTask(nn.Module):
         redshift_head: TargetHead | None = None,
         weights=(1.0, 0.0, 0.0),
         view_shift: ViewShift | None = None,
+        redshift_weighted: bool = False,
     ):
         super().__init__()
+        self.redshift_weighted = bool(redshift_weighted)
         self.moco = moco
         self.augment = augment
         self.view_shift = view_shift if photometry_head is not None else None
@@ -364,7 +383,11 @@ class MoCoTask(nn.Module):
                 photometry = photometry.float() + self.view_shift(draws)
             terms["photometry"] = self.photometry_head.loss(features, photometry)
         if self.redshift_head is not None:
-            terms["redshift"] = self.redshift_head.loss(features, targets.pop(0))
+            z = targets.pop(0)
+            weight = None
+            if self.redshift_weighted:
+                z, weight = z[:, 0], z[:, 1]
+            terms["redshift"] = self.redshift_head.loss(features, z, weight)
         self.loss_terms = {name: value.detach() for name, value in terms.items()}
         weights = dict(zip(("contrastive", "photometry", "redshift"), self.weights, strict=True))
         return sum(weights[name] * value for name, value in terms.items())

@@ -134,6 +134,55 @@ def test_target_head_without_known_rows_gives_zero_loss_and_zero_gradient():
     assert all(float(p.grad.abs().sum()) == 0.0 for p in head.parameters())
 
 
+@pytest.mark.parametrize("loss", ["huber", "mse"])
+def test_target_head_weighted_loss_is_the_weighted_mean_of_the_rows(loss):
+    torch.manual_seed(0)
+    head = TargetHead(4, center=[0.2], scale=[0.1], hidden=6, loss=loss)
+    features = torch.randn(5, 4)
+    target = torch.tensor([0.1, 0.3, float("nan"), 0.25, 0.2])
+    weight = torch.tensor([1.0, 0.5, 1.0, 0.0, 2.0])
+    predicted = head.net(features)[:, 0]
+    standard = (target - 0.2) / 0.1
+    rows = torch.tensor([0, 1, 4])  # NaN target and weight 0 do not count
+    if loss == "mse":
+        errors = (predicted[rows] - standard[rows]) ** 2
+    else:
+        errors = F.smooth_l1_loss(predicted[rows], standard[rows], reduction="none")
+    expected = (errors * weight[rows]).sum() / weight[rows].sum()
+    assert head.loss(features, target, weight).item() == pytest.approx(expected.item(), rel=1e-6)
+    # Equal weights give the plain mean.
+    ones = torch.ones(5)
+    assert head.loss(features, target, ones).item() == pytest.approx(
+        head.loss(features, target).item(), rel=1e-6
+    )
+
+
+def test_moco_task_splits_weighted_redshift_targets():
+    images = torch.rand(4, 5, 12, 12, generator=torch.Generator().manual_seed(0))
+    z = torch.tensor([0.1, 0.2, 0.3, 0.15])
+    nan = float("nan")
+
+    def redshift_term(targets, weighted):
+        torch.manual_seed(1)
+        moco = MoCo(_Flat(), projection_dim=4, queue_size=8)
+        head = TargetHead(8, [0.2], [0.1])
+        task = MoCoTask(moco, GalaxyAugment(8, noise=0.0), redshift_head=head,
+                        weights=(1.0, 0.0, 1.0), redshift_weighted=weighted)  # fmt: skip
+        task(images, targets, generator=torch.Generator().manual_seed(2))
+        return task.loss_terms["redshift"].item()
+
+    # Weights of 1 are the unweighted term; a weight of 0 is a row without a target.
+    ones, first = torch.ones(4), torch.tensor([1.0, 0.0, 0.0, 0.0])
+    assert redshift_term(torch.stack([z, ones], 1), True) == pytest.approx(
+        redshift_term(z, False), rel=1e-6
+    )
+    only_first = torch.tensor([0.1, nan, nan, nan])
+    assert redshift_term(torch.stack([z, first], 1), True) == pytest.approx(
+        redshift_term(only_first, False), rel=1e-6
+    )
+    assert redshift_term(z, False) != pytest.approx(redshift_term(only_first, False), rel=1e-3)
+
+
 class _Flat(torch.nn.Module):
     out_features = 8
 
