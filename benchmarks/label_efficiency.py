@@ -24,8 +24,12 @@ and label subsets:
   (``MoCoEmbedder`` defaults);
 - ``plain MoCo``: the same with InfoNCE alone (``photometry_weight=0``), MoCo v2;
 - ``semi-supervised``: ``PhotoZRegressor(MoCoEmbedder(redshift_weight=1))``: each fit
-  pretrains on its training rows with InfoNCE, the photometry term and the redshift term on
-  the rows labelled at that budget, then fine-tunes (one pretraining per fit: the slow one);
+  pretrains on its training rows with InfoNCE, the photometry term and the redshift term
+  (the labelled rows' redshifts and, on the others, those of a photometric GP teacher fitted
+  on them), then fine-tunes (one pretraining per fit: the slow one);
+- ``semi-supervised hybrid``: the same with ``photometry=True``;
+- ``hybrid fine-tuned (fold)``: its control without labels in pretraining,
+  ``PhotoZRegressor(MoCoEmbedder(), photometry=True)``, pretrained on the same training rows;
 - ``from scratch``: ``PhotoZRegressor()``, the fully supervised baseline;
 - ``forest``: ``photometry_baseline("forest")``, a random forest on the same photometry.
 
@@ -74,6 +78,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _output import write_rows  # noqa: E402
 
 MODELS = (
+    "semi-supervised hybrid",
+    "hybrid fine-tuned (fold)",
     "hybrid fine-tuned",
     "hybrid fine-tuned (colour)",
     "hybrid from scratch",
@@ -87,15 +93,21 @@ MODELS = (
     "forest",
 )
 NETWORKS = (
+    "semi-supervised hybrid",
+    "hybrid fine-tuned (fold)",
     "hybrid fine-tuned",
     "hybrid fine-tuned (colour)",
     "semi-supervised",
     "colour MoCo",
     "plain MoCo",
 )
-DEFAULT_MODELS = tuple(m for m in MODELS if m not in ("semi-supervised",) and "colour" not in m)
+# Those that pretrain once per fit (slow) and those of the colour embedder are asked for.
+PER_FIT_PRETRAINING = ("semi-supervised hybrid", "hybrid fine-tuned (fold)", "semi-supervised")
+DEFAULT_MODELS = tuple(m for m in MODELS if m not in PER_FIT_PRETRAINING and "colour" not in m)
 # Pairs whose factor k is read: (pretrained, its from-scratch control).
 CONTROLS = {
+    "semi-supervised hybrid": "hybrid from scratch",
+    "hybrid fine-tuned (fold)": "hybrid from scratch",
     "hybrid fine-tuned": "hybrid from scratch",
     "hybrid fine-tuned (colour)": "hybrid from scratch",
 }
@@ -147,6 +159,10 @@ def build(name: str, X, seed: int, args, cache: dict):
         return PhotoZRegressor(frozen, photometry=name.startswith("hybrid"), **network)
     if name == "semi-supervised":
         return PhotoZRegressor(MoCoEmbedder(**moco, redshift_weight=1.0), **network)
+    if name in ("semi-supervised hybrid", "hybrid fine-tuned (fold)"):
+        weight = 1.0 if name == "semi-supervised hybrid" else 0.0
+        embedder = MoCoEmbedder(**moco, redshift_weight=weight)
+        return PhotoZRegressor(embedder, photometry=True, **network)
     if name in ("from scratch", "hybrid from scratch"):
         return PhotoZRegressor(photometry=name == "hybrid from scratch", **network)
     if name == "GP":
@@ -225,8 +241,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
         "--models", nargs="+", default=list(DEFAULT_MODELS), choices=MODELS, metavar="MODEL",
-        help=f"models to fit, of {', '.join(MODELS)} (default: all but semi-supervised and the "
-        "models of the colour embedder)",
+        help=f"models to fit, of {', '.join(MODELS)} (default: all but those that pretrain in "
+        "every fit and the models of the colour embedder)",
     )  # fmt: skip
     parser.add_argument(
         "--reuse", nargs="*", default=[], metavar="PICKLE",
