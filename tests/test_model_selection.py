@@ -177,6 +177,13 @@ def test_errors_name_the_argument():
     b = label_efficiency_curve(knn, X, z, label_counts=[10], cv=3, random_state=1)
     with pytest.raises(ValueError, match="must share their test galaxies"):
         label_efficiency_factor(a, b)
+    # The same galaxies: y may differ by rounding (a curve saved by another numpy), not more.
+    rounded = label_efficiency_curve(knn, X, z * (1 + 1e-15), label_counts=[10], cv=3,
+                                     random_state=0)  # fmt: skip
+    paired_difference(a, rounded, n_bootstrap=10)
+    other = label_efficiency_curve(knn, X, z + 1e-4, label_counts=[10], cv=3, random_state=0)
+    with pytest.raises(ValueError, match="have different y"):
+        paired_difference(a, other, n_bootstrap=10)
 
 
 def test_curves_of_several_data_sets_concatenate_into_repeats():
