@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -557,8 +558,9 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         keeps its own redshift with weight 1; an unlabelled one gets the teacher's, with
         weight ``noise_std_² / s²`` (at most 1: as certain as a label where the teacher is
         sure, little where it guesses). If the labelled rows would carry less than a quarter
-        of the total weight, their weights are raised to that. The fitted teacher is kept
-        as ``redshift_teacher_``.
+        of the total weight, their weights are raised to that. The teacher fits at most
+        ``max_samples`` (4,000) labelled rows, a random subset beyond (an exact GP costs
+        O(n³)). The fitted teacher is kept as ``redshift_teacher_``.
         """
         from .baselines import GaussianProcessPhotoZ
 
@@ -578,7 +580,12 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
             stamps = fill_input(X, None, self.nan_policy)
             features = default_photometry(input_shape(X)[0]).fit_transform(stamps)
         teacher = GaussianProcessPhotoZ(n_restarts=1, random_state=seed)
-        teacher.fit(features[labelled], z[labelled].astype(np.float64))
+        with warnings.catch_warnings():
+            # Beyond max_samples labels the teacher fits a random subset: enough for a teacher.
+            warnings.filterwarnings(
+                "ignore", message="GaussianProcessPhotoZ fits a random", category=UserWarning
+            )
+            teacher.fit(features[labelled], z[labelled].astype(np.float64))
         self.redshift_teacher_ = teacher
         targets = np.stack([z.astype(np.float64), np.ones(len(z))], axis=1)
         if not labelled.all():
