@@ -37,6 +37,8 @@ __all__ = ["GaussianProcessPhotoZ", "RedshiftForest", "photometry_baseline"]
 _LENGTH_SCALE_BOUNDS = (1e-2, 1e3)
 _NOISE_BOUNDS = (1e-6, 1e1)
 _AMPLITUDE_BOUNDS = (1e-3, 1e3)
+# Rows predicted at once (the cross-kernel of a chunk against 4,000 fitted rows: 128 MB).
+_PREDICT_CHUNK = 4096
 
 
 class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
@@ -80,6 +82,11 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
         The fitted white-noise level in redshift units: the scatter of the labels about the
         GP's smooth function of the features (what ``predict(..., return_std=True)`` cannot
         go below).
+    std_calibration_ : float
+        The RMS of the leave-one-out errors on the training rows over the RMS of the
+        leave-one-out predictive standard deviations: 1 for a GP whose uncertainties are
+        right, above 1 for an overconfident one. Multiply ``predict``'s standard deviation
+        by it for uncertainties calibrated on the labels.
     loo_mse_ : float
         Leave-one-out mean squared error of the GP on its training rows.
     linear_loo_mse_ : float
@@ -165,11 +172,11 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
         Xs = (X - self.mean_) / self.scale_
         self.linear_loo_mse_ = _linear_loo_mse(Xs, y)
         self.gp_ = self._fit_gp(Xs, y, self.n_restarts, rng)
-        self.loo_mse_ = _gp_loo_mse(self.gp_, y)
+        self.loo_mse_ = _gp_loo_mse(self.gp_)
         if self.loo_mse_ > self.linear_loo_mse_:
             retry = self._fit_gp(Xs, y, 4 * (self.n_restarts + 1), rng)
             if retry.log_marginal_likelihood_value_ > self.gp_.log_marginal_likelihood_value_:
-                self.gp_, self.loo_mse_ = retry, _gp_loo_mse(retry, y)
+                self.gp_, self.loo_mse_ = retry, _gp_loo_mse(retry)
             if self.loo_mse_ > self.linear_loo_mse_:
                 warnings.warn(
                     f"GaussianProcessPhotoZ: after {5 * (self.n_restarts + 1)} optimizer starts "
@@ -181,10 +188,13 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
                     stacklevel=3,
                 )
         self.kernel_ = self.gp_.kernel_
-        # The white-noise level is fitted on standardised redshifts (normalize_y divides by
-        # their standard deviation, or by 1 if they are all equal).
-        spread = float(np.std(y)) or 1.0
+        # The white-noise level is fitted on standardised redshifts: normalize_y divides by
+        # their standard deviation (by 1 if it is below 10 machine epsilons).
+        spread = float(np.std(y))
+        spread = spread if spread >= 10 * np.finfo(np.float64).eps else 1.0
         self.noise_std_ = float(np.sqrt(self.kernel_.k2.noise_level)) * spread
+        residual, variance = _gp_loo(self.gp_)
+        self.std_calibration_ = float(np.sqrt(np.mean(residual**2) / np.mean(variance)))
         return self
 
     @staticmethod
@@ -222,15 +232,30 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "gp_")
         X = validate_data(self, unmask(X), dtype=np.float64, reset=False)
-        return self.gp_.predict((X - self.mean_) / self.scale_, return_std=return_std)
+        Xs = (X - self.mean_) / self.scale_
+        # In chunks: a prediction holds (rows x fitted rows) float64 matrices.
+        chunks = [
+            self.gp_.predict(Xs[start : start + _PREDICT_CHUNK], return_std=return_std)
+            for start in range(0, max(len(Xs), 1), _PREDICT_CHUNK)
+        ]
+        if not return_std:
+            return np.concatenate(chunks)
+        return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
 
-def _gp_loo_mse(gp: GaussianProcessRegressor, y: np.ndarray) -> float:
-    """Exact leave-one-out MSE of a fitted GP: residual_i = alpha_i / (K^-1)_ii (Rasmussen &
-    Williams 2006, eq. 5.12), in the units of y."""
+def _gp_loo(gp: GaussianProcessRegressor) -> tuple[np.ndarray, np.ndarray]:
+    """Exact leave-one-out residuals of a fitted GP and their predictive variances, in the
+    units of y: residual_i = alpha_i / (K^-1)_ii, variance_i = 1 / (K^-1)_ii (Rasmussen &
+    Williams 2006, eq. 5.12; K and alpha on the standardised redshifts)."""
     inverse_cholesky = np.linalg.inv(gp.L_)
     diagonal = np.einsum("ij,ij->j", inverse_cholesky, inverse_cholesky)
-    residual = gp.alpha_.ravel() / diagonal * gp._y_train_std
+    spread = gp._y_train_std
+    return gp.alpha_.ravel() / diagonal * spread, spread**2 / diagonal
+
+
+def _gp_loo_mse(gp: GaussianProcessRegressor) -> float:
+    """Leave-one-out mean squared error of a fitted GP, in the units of y."""
+    residual, _ = _gp_loo(gp)
     return float(np.mean(residual**2))
 
 

@@ -32,7 +32,7 @@ from ._validation import (
     integer,
 )
 from .metrics import MAD_TO_SIGMA
-from .nn import MoCo, MoCoTask, TargetHead, ViewShift
+from .nn import MoCo, MoCoTask, TargetHead, ViewShift, distributed
 from .nn.engine import predict
 from .nn.photometry import PhotometryJoined
 from .nn.scaling import photometry_layer
@@ -74,8 +74,8 @@ _MAX_QUEUE_FLOATS = 1 << 28  # 1 GiB of float32
 
 #: Width of the photometry head's bottleneck (Linear, ReLU, Linear); the redshift head's too.
 _PHOTOMETRY_HIDDEN = 64
-#: The labelled rows' least share of the redshift term's total weight.
-_LABELLED_SHARE = 0.25
+#: Most labelled rows the redshift term's photometric teacher (a GP) is fitted on.
+_TEACHER_MAX_SAMPLES = 2000
 
 
 def _target_head(in_features: int, values: np.ndarray, **kwargs) -> TargetHead:
@@ -256,13 +256,14 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
     redshift_weight : float, default=0.0
         Weight of the redshift term of semi-supervised pretraining, used when ``fit`` gets
         ``y`` (NaN for unlabelled rows). A photometric teacher gives every row a target: a
-        Gaussian process fitted on the labelled rows' aperture photometry predicts each
-        unlabelled galaxy's redshift, weighted by its confidence; the labelled rows keep
-        their own redshift and at least a quarter of the term's weight. A small MLP head (a
-        64-wide bottleneck) predicts the targets from each query view under a weighted mean
-        squared error, so that every row of a batch teaches the encoder, not only the few
-        labelled ones. Off by default until it is shown to help (``docs/results.md``); with
-        0, or ``fit(X)`` alone, pretraining is unsupervised.
+        Gaussian process fitted on the labelled rows' photometry (catalogue ``photometry``
+        if given, else the stamps' aperture photometry) predicts each unlabelled galaxy's
+        redshift, weighted by the share of the redshift variance it explains there
+        (calibrated on its leave-one-out errors); labelled rows keep their own redshift at
+        weight 1. A small MLP head (a 64-wide bottleneck) predicts the targets from each query
+        view under a weighted Huber loss, so that every row of a batch teaches the encoder,
+        not only the few labelled ones. Off by default until it is shown to help
+        (``docs/results.md``); with 0, or ``fit(X)`` alone, pretraining is unsupervised.
 
     Attributes
     ----------
@@ -278,9 +279,6 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         The pretraining heads used ("photometry", "redshift"); empty for plain MoCo.
         ``heads_["photometry"](transform(X))`` reads the photometry from the embeddings (of
         ``embedding="backbone"``), a check of the term that needs no labels.
-    redshift_teacher_ : skphotoz.baselines.GaussianProcessPhotoZ or None
-        The photometric teacher of the redshift term, which gave the unlabelled rows their
-        targets (fitted on the labelled rows' aperture photometry); None without the term.
     target_photometry_ : skphotoz.preprocessing.AperturePhotometry or None
         The fitted aperture photometry whose features the photometry head predicts (None
         without the term, for catalogue photometry or for 2-D input).
@@ -452,9 +450,8 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
                 "(photometry_weight > 0) or labels (y with redshift_weight > 0)."
             )
         seed = self._draw_seed()
-        self.redshift_teacher_ = None
         if z is not None:
-            z = self._redshift_targets(X, z, seed)
+            z, _ = self._redshift_targets(X, z, seed, photometry)
         if continuing:
             moco, heads = self.moco_, self.heads_
         else:
@@ -478,7 +475,9 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
                 # The redshift targets come with their weights: (n, 2).
                 column = values[:, :1] if name == "redshift" else values
                 if head is None or head.center.numel() != column.reshape(len(X), -1).shape[1]:
-                    heads[name] = _target_head(width, column, hidden=_PHOTOMETRY_HIDDEN, loss="mse")
+                    # Huber for redshifts: a true label in the tail is not clipped.
+                    loss = "mse" if name == "photometry" else "huber"
+                    heads[name] = _target_head(width, column, hidden=_PHOTOMETRY_HIDDEN, loss=loss)
                 arrays.append(values)
         task = MoCoTask(
             moco,
@@ -548,19 +547,21 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
         check_redshifts(y, allow_nan=True)
         return y.astype(np.float32)
 
-    def _redshift_targets(self, X, z, seed: int) -> np.ndarray:
+    def _redshift_targets(self, X, z, seed: int, photometry=None):
         """Targets of the redshift term, float32 (n_samples, 2): a redshift for every row and
-        its weight, from a photometric teacher.
+        its weight, from a photometric teacher; and the teacher (None if every row is
+        labelled).
 
         A :class:`~skphotoz.baselines.GaussianProcessPhotoZ` is fitted on the labelled rows'
-        photometry (the stamps' aperture photometry; the features themselves for 2-D input)
-        and predicts every unlabelled galaxy's redshift and its uncertainty s. A labelled row
-        keeps its own redshift with weight 1; an unlabelled one gets the teacher's, with
-        weight ``noise_std_² / s²`` (at most 1: as certain as a label where the teacher is
-        sure, little where it guesses). If the labelled rows would carry less than a quarter
-        of the total weight, their weights are raised to that. The teacher fits at most
-        ``max_samples`` (4,000) labelled rows, a random subset beyond (an exact GP costs
-        O(n³)). The fitted teacher is kept as ``redshift_teacher_``.
+        photometry (catalogue ``photometry`` if given, else the stamps' aperture photometry;
+        the features themselves for 2-D input) and predicts every unlabelled galaxy's
+        redshift. A labelled row keeps its own redshift with weight 1; an unlabelled one gets
+        the teacher's, with weight ``1 − s² / Var(z)``: the share of the redshift variance the
+        teacher explains there (s: its predictive standard deviation, scaled by
+        ``std_calibration_`` so that it matches its leave-one-out errors on the labels; 0 for
+        a teacher that knows nothing, or is confidently wrong). The teacher fits at most
+        ``_TEACHER_MAX_SAMPLES`` labelled rows, a random subset beyond (an exact GP costs
+        O(n³)). Under torchrun every rank takes rank 0's targets.
         """
         from .baselines import GaussianProcessPhotoZ
 
@@ -571,30 +572,33 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
                 f"is fitted on them); got {int(labelled.sum())} labelled row(s). Mark "
                 f"unlabelled rows NaN, or set redshift_weight=0."
             )
-        if len(input_shape(X)) == 1:
+        targets = np.stack([z.astype(np.float64), np.ones(len(z))], axis=1)
+        if labelled.all():
+            return targets.astype(np.float32), None
+        if photometry is not None:
+            features = np.asarray(photometry, dtype=np.float64).reshape(len(z), -1)
+        elif len(input_shape(X)) == 1:
             features = np.asarray(X, dtype=np.float64)
-            # Holes (nan_policy="fill") take the column's median of the labelled rows.
-            median = np.nanmedian(features[labelled], axis=0)
-            features = np.where(np.isfinite(features), features, np.nan_to_num(median))
         else:
             stamps = fill_input(X, None, self.nan_policy)
             features = default_photometry(input_shape(X)[0]).fit_transform(stamps)
-        teacher = GaussianProcessPhotoZ(n_restarts=1, random_state=seed)
+        # Holes (2-D input under nan_policy="fill") take the labelled rows' median.
+        median = np.nan_to_num(np.nanmedian(features[labelled], axis=0))
+        features = np.where(np.isfinite(features), features, median)
+        teacher = GaussianProcessPhotoZ(
+            n_restarts=1, max_samples=_TEACHER_MAX_SAMPLES, random_state=seed
+        )
         with warnings.catch_warnings():
             # Beyond max_samples labels the teacher fits a random subset: enough for a teacher.
             warnings.filterwarnings(
                 "ignore", message="GaussianProcessPhotoZ fits a random", category=UserWarning
             )
             teacher.fit(features[labelled], z[labelled].astype(np.float64))
-        self.redshift_teacher_ = teacher
-        targets = np.stack([z.astype(np.float64), np.ones(len(z))], axis=1)
-        if not labelled.all():
-            mean, std = teacher.predict(features[~labelled], return_std=True)
-            weight = np.clip((teacher.noise_std_ / np.maximum(std, 1e-12)) ** 2, 0.0, 1.0)
-            targets[~labelled] = np.stack([mean, weight], axis=1)
-            share = _LABELLED_SHARE / (1 - _LABELLED_SHARE)
-            targets[labelled, 1] = max(1.0, share * weight.sum() / labelled.sum())
-        return targets.astype(np.float32)
+        mean, std = teacher.predict(features[~labelled], return_std=True)
+        variance = np.var(z[labelled].astype(np.float64))
+        explained = 1.0 - (teacher.std_calibration_ * std) ** 2 / max(variance, 1e-12)
+        targets[~labelled] = np.stack([mean, np.clip(explained, 0.0, 1.0)], axis=1)
+        return distributed.broadcast_object(targets.astype(np.float32)), teacher
 
     def _photometry_targets(self, X, photometry):
         """Targets of the photometry term, float32 (n_samples, n_targets), or None; and the

@@ -11,6 +11,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skphotoz.baselines import (
     GaussianProcessPhotoZ,
+    _gp_loo,
     _gp_loo_mse,
     _linear_loo_mse,
     photometry_baseline,
@@ -55,7 +56,7 @@ def test_leave_one_out_errors_are_exact():
     X, z = _smooth(40, seed=1)
     kernel = ConstantKernel(0.5) * RBF([1.0, 2.0, 3.0]) + WhiteKernel(0.1)
     gp = GaussianProcessRegressor(kernel, optimizer=None, normalize_y=True).fit(X, z)
-    brute = []
+    brute, brute_variance = [], []
     for i in range(len(X)):
         keep = np.arange(len(X)) != i
         # The same kernel on the other rows, with the normalisation of all rows.
@@ -63,8 +64,13 @@ def test_leave_one_out_errors_are_exact():
         fold = GaussianProcessRegressor(kernel, optimizer=None).fit(
             X[keep], (z[keep] - centre) / scale
         )
-        brute.append((fold.predict(X[i : i + 1])[0] * scale + centre - z[i]) ** 2)
-    assert _gp_loo_mse(gp, z) == pytest.approx(np.mean(brute), rel=1e-6)
+        mean, std = fold.predict(X[i : i + 1], return_std=True)
+        brute.append((mean[0] * scale + centre - z[i]) ** 2)
+        brute_variance.append((std[0] * scale) ** 2)
+    assert _gp_loo_mse(gp) == pytest.approx(np.mean(brute), rel=1e-6)
+    residual, variance = _gp_loo(gp)
+    np.testing.assert_allclose(residual**2, brute, rtol=1e-6)
+    np.testing.assert_allclose(variance, brute_variance, rtol=1e-6)
     brute_linear = []
     for i in range(len(X)):
         keep = np.arange(len(X)) != i
@@ -147,3 +153,18 @@ def test_noise_std_is_the_scatter_about_the_smooth_relation_in_redshift_units():
     # The same in other units: redshifts ten times larger, noise ten times larger.
     scaled = GaussianProcessPhotoZ(n_restarts=0, random_state=0).fit(X, 10 * z)
     assert scaled.noise_std_ == pytest.approx(10 * gp.noise_std_, rel=1e-3)
+    # A well-specified GP's uncertainties match its leave-one-out errors.
+    assert gp.std_calibration_ == pytest.approx(1.0, abs=0.15)
+
+
+def test_predictions_in_chunks_are_those_of_one_call(monkeypatch):
+    import skphotoz.baselines as baselines
+
+    X, z = _smooth(120)
+    gp = GaussianProcessPhotoZ(n_restarts=0, random_state=0).fit(X[:80], z[:80])
+    whole = gp.predict(X, return_std=True)
+    monkeypatch.setattr(baselines, "_PREDICT_CHUNK", 7)
+    chunked = gp.predict(X, return_std=True)
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-10)
+    np.testing.assert_allclose(chunked[1], whole[1], rtol=1e-10)
+    np.testing.assert_allclose(gp.predict(X), whole[0], rtol=1e-10)

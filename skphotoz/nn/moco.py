@@ -282,14 +282,12 @@ class TargetHead(nn.Module):
     ) -> torch.Tensor:
         """Mean loss over the rows with a target; 0 (with gradient) if there are none.
 
-        ``weight`` (n,), optional: each row's weight (e.g. a soft target's confidence); the
-        loss is then the weighted mean, rows of weight 0 not counting.
+        ``weight`` (n,), optional: each row's weight (e.g. a soft target's confidence, at
+        most 1); a row's loss is multiplied by it and the sum divided by the number of rows
+        with a target, so that a row pulls as hard whatever else its batch holds.
         """
         target = target.float().reshape(features.shape[0], -1)
         known = ~torch.isnan(target).any(dim=1)
-        if weight is not None:
-            weight = weight.float().reshape(-1)
-            known &= weight > 0
         predicted = self.net(features).float()
         if not bool(known.any()):
             return predicted.sum() * 0.0
@@ -302,8 +300,7 @@ class TargetHead(nn.Module):
             errors = F.smooth_l1_loss(predicted[known], standard, reduction="none")
         if weight is None:
             return errors.mean()
-        weight = weight[known]
-        return (errors.mean(dim=1) * weight).sum() / weight.sum()
+        return (errors.mean(dim=1) * weight.float().reshape(-1)[known]).mean()
 
 
 class ViewShift(nn.Module):

@@ -135,7 +135,7 @@ def test_target_head_without_known_rows_gives_zero_loss_and_zero_gradient():
 
 
 @pytest.mark.parametrize("loss", ["huber", "mse"])
-def test_target_head_weighted_loss_is_the_weighted_mean_of_the_rows(loss):
+def test_target_head_weighted_loss_weighs_each_row_and_counts_the_rows_with_a_target(loss):
     torch.manual_seed(0)
     head = TargetHead(4, center=[0.2], scale=[0.1], hidden=6, loss=loss)
     features = torch.randn(5, 4)
@@ -143,12 +143,12 @@ def test_target_head_weighted_loss_is_the_weighted_mean_of_the_rows(loss):
     weight = torch.tensor([1.0, 0.5, 1.0, 0.0, 2.0])
     predicted = head.net(features)[:, 0]
     standard = (target - 0.2) / 0.1
-    rows = torch.tensor([0, 1, 4])  # NaN target and weight 0 do not count
+    rows = torch.tensor([0, 1, 3, 4])  # the rows with a target
     if loss == "mse":
         errors = (predicted[rows] - standard[rows]) ** 2
     else:
         errors = F.smooth_l1_loss(predicted[rows], standard[rows], reduction="none")
-    expected = (errors * weight[rows]).sum() / weight[rows].sum()
+    expected = (errors * weight[rows]).sum() / 4
     assert head.loss(features, target, weight).item() == pytest.approx(expected.item(), rel=1e-6)
     # Equal weights give the plain mean.
     ones = torch.ones(5)
@@ -171,14 +171,15 @@ def test_moco_task_splits_weighted_redshift_targets():
         task(images, targets, generator=torch.Generator().manual_seed(2))
         return task.loss_terms["redshift"].item()
 
-    # Weights of 1 are the unweighted term; a weight of 0 is a row without a target.
+    # Weights of 1 are the unweighted term; a row of weight 0 adds nothing but still counts
+    # in the mean, so that a row pulls as hard whatever else its batch holds.
     ones, first = torch.ones(4), torch.tensor([1.0, 0.0, 0.0, 0.0])
     assert redshift_term(torch.stack([z, ones], 1), True) == pytest.approx(
         redshift_term(z, False), rel=1e-6
     )
     only_first = torch.tensor([0.1, nan, nan, nan])
     assert redshift_term(torch.stack([z, first], 1), True) == pytest.approx(
-        redshift_term(only_first, False), rel=1e-6
+        redshift_term(only_first, False) / 4, rel=1e-6
     )
     assert redshift_term(z, False) != pytest.approx(redshift_term(only_first, False), rel=1e-3)
 
