@@ -78,10 +78,6 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
     kernel_ : Kernel
         Its fitted kernel; ``kernel_.k1.k2.length_scale`` are the length scales of the
         features, in standard deviations.
-    noise_std_ : float
-        The fitted white-noise level in redshift units: the scatter of the labels about the
-        GP's smooth function of the features (what ``predict(..., return_std=True)`` cannot
-        go below).
     std_calibration_ : float
         The RMS of the leave-one-out errors on the training rows over the RMS of the
         leave-one-out predictive standard deviations: 1 for a GP whose uncertainties are
@@ -172,11 +168,14 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
         Xs = (X - self.mean_) / self.scale_
         self.linear_loo_mse_ = _linear_loo_mse(Xs, y)
         self.gp_ = self._fit_gp(Xs, y, self.n_restarts, rng)
-        self.loo_mse_ = _gp_loo_mse(self.gp_)
+        residual, variance = _gp_loo(self.gp_)
+        self.loo_mse_ = float(np.mean(residual**2))
         if self.loo_mse_ > self.linear_loo_mse_:
             retry = self._fit_gp(Xs, y, 4 * (self.n_restarts + 1), rng)
             if retry.log_marginal_likelihood_value_ > self.gp_.log_marginal_likelihood_value_:
-                self.gp_, self.loo_mse_ = retry, _gp_loo_mse(retry)
+                self.gp_ = retry
+                residual, variance = _gp_loo(retry)
+                self.loo_mse_ = float(np.mean(residual**2))
             if self.loo_mse_ > self.linear_loo_mse_:
                 warnings.warn(
                     f"GaussianProcessPhotoZ: after {5 * (self.n_restarts + 1)} optimizer starts "
@@ -188,12 +187,6 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
                     stacklevel=3,
                 )
         self.kernel_ = self.gp_.kernel_
-        # The white-noise level is fitted on standardised redshifts: normalize_y divides by
-        # their standard deviation (by 1 if it is below 10 machine epsilons).
-        spread = float(np.std(y))
-        spread = spread if spread >= 10 * np.finfo(np.float64).eps else 1.0
-        self.noise_std_ = float(np.sqrt(self.kernel_.k2.noise_level)) * spread
-        residual, variance = _gp_loo(self.gp_)
         self.std_calibration_ = float(np.sqrt(np.mean(residual**2) / np.mean(variance)))
         return self
 
@@ -251,12 +244,6 @@ def _gp_loo(gp: GaussianProcessRegressor) -> tuple[np.ndarray, np.ndarray]:
     diagonal = np.einsum("ij,ij->j", inverse_cholesky, inverse_cholesky)
     spread = gp._y_train_std
     return gp.alpha_.ravel() / diagonal * spread, spread**2 / diagonal
-
-
-def _gp_loo_mse(gp: GaussianProcessRegressor) -> float:
-    """Leave-one-out mean squared error of a fitted GP, in the units of y."""
-    residual, _ = _gp_loo(gp)
-    return float(np.mean(residual**2))
 
 
 def _linear_loo_mse(X: np.ndarray, y: np.ndarray) -> float:
