@@ -204,7 +204,15 @@ def run_seed(seed: int, names, args) -> dict:
         path = partial_path(args, seed, name)
         if path is not None and path.exists():
             with open(path, "rb") as f:
-                curves[name] = pickle.load(f)
+                curve = pickle.load(f)
+            # A curve measured at more budgets (copied from a larger study) serves at these.
+            missing = np.setdiff1d(args.budgets, curve.label_counts)
+            if len(missing):
+                raise ValueError(
+                    f"{path} holds budgets {curve.label_counts.tolist()}, not {missing.tolist()}"
+                    f" of --budgets {args.budgets}; remove it to refit."
+                )
+            curves[name] = curve.select(np.asarray(args.budgets))
             print(f"  {name:<15} reused {path}")
             continue
         if args.report_only:
