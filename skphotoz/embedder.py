@@ -123,8 +123,9 @@ class MoCoEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NetworkEst
     backbone : {"auto", "resnet18", "resnet34", "resnet50", "mlp"}, default="auto"
         Encoder architecture; "auto" picks "resnet18" for images and "mlp" for 2-D input.
     stem : {"standard", "published"}, default="standard"
-        ResNet stem: "standard" (stride 2 + max-pool) runs ~40x faster on CPUs than the
-        published stride-1 stem without max-pool.
+        ResNet stem: "standard" (stride 2 + max-pool) for CPUs, "published" (stride 1, no
+        max-pool) as in Hayat et al. (2021), for GPUs: it keeps 16x the activations, so it
+        is an order of magnitude slower (the docs' pretraining-throughput table).
     embedding : {"backbone", "projection"}, default="backbone"
         Output of ``transform``: the backbone representation (512-d for ResNet18/34,
         2048-d for ResNet50, 256-d for the MLP) or the ``projection_dim``-d projection.
