@@ -117,6 +117,7 @@ CONTROLS = {
 # fine-tuned hybrid would reach by matching them. A fine-tuned hybrid reaches k >= 2 only by
 # beating a model whose own k is below 2.
 CEILINGS = ("GP photometry+embedding (colour)", "GP photometry+embedding", "GP")
+CONTROLS.update({name: "hybrid from scratch" for name in CEILINGS})
 USES_COLOUR_EMBEDDER = (
     "colour MoCo",
     "hybrid fine-tuned (colour)",
@@ -206,13 +207,10 @@ def run_seed(seed: int, names, args) -> dict:
             with open(path, "rb") as f:
                 curve = pickle.load(f)
             # A curve measured at more budgets (copied from a larger study) serves at these.
-            missing = np.setdiff1d(args.budgets, curve.label_counts)
-            if len(missing):
-                raise ValueError(
-                    f"{path} holds budgets {curve.label_counts.tolist()}, not {missing.tolist()}"
-                    f" of --budgets {args.budgets}; remove it to refit."
-                )
-            curves[name] = curve.select(np.asarray(args.budgets))
+            try:
+                curves[name] = curve.select(np.asarray(args.budgets))
+            except ValueError as error:
+                raise ValueError(f"{path}: {error} Remove it to refit.") from error
             print(f"  {name:<15} reused {path}")
             continue
         if args.report_only:
@@ -343,8 +341,6 @@ def main() -> None:
     print("(ceiling: the k of the best non-network models against the hybrid from scratch)")
     for name in NETWORKS + CEILINGS:
         control = CONTROLS.get(name, "from scratch")
-        if name in CEILINGS:
-            control = "hybrid from scratch"
         if name in pooled and control in pooled:
             # k reads the control's curve at every budget it has (up to 2N and beyond).
             factor = label_efficiency_factor(

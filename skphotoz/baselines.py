@@ -169,23 +169,22 @@ class GaussianProcessPhotoZ(RegressorMixin, BaseEstimator):
         self.linear_loo_mse_ = _linear_loo_mse(Xs, y)
         self.gp_ = self._fit_gp(Xs, y, self.n_restarts, rng)
         residual, variance = _gp_loo(self.gp_)
-        self.loo_mse_ = float(np.mean(residual**2))
-        if self.loo_mse_ > self.linear_loo_mse_:
+        if np.mean(residual**2) > self.linear_loo_mse_:
             retry = self._fit_gp(Xs, y, 4 * (self.n_restarts + 1), rng)
             if retry.log_marginal_likelihood_value_ > self.gp_.log_marginal_likelihood_value_:
                 self.gp_ = retry
                 residual, variance = _gp_loo(retry)
-                self.loo_mse_ = float(np.mean(residual**2))
-            if self.loo_mse_ > self.linear_loo_mse_:
-                warnings.warn(
-                    f"GaussianProcessPhotoZ: after {5 * (self.n_restarts + 1)} optimizer starts "
-                    f"the GP's leave-one-out error ({self.loo_mse_:.3g}) is still above a "
-                    f"linear fit's ({self.linear_loo_mse_:.3g}); it may be predicting little "
-                    f"more than the mean. Check the features (standardised, finite, related "
-                    f"to redshift).",
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
+        self.loo_mse_ = float(np.mean(residual**2))
+        if self.loo_mse_ > self.linear_loo_mse_:
+            warnings.warn(
+                f"GaussianProcessPhotoZ: after {5 * (self.n_restarts + 1)} optimizer starts "
+                f"the GP's leave-one-out error ({self.loo_mse_:.3g}) is still above a "
+                f"linear fit's ({self.linear_loo_mse_:.3g}); it may be predicting little "
+                f"more than the mean. Check the features (standardised, finite, related "
+                f"to redshift).",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         self.kernel_ = self.gp_.kernel_
         self.std_calibration_ = float(np.sqrt(np.mean(residual**2) / np.mean(variance)))
         return self
